@@ -1,0 +1,1 @@
+"""One module per engine/SDK. SDKs are imported lazily, inside the adapter modules."""

@@ -1,0 +1,69 @@
+"""Adapter registry and :func:`get_backend` (profile name or path → backend object)."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..core.exceptions import InvalidRequestError
+from ..core.profiles import Profile, resolve_profile
+
+_ADAPTERS: dict[str, type] = {}
+# Adapters living in modules that import an SDK: loaded only when a profile names them.
+_LAZY_MODULES = {
+    "statevector": "qmu_hw.adapters.statevector",
+    "density-matrix": "qmu_hw.adapters.density_matrix",
+    "aer": "qmu_hw.adapters.aer",
+    "ibm": "qmu_hw.adapters.ibm",
+    "braket": "qmu_hw.adapters.braket",
+    "pennylane": "qmu_hw.adapters.pennylane",
+}
+
+
+def register_adapter(name: str) -> Callable[[type], type]:
+    """Class decorator: ``@register_adapter("aer")``."""
+
+    def deco(cls: type) -> type:
+        _ADAPTERS[name] = cls
+        cls.adapter_name = name
+        return cls
+
+    return deco
+
+
+def adapter_class(name: str) -> type:
+    if name not in _ADAPTERS and name in _LAZY_MODULES:
+        importlib.import_module(_LAZY_MODULES[name])
+    if name not in _ADAPTERS:
+        raise InvalidRequestError(
+            f"unknown adapter {name!r}; expected one of {sorted(set(_ADAPTERS) | set(_LAZY_MODULES))}"
+        )
+    return _ADAPTERS[name]
+
+
+def get_backend(name_or_path: str | Path | Profile, **overrides: Any):
+    """A backend from a built-in profile name, a TOML path or a :class:`Profile`.
+
+    ``overrides``: ``shots`` (int or None), ``seed``, ``ledger``, ``budget``, and any key
+    of the profile's ``[options]`` table, e.g. ``get_backend("aer-depol-0.01", shots=2048)``.
+    """
+    profile = name_or_path if isinstance(name_or_path, Profile) else resolve_profile(name_or_path)
+    cls = adapter_class(profile.adapter)
+    kwargs: dict[str, Any] = {
+        "shots": profile.shots,
+        "seed": profile.seed,
+    }
+    options = dict(profile.options)
+    for key, value in overrides.items():
+        if key in ("shots", "seed", "ledger", "budget"):
+            kwargs[key] = value
+        else:
+            options[key] = value
+    if "shots" in kwargs and kwargs["shots"] == "exact":
+        kwargs["shots"] = None
+    from ..core.contract import check_shots
+
+    kwargs["shots"] = check_shots(kwargs["shots"])
+    return cls(profile, options=options, **kwargs)

@@ -1,0 +1,112 @@
+"""The exact engine: batched torch statevectors, exact or multinomially sampled."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.backend import BaseBackend, RunOutput
+from ..core.contract import Capabilities, EstimateRequest
+from ..core.exceptions import InvalidRequestError
+from ..core.ledger import LedgerEntry
+from ..core.observables import PauliTerm, as_observables, measurement_groups
+from ..core.profiles import Profile
+from . import torch_engine as te
+from .registry import register_adapter
+from .sampling import estimates_from_counts, sample_counts, term_values
+
+
+def _check_options(profile: Profile, options: dict[str, Any], allowed: set[str]) -> None:
+    bad = set(options) - allowed
+    if bad:
+        raise InvalidRequestError(
+            f"backend {profile.name!r}: unknown option(s) {sorted(bad)}; expected {sorted(allowed)}"
+        )
+
+
+@register_adapter("statevector")
+class StatevectorBackend(BaseBackend):
+    """Exact torch statevector engine; also differentiable (``gradient="backprop"``).
+
+    Options: ``max_qubits`` (default 20), ``dtype`` (``float64`` | ``float32``).
+    """
+
+    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
+        super().__init__(profile, **kw)
+        options = dict(options or {})
+        _check_options(profile, options, {"max_qubits", "dtype"})
+        self.dtype = {"float64": torch.float64, "float32": torch.float32}[options.get("dtype", "float64")]
+        max_q = int(options.get("max_qubits", profile.limits.get("max_qubits", 20)))
+        self.capabilities = Capabilities(
+            exact=True, sampling=True, noise="none", max_qubits=max_q, backprop=True
+        )
+
+    def _run(self, request: EstimateRequest) -> RunOutput:
+        circuit = request.circuit
+        with torch.no_grad():
+            angles = torch.as_tensor(circuit.angles(request.params), dtype=self.dtype)
+            state = te.simulate(te.compile_plan(circuit), angles)
+            if request.shots is None:
+                labels = tuple(t.label for t in request.observables)
+                coeffs = torch.tensor([t.coeff for t in request.observables], dtype=self.dtype)
+                vals = te.pauli_expectations(state, labels, coeffs).to(torch.float64).numpy()
+                return RunOutput(vals, np.zeros_like(vals), "exact", request.batch_size)
+            vals, errs = self._sample(state, request)
+        groups = self.n_groups(request)
+        return RunOutput(vals, errs, "sampled", request.batch_size * groups)
+
+    def _sample(self, state: torch.Tensor, request: EstimateRequest):
+        rng = np.random.default_rng(request.seed)
+        n = request.circuit.n_qubits
+        per_term: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for basis, members in measurement_groups(request.observables):
+            rotated = te.rotate_to_basis(state, basis)
+            probs = (rotated.real**2 + rotated.imag**2).to(torch.float64).numpy()
+            counts = sample_counts(probs, request.shots, rng)
+            labels = [request.observables[i].label for i in members]
+            mean, err = estimates_from_counts(counts, labels, n)
+            for j, i in enumerate(members):
+                per_term[i] = (mean[:, j], err[:, j])
+        return term_values(request.observables, per_term)
+
+    # -- differentiable path ----------------------------------------------------------
+    def torch_expectation(
+        self,
+        circuit,
+        inputs: torch.Tensor,
+        weights: torch.Tensor,
+        observables: tuple[PauliTerm, ...] | None = None,
+        phase: str = "train",
+    ) -> torch.Tensor:
+        """Exact ``(B, O)`` expectations, differentiable in ``inputs (B, n_in)`` and ``weights``.
+
+        The trainable layers do not depend on the row, so they fuse into one matrix.
+        """
+        obs = as_observables(observables, circuit.n_qubits)
+        if circuit.n_qubits > self.capabilities.max_qubits:
+            raise InvalidRequestError(
+                f"backend {self.name!r} allows at most {self.capabilities.max_qubits} qubits, "
+                f"circuit {circuit.name!r} has {circuit.n_qubits}"
+            )
+        t0 = time.perf_counter()
+        B = inputs.shape[0]
+        w = weights.reshape(-1).to(self.dtype)
+        x = inputs.to(self.dtype)
+        sp = torch.as_tensor(circuit.slot_params)
+        coeffs = torch.as_tensor(circuit.slot_coeffs, dtype=self.dtype)
+        full = torch.cat([x, w.expand(B, -1)], dim=1)
+        angles = full[:, sp] * coeffs
+        shared = torch.cat([x.new_zeros(circuit.n_inputs), w])[sp] * coeffs
+        state = te.simulate(
+            te.compile_plan(circuit), angles, shared, frozenset(circuit.weight_slots.tolist())
+        )
+        out = te.pauli_expectations(
+            state, tuple(t.label for t in obs), torch.tensor([t.coeff for t in obs], dtype=self.dtype)
+        )
+        self.ledger.record(
+            LedgerEntry(phase, self.name, self.profile.path, B, 0, 1, time.perf_counter() - t0, 0.0, True)
+        )
+        return out

@@ -1,0 +1,7 @@
+"""Gradients of quantum expectation values and the torch bridge."""
+
+from .layer import GRADIENTS, QuantumLayer
+from .shift import ShiftPlan, shift_plan
+from .spsa import SpsaPlan, spsa_plan
+
+__all__ = ["GRADIENTS", "QuantumLayer", "ShiftPlan", "SpsaPlan", "shift_plan", "spsa_plan"]

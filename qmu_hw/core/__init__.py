@@ -1,0 +1,1 @@
+"""numpy + stdlib only: circuit IR, observables, the backend contract, budgets, journal."""

@@ -1,0 +1,163 @@
+"""Shared machinery of every adapter: validation, budget, ledger and metadata.
+
+An adapter subclasses :class:`BaseBackend` and implements ``_run(request)``; it never
+charges or validates on its own, so every backend refuses bad or over-budget requests the
+same way, before anything is submitted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .contract import Capabilities, EstimateRequest, EstimateResult
+from .exceptions import InvalidRequestError, UnsupportedFeatureError
+from .ledger import LedgerEntry, ShotBudget, ShotLedger
+from .observables import measurement_groups
+from .profiles import Profile
+
+
+@dataclass
+class RunOutput:
+    """What an adapter's ``_run`` returns; the base class adds the fixed metadata."""
+
+    values: np.ndarray
+    stderr: np.ndarray
+    stderr_method: str
+    n_circuits: int
+    job_ids: list[str] = field(default_factory=list)
+    submissions: int = 1
+    raw: dict[str, Any] = field(default_factory=dict)
+    shots_run: int | None = None
+
+
+class BaseBackend:
+    """Base of all adapters. Construct through :func:`qmu_hw.get_backend`.
+
+    Args:
+        profile: the validated profile.
+        shots: default shots per row for callers that do not choose (None = exact).
+        seed: default seed used when a request carries none.
+        ledger: where requests are recorded (a fresh one if omitted).
+        budget: caps checked before each request (profile's ``[budget]`` if omitted).
+    """
+
+    capabilities: Capabilities
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        shots: int | None = None,
+        seed: int | None = None,
+        ledger: ShotLedger | None = None,
+        budget: ShotBudget | None = None,
+    ) -> None:
+        self.profile = profile
+        self.name = profile.name
+        self.shots = shots
+        self.seed = seed
+        self.ledger = ledger if ledger is not None else ShotLedger()
+        self.budget = budget if budget is not None else ShotBudget(**profile.budget)
+        self._seed_counter = 0
+
+    # -- the contract -------------------------------------------------------------------
+    def estimate(self, request: EstimateRequest) -> EstimateResult:
+        """Evaluate all rows of ``request`` in one submission; charge the ledger."""
+        self.validate(request)
+        shots_charged = self.shots_charged(request)
+        submissions = self.submissions_for(request)
+        cost = self.cost_estimate(request.batch_size, shots_charged, submissions)
+        self.budget.check(self.ledger, request.phase, shots_charged, cost)
+        if request.seed is None and self.seed is not None:
+            # Fresh but reproducible streams: the k-th unseeded request uses seed + k.
+            request = _with_seed(request, self.seed + self._seed_counter)
+            self._seed_counter += 1
+        t0 = time.perf_counter()
+        out = self._run(request)
+        wall = time.perf_counter() - t0
+        self.ledger.record(
+            LedgerEntry(
+                phase=request.phase,
+                backend=self.name,
+                profile=self.profile.path,
+                circuits=out.n_circuits,
+                shots=shots_charged,
+                submissions=out.submissions,
+                wall_time_s=wall,
+                cost=cost,
+                exact=request.shots is None,
+            )
+        )
+        meta = {
+            "backend": self.name,
+            "profile": self.profile.path,
+            "profile_sha256": self.profile.sha256,
+            "stderr_method": out.stderr_method,
+            "n_circuits": out.n_circuits,
+            "job_ids": list(out.job_ids),
+            "wall_time_s": wall,
+            "seed": request.seed,
+            "cost_estimate": cost,
+            "raw": out.raw,
+        }
+        return EstimateResult(out.values, out.stderr, out.shots_run if out.shots_run else request.shots, meta)
+
+    def _run(self, request: EstimateRequest) -> RunOutput:
+        raise NotImplementedError
+
+    # -- checks and estimates (before submission) --------------------------------------
+    def validate(self, request: EstimateRequest) -> None:
+        caps = self.capabilities
+        n = request.circuit.n_qubits
+        if n > caps.max_qubits:
+            raise InvalidRequestError(
+                f"backend {self.name!r} allows at most {caps.max_qubits} qubits, "
+                f"circuit {request.circuit.name!r} has {n}"
+            )
+        if request.shots is None and not caps.exact:
+            raise UnsupportedFeatureError(
+                f"backend {self.name!r} cannot compute exact expectations; request shots=N"
+            )
+        if request.shots is not None and not caps.sampling:
+            raise UnsupportedFeatureError(
+                f"backend {self.name!r} is exact only; request shots=None (got shots={request.shots})"
+            )
+        max_shots = self.profile.limits.get("max_shots")
+        if max_shots is not None and request.shots is not None and request.shots > max_shots:
+            raise InvalidRequestError(
+                f"backend {self.name!r} allows at most {max_shots} shots per circuit, got {request.shots}"
+            )
+
+    def n_groups(self, request: EstimateRequest) -> int:
+        """Measurement settings per row (qubit-wise commuting groups of the observables)."""
+        return len(measurement_groups(request.observables))
+
+    def shots_charged(self, request: EstimateRequest) -> int:
+        if request.shots is None:
+            return 0
+        return request.batch_size * request.shots * self.n_groups(request)
+
+    def submissions_for(self, request: EstimateRequest) -> int:
+        limit = self.capabilities.max_circuits_per_job
+        circuits = request.batch_size * (1 if request.shots is None else self.n_groups(request))
+        return 1 if not limit else -(-circuits // limit)
+
+    def cost_estimate(self, circuits: int, shots: int, submissions: int) -> float:
+        """Estimated price from the profile's ``[cost]`` table (0 for local simulators)."""
+        c = self.profile.cost
+        return float(
+            c.get("per_task", 0.0) * submissions + c.get("per_shot", 0.0) * shots
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(profile={self.name!r}, shots={self.shots})"
+
+
+def _with_seed(request: EstimateRequest, seed: int) -> EstimateRequest:
+    return EstimateRequest(
+        request.circuit, request.params, request.observables, request.shots, seed, request.phase
+    )

@@ -1,0 +1,168 @@
+"""The backend contract: EstimateRequest → Backend.estimate → EstimateResult."""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .circuit import Circuit
+from .exceptions import InvalidRequestError
+from .observables import PauliTerm, as_observables
+
+METADATA_KEYS = (
+    "backend",
+    "profile",
+    "profile_sha256",
+    "stderr_method",
+    "n_circuits",
+    "job_ids",
+    "wall_time_s",
+    "seed",
+    "cost_estimate",
+)
+STDERR_METHODS = ("exact", "sampled", "provider")
+
+
+def check_shots(shots: Any, what: str = "shots") -> int | None:
+    """``None`` (exact) or a positive integer; anything else is a clear error."""
+    if shots is None:
+        return None
+    if isinstance(shots, bool) or not isinstance(shots, numbers.Integral):
+        if isinstance(shots, float) and shots.is_integer() and shots > 0:
+            return int(shots)
+        raise InvalidRequestError(f"{what} must be a positive integer or None (exact), got {shots!r}")
+    if shots <= 0:
+        raise InvalidRequestError(f"{what} must be a positive integer or None (exact), got {shots}")
+    return int(shots)
+
+
+@dataclass(frozen=True, eq=False)
+class EstimateRequest:
+    """Expectation values of ``observables`` for every parameter row.
+
+    Args:
+        circuit: the circuit (project IR).
+        params: float64 array ``(B, P)``; one circuit execution per row.
+        observables: O Pauli terms; ``None`` means Z on every qubit.
+        shots: shots per row (``None`` = exact expectation).
+        seed: seed for sampling / the provider's simulator seed.
+        phase: ledger label such as ``train``, ``unlearn/scrub``, ``eval``.
+    """
+
+    circuit: Circuit
+    params: np.ndarray
+    observables: tuple[PauliTerm, ...] | None = None
+    shots: int | None = None
+    seed: int | None = None
+    phase: str = "default"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.circuit, Circuit):
+            raise InvalidRequestError(
+                f"circuit must be a qmu_hw Circuit, got {type(self.circuit).__name__}"
+            )
+        try:
+            params = np.array(self.params, dtype=np.float64, copy=True)
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(f"params must be a numeric array (B, P): {exc}") from exc
+        P = self.circuit.n_params
+        if params.ndim == 1 and P == params.shape[0]:
+            params = params[None, :]
+        if params.ndim != 2 or params.shape[1] != P:
+            raise InvalidRequestError(
+                f"params must have shape (B, P=({P})) for circuit {self.circuit.name!r}, "
+                f"got shape {params.shape}"
+            )
+        if params.shape[0] == 0:
+            raise InvalidRequestError("params has no rows (B=0); nothing to estimate")
+        bad = ~np.isfinite(params)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise InvalidRequestError(
+                f"params must be finite; got {params[r, c]} at row {r}, column {c} "
+                f"({int(bad.sum())} non-finite values)"
+            )
+        params.setflags(write=False)
+        object.__setattr__(self, "params", params)
+        object.__setattr__(
+            self, "observables", as_observables(self.observables, self.circuit.n_qubits)
+        )
+        object.__setattr__(self, "shots", check_shots(self.shots))
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)):
+            raise InvalidRequestError(f"seed must be an integer or None, got {self.seed!r}")
+        if not isinstance(self.phase, str) or not self.phase:
+            raise InvalidRequestError(f"phase must be a non-empty string, got {self.phase!r}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.params.shape[0]
+
+    @property
+    def n_observables(self) -> int:
+        return len(self.observables)
+
+    def digest(self, *extra: str) -> str:
+        """sha256 of everything that determines the result (job journal key)."""
+        h = hashlib.sha256()
+        h.update(self.circuit.fingerprint.encode())
+        h.update(np.ascontiguousarray(self.params).tobytes())
+        h.update(repr(self.params.shape).encode())
+        for t in self.observables:
+            h.update(f"{t.label}:{t.coeff!r};".encode())
+        h.update(f"|{self.shots}|{self.seed}|".encode())
+        for e in extra:
+            h.update(e.encode())
+        return h.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class EstimateResult:
+    """Values ``(B, O)``, standard errors ``(B, O)`` and fixed-key metadata."""
+
+    values: np.ndarray
+    stderr: np.ndarray
+    shots: int | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values, dtype=np.float64)
+        stderr = np.asarray(self.stderr, dtype=np.float64)
+        if values.ndim != 2 or stderr.shape != values.shape:
+            raise InvalidRequestError(
+                f"values and stderr must both be (B, O); got {values.shape} and {stderr.shape}"
+            )
+        missing = [k for k in METADATA_KEYS if k not in self.metadata]
+        if missing:
+            raise InvalidRequestError(f"result metadata is missing keys {missing}")
+        if self.metadata["stderr_method"] not in STDERR_METHODS:
+            raise InvalidRequestError(
+                f"stderr_method must be one of {STDERR_METHODS}, got {self.metadata['stderr_method']!r}"
+            )
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "stderr", stderr)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do; checked before anything is submitted."""
+
+    exact: bool
+    sampling: bool
+    noise: str = "none"
+    max_qubits: int = 20
+    max_circuits_per_job: int | None = None
+    backprop: bool = False
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Anything with ``capabilities`` and ``estimate(request) -> EstimateResult``."""
+
+    name: str
+    capabilities: Capabilities
+
+    def estimate(self, request: EstimateRequest) -> EstimateResult: ...

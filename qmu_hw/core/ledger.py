@@ -1,0 +1,140 @@
+"""Shot accounting: a ledger of every request and a hard budget checked before submission."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+
+from .contract import check_shots
+from .exceptions import BudgetExceededError, InvalidRequestError
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """One request as charged: ``shots`` is the total over rows and measurement groups."""
+
+    phase: str
+    backend: str
+    profile: str
+    circuits: int
+    shots: int
+    submissions: int
+    wall_time_s: float
+    cost: float
+    exact: bool
+
+
+def _phase_matches(cap_phase: str, phase: str) -> bool:
+    """A cap on ``unlearn`` covers ``unlearn/scrub``; a cap on ``unlearn/scrub`` only that."""
+    return phase == cap_phase or phase.startswith(cap_phase + "/")
+
+
+@dataclass
+class ShotBudget:
+    """Hard caps on shots (and estimated cost), overall and per phase.
+
+    Args:
+        total_shots: cap on all shots charged to the ledger (None = no cap).
+        per_phase: caps per phase; a key also covers its sub-phases (``unlearn`` covers
+            ``unlearn/scrub``).
+        max_cost: cap on the summed estimated cost (profile currency).
+    """
+
+    total_shots: int | None = None
+    per_phase: Mapping[str, int] = field(default_factory=dict)
+    max_cost: float | None = None
+
+    def __post_init__(self) -> None:
+        self.total_shots = check_shots(self.total_shots, "total_shots")
+        self.per_phase = {str(k): check_shots(v, f"per_phase[{k!r}]") for k, v in dict(self.per_phase).items()}
+        if self.max_cost is not None and not self.max_cost >= 0:
+            raise InvalidRequestError(f"max_cost must be >= 0 or None, got {self.max_cost!r}")
+
+    def check(self, ledger: ShotLedger, phase: str, shots: int, cost: float = 0.0) -> None:
+        """Raise :class:`BudgetExceededError` if charging this request would cross a cap."""
+        if self.total_shots is not None:
+            spent = ledger.total_shots()
+            if spent + shots > self.total_shots:
+                raise BudgetExceededError(
+                    f"shot budget exceeded for phase {phase!r}: total cap {self.total_shots}, "
+                    f"spent {spent}, this request asks {shots}. Raise the budget "
+                    "(total_shots) or lower shots; nothing was submitted."
+                )
+        for cap_phase, cap in self.per_phase.items():
+            if _phase_matches(cap_phase, phase):
+                spent = ledger.total_shots(cap_phase)
+                if spent + shots > cap:
+                    raise BudgetExceededError(
+                        f"shot budget exceeded for phase {phase!r}: cap on {cap_phase!r} is {cap}, "
+                        f"spent {spent}, this request asks {shots}. Nothing was submitted."
+                    )
+        if self.max_cost is not None:
+            spent_cost = ledger.total_cost()
+            if spent_cost + cost > self.max_cost:
+                raise BudgetExceededError(
+                    f"cost budget exceeded for phase {phase!r}: cap {self.max_cost:.4f}, spent "
+                    f"{spent_cost:.4f}, this request is estimated at {cost:.4f}. Nothing was submitted."
+                )
+
+
+class ShotLedger:
+    """Append-only record of every request a backend served (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._entries: list[LedgerEntry] = []
+        self._lock = threading.Lock()
+
+    def record(self, entry: LedgerEntry) -> None:
+        with self._lock:
+            self._entries.append(entry)
+
+    @property
+    def entries(self) -> list[LedgerEntry]:
+        with self._lock:
+            return list(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _select(self, phase: str | None) -> list[LedgerEntry]:
+        es = self.entries
+        return es if phase is None else [e for e in es if _phase_matches(phase, e.phase)]
+
+    def total_shots(self, phase: str | None = None) -> int:
+        return sum(e.shots for e in self._select(phase))
+
+    def total_cost(self, phase: str | None = None) -> float:
+        return float(sum(e.cost for e in self._select(phase)))
+
+    def summary(self, phase: str | None = None) -> dict[str, float]:
+        """Totals as a plain dict: requests, circuits, shots, submissions, wall time, cost."""
+        es = self._select(phase)
+        return {
+            "requests": len(es),
+            "circuits": sum(e.circuits for e in es),
+            "shots": sum(e.shots for e in es),
+            "submissions": sum(e.submissions for e in es),
+            "wall_time_s": float(sum(e.wall_time_s for e in es)),
+            "cost": float(sum(e.cost for e in es)),
+        }
+
+    def by_phase(self) -> dict[str, dict[str, float]]:
+        phases = sorted({e.phase for e in self.entries})
+        return {p: self.summary_exact_phase(p) for p in phases}
+
+    def summary_exact_phase(self, phase: str) -> dict[str, float]:
+        es = [e for e in self.entries if e.phase == phase]
+        sub = ShotLedger()
+        sub._entries = es
+        return sub.summary()
+
+    def table(self) -> list[dict]:
+        """One dict per entry: ``pandas.DataFrame(ledger.table())`` gives a table."""
+        return [asdict(e) for e in self.entries]
+
+    def since(self, mark: int) -> ShotLedger:
+        """A ledger view of the entries recorded after ``mark = len(ledger)``."""
+        sub = ShotLedger()
+        sub._entries = self.entries[mark:]
+        return sub

@@ -1,0 +1,190 @@
+"""Declarative backend profiles (TOML, schema-versioned), validated on load."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .contract import check_shots
+from .exceptions import ProfileError
+
+SCHEMA_VERSION = 1
+TOP_KEYS = {
+    "schema_version", "name", "description", "adapter", "options", "defaults", "noise",
+    "limits", "budget", "cost", "requires_confirmation", "credentials",
+}
+SECTION_KEYS = {
+    "defaults": {"shots", "grad_shots", "seed"},
+    "noise": {"kind", "p1", "p2", "readout", "t1_us", "t2_us", "gate_time_ns", "device", "qubits"},
+    "limits": {"max_qubits", "max_circuits_per_job", "max_shots"},
+    "budget": {"total_shots", "max_cost"},
+    "cost": {"currency", "per_task", "per_shot", "per_second"},
+    "credentials": {"env", "channel", "instance_env", "token_env", "region_env"},
+}
+NOISE_KINDS = ("none", "depolarizing", "fake-device")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated backend profile. ``sha256`` hashes the file's bytes."""
+
+    name: str
+    adapter: str
+    path: str
+    sha256: str
+    description: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    shots: int | None = None
+    grad_shots: int | None = None
+    seed: int | None = None
+    noise: dict[str, Any] = field(default_factory=lambda: {"kind": "none"})
+    limits: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    requires_confirmation: bool = False
+    credentials: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def noise_kind(self) -> str:
+        return self.noise.get("kind", "none")
+
+    def describe_noise(self) -> str:
+        n = self.noise
+        kind = self.noise_kind
+        if kind == "none":
+            return "none"
+        if kind == "depolarizing":
+            parts = [f"depol p1={n.get('p1', 0)} p2={n.get('p2', 0)}"]
+            if n.get("readout"):
+                parts.append(f"readout={n['readout']}")
+            if n.get("t1_us"):
+                parts.append(f"T1={n['t1_us']}us T2={n.get('t2_us')}us")
+            return ", ".join(parts)
+        return f"calibrated from {n.get('device')}"
+
+
+def _shots_value(raw: Any, where: str) -> int | None:
+    if raw in (None, "exact"):
+        return None
+    try:
+        return check_shots(raw, where)
+    except ValueError as exc:
+        raise ProfileError(f"{where}: {exc} (use a positive integer or \"exact\")") from None
+
+
+def parse_profile(data: dict[str, Any], path: str, digest: str) -> Profile:
+    """Validate a profile's TOML table; every error names the file and the key."""
+
+    def err(key: str, msg: str) -> ProfileError:
+        return ProfileError(f"backend profile {path}: key {key!r}: {msg}")
+
+    unknown = set(data) - TOP_KEYS
+    if unknown:
+        raise err(sorted(unknown)[0], f"unknown key; expected one of {sorted(TOP_KEYS)}")
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise err("schema_version", f"expected {SCHEMA_VERSION}, got {data.get('schema_version')!r}")
+    for key in ("name", "adapter"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise err(key, f"required non-empty string, got {data.get(key)!r}")
+    for section, allowed in SECTION_KEYS.items():
+        table = data.get(section, {})
+        if not isinstance(table, dict):
+            raise err(section, f"must be a table, got {type(table).__name__}")
+        bad = set(table) - allowed
+        if bad:
+            raise err(f"{section}.{sorted(bad)[0]}", f"unknown key; expected one of {sorted(allowed)}")
+    if not isinstance(data.get("options", {}), dict):
+        raise err("options", "must be a table")
+    defaults = data.get("defaults", {})
+    noise = dict(data.get("noise", {}) or {"kind": "none"})
+    noise.setdefault("kind", "none")
+    if noise["kind"] not in NOISE_KINDS:
+        raise err("noise.kind", f"expected one of {NOISE_KINDS}, got {noise['kind']!r}")
+    for p in ("p1", "p2", "readout"):
+        if p in noise and not (isinstance(noise[p], (int, float)) and 0 <= noise[p] <= 1):
+            raise err(f"noise.{p}", f"must be a probability in [0, 1], got {noise[p]!r}")
+    if noise["kind"] == "fake-device" and not isinstance(noise.get("device"), str):
+        raise err("noise.device", "a fake-device profile names its device, e.g. \"FakeManilaV2\"")
+    limits = data.get("limits", {})
+    for k, v in limits.items():
+        if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+            raise err(f"limits.{k}", f"must be a positive integer, got {v!r}")
+    cost = data.get("cost", {})
+    for k in ("per_task", "per_shot", "per_second"):
+        if k in cost and not (isinstance(cost[k], (int, float)) and cost[k] >= 0):
+            raise err(f"cost.{k}", f"must be a non-negative number, got {cost[k]!r}")
+    creds = data.get("credentials", {})
+    if "env" in creds and not (isinstance(creds["env"], list) and all(isinstance(x, str) for x in creds["env"])):
+        raise err("credentials.env", "must be a list of environment-variable NAMES (never secrets)")
+    rc = data.get("requires_confirmation", False)
+    if not isinstance(rc, bool):
+        raise err("requires_confirmation", f"must be true or false, got {rc!r}")
+    return Profile(
+        name=data["name"],
+        adapter=data["adapter"],
+        path=path,
+        sha256=digest,
+        description=str(data.get("description", "")),
+        options=dict(data.get("options", {})),
+        shots=_shots_value(defaults.get("shots"), f"backend profile {path}: key 'defaults.shots'"),
+        grad_shots=_shots_value(defaults.get("grad_shots"), f"backend profile {path}: key 'defaults.grad_shots'"),
+        seed=defaults.get("seed"),
+        noise=noise,
+        limits=dict(limits),
+        budget=dict(data.get("budget", {})),
+        cost=dict(cost),
+        requires_confirmation=rc,
+        credentials=dict(creds),
+    )
+
+
+def load_profile_file(path: str | Path) -> Profile:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ProfileError(f"backend profile {p}: cannot be read ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"backend profile {p}: not valid TOML: {exc}") from None
+    return parse_profile(data, str(p), hashlib.sha256(raw).hexdigest())
+
+
+def builtin_profile_dir() -> Path:
+    """The shipped profiles: package data in a wheel, or ``backends/`` in a checkout."""
+    try:
+        d = resources.files("qmu_hw._profiles")
+        path = Path(str(d))
+        if path.is_dir() and any(path.glob("*.toml")):
+            return path
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parents[2] / "backends"
+
+
+def builtin_profiles() -> dict[str, Path]:
+    """Profile name → file, for every shipped profile."""
+    return {p.stem: p for p in sorted(builtin_profile_dir().glob("*.toml"))}
+
+
+def resolve_profile(name_or_path: str | Path) -> Profile:
+    """A profile by built-in name (``"aer-depol-0.01"``) or by path to a TOML file."""
+    s = str(name_or_path)
+    if s.endswith(".toml") or "/" in s or Path(s).is_file():
+        return load_profile_file(s)
+    known = builtin_profiles()
+    if s not in known:
+        raise ProfileError(
+            f"unknown backend {s!r}; expected a profile path or one of: {', '.join(sorted(known))}"
+        )
+    return load_profile_file(known[s])

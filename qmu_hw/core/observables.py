@@ -84,7 +84,7 @@ def measurement_groups(terms: tuple[PauliTerm, ...]) -> list[tuple[str, list[int
     groups: list[tuple[list[str], list[int]]] = []
     for i, t in enumerate(terms):
         for basis, members in groups:
-            if all(b == "I" or c == "I" or b == c for b, c in zip(basis, t.label)):
+            if all(b == "I" or c == "I" or b == c for b, c in zip(basis, t.label, strict=False)):
                 for q, c in enumerate(t.label):
                     if c != "I":
                         basis[q] = c

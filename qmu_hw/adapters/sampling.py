@@ -34,17 +34,23 @@ def estimates_from_counts(
     return mean, np.sqrt(var / shots)
 
 
-def apply_readout(probs: np.ndarray, n_qubits: int, p01: float, p10: float | None = None) -> np.ndarray:
+def confusion(p01: float, p10: float | None = None) -> np.ndarray:
+    """Readout confusion matrix ``M[read, prepared]``; ``p01`` = P(read 1 | prepared 0)."""
+    p10 = p01 if p10 is None else p10
+    return np.array([[1 - p01, p10], [p01, 1 - p10]])
+
+
+def apply_readout(probs: np.ndarray, n_qubits: int, confusions) -> np.ndarray:
     """Per-qubit readout confusion on outcome probabilities ``(B, D)``.
 
-    ``p01`` is P(read 1 | prepared 0) and ``p10`` P(read 0 | prepared 1) (symmetric if None).
+    ``confusions``: one ``(2, 2)`` matrix for every qubit, or a list of ``n_qubits`` of them
+    (qubit 0 first, the most significant bit of the index).
     """
-    p10 = p01 if p10 is None else p10
-    conf = np.array([[1 - p01, p10], [p01, 1 - p10]])
+    mats = [np.asarray(confusions)] * n_qubits if np.ndim(confusions) == 2 else list(confusions)
     B = probs.shape[0]
     t = probs.reshape((B,) + (2,) * n_qubits)
     for q in range(n_qubits):
-        t = np.moveaxis(np.tensordot(conf, t, axes=([1], [q + 1])), 0, q + 1)
+        t = np.moveaxis(np.tensordot(mats[q], t, axes=([1], [q + 1])), 0, q + 1)
     return t.reshape(B, -1)
 
 
@@ -54,3 +60,32 @@ def term_values(terms: tuple[PauliTerm, ...], group_means: dict[int, tuple[np.nd
     errs = np.stack([group_means[i][1] for i in range(len(terms))], axis=1)
     coeffs = np.array([t.coeff for t in terms])
     return vals * coeffs, errs * np.abs(coeffs)
+
+
+def estimates_by_group(
+    terms: tuple[PauliTerm, ...],
+    groups: list[tuple[str, list[int]]],
+    n_qubits: int,
+    per_group,
+    shots: int | None,
+    rng: np.random.Generator | None = None,
+    kind: str = "probs",
+):
+    """Values and stderr ``(B, O)`` from one array per measurement group.
+
+    ``per_group[k]`` holds outcome probabilities (``kind="probs"``; exact if ``shots`` is
+    None, otherwise sampled here) or measured counts (``kind="counts"``) for group k.
+    """
+    per_term: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for (_, members), arr in zip(groups, per_group, strict=True):
+        labels = [terms[i].label for i in members]
+        if kind == "counts":
+            mean, err = estimates_from_counts(arr, labels, n_qubits)
+        elif shots is None:
+            mean = normalise(arr) @ z_signs(labels, n_qubits)
+            err = np.zeros_like(mean)
+        else:
+            mean, err = estimates_from_counts(sample_counts(arr, shots, rng), labels, n_qubits)
+        for j, i in enumerate(members):
+            per_term[i] = (mean[:, j], err[:, j])
+    return term_values(terms, per_term)

@@ -16,7 +16,7 @@ from ..core.observables import PauliTerm, as_observables, measurement_groups
 from ..core.profiles import Profile
 from . import torch_engine as te
 from .registry import register_adapter
-from .sampling import estimates_from_counts, sample_counts, term_values
+from .sampling import estimates_by_group
 
 
 def _check_options(profile: Profile, options: dict[str, Any], allowed: set[str]) -> None:
@@ -59,18 +59,15 @@ class StatevectorBackend(BaseBackend):
         return RunOutput(vals, errs, "sampled", request.batch_size * groups)
 
     def _sample(self, state: torch.Tensor, request: EstimateRequest):
-        rng = np.random.default_rng(request.seed)
-        n = request.circuit.n_qubits
-        per_term: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        for basis, members in measurement_groups(request.observables):
+        groups = measurement_groups(request.observables)
+        probs = []
+        for basis, _ in groups:
             rotated = te.rotate_to_basis(state, basis)
-            probs = (rotated.real**2 + rotated.imag**2).to(torch.float64).numpy()
-            counts = sample_counts(probs, request.shots, rng)
-            labels = [request.observables[i].label for i in members]
-            mean, err = estimates_from_counts(counts, labels, n)
-            for j, i in enumerate(members):
-                per_term[i] = (mean[:, j], err[:, j])
-        return term_values(request.observables, per_term)
+            probs.append((rotated.real**2 + rotated.imag**2).to(torch.float64).numpy())
+        rng = np.random.default_rng(request.seed)
+        return estimates_by_group(
+            request.observables, groups, request.circuit.n_qubits, probs, request.shots, rng
+        )
 
     # -- differentiable path ----------------------------------------------------------
     def torch_expectation(

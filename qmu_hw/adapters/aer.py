@@ -91,7 +91,12 @@ def chain_layout(coupling_edges, n: int, errors: dict | None = None) -> list[int
 
 def parametric_noise_model(noise: dict[str, Any]):
     """Depolarizing after every gate, optional thermal relaxation, symmetric readout error."""
-    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error, thermal_relaxation_error
+    from qiskit_aer.noise import (
+        NoiseModel,
+        ReadoutError,
+        depolarizing_error,
+        thermal_relaxation_error,
+    )
 
     nm = NoiseModel()
     p1, p2, ro = noise.get("p1", 0.0), noise.get("p2", 0.0), noise.get("readout", 0.0)
@@ -170,9 +175,7 @@ class AerBackend(BaseBackend):
         method = options.get("method", "density_matrix" if noisy else "statevector")
         threads = int(options.get("threads", 1))
         sim_kw = dict(method=method, max_parallel_threads=threads, max_parallel_experiments=1)
-        self._exact_sim = AerSimulator(noise_model=self.noise_model, **sim_kw)
-        # Shots with noise: density matrix once per row, then sampling (no trajectories).
-        self._shot_sim = AerSimulator(noise_model=self.noise_model, **sim_kw)
+        self._sim = AerSimulator(noise_model=self.noise_model, **sim_kw)
         self._readout = readout_confusions(self.noise_model, max_q) if self.noise_model else {}
         self._compiled: dict[tuple, tuple] = {}
         self.n_transpilations = 0
@@ -211,33 +214,58 @@ class AerBackend(BaseBackend):
     def _run(self, request: EstimateRequest) -> RunOutput:
         circuit, n, B = request.circuit, request.circuit.n_qubits, request.batch_size
         groups = measurement_groups(request.observables)
-        exact = request.shots is None
         compiled = [self.compiled(circuit, basis) for basis, _ in groups]
-        circuits = [c[1] if exact else c[0] for c in compiled]
-        binds = [{p: request.params[:, col] for col, p in c[2]} for c in compiled]
-        if exact:
-            res = self._exact_sim.run(circuits, parameter_binds=binds).result()
+        if request.shots is None:
+            per_group, submissions = self._run_exact(request, compiled), 1
         else:
-            seed = request.seed if request.seed is not None else int(np.random.default_rng().integers(2**31))
-            res = self._shot_sim.run(
-                circuits, parameter_binds=binds, shots=request.shots, seed_simulator=seed
-            ).result()
-        per_group = []
-        for k, c in enumerate(compiled):
-            rows = range(k * B, (k + 1) * B)  # Aer expands binds circuit by circuit
-            if exact:
-                probs = np.array([res.data(i)["probabilities"] for i in rows])
-                if self._readout:
-                    # Bit k of the index is classical bit k, i.e. our qubit n-1-k.
-                    mats = [self._readout.get(c[3][n - 1 - q], np.eye(2)) for q in range(n)]
-                    probs = apply_readout(probs, n, mats)
-                per_group.append(probs)
-            else:
-                per_group.append(counts_to_array([res.get_counts(i) for i in rows], n))
+            per_group, submissions = self._run_shots(request, compiled)
         vals, errs = estimates_by_group(
-            request.observables, groups, n, per_group, request.shots, kind="probs" if exact else "counts"
+            request.observables, groups, n, per_group, request.shots,
+            kind="probs" if request.shots is None else "counts",
         )
         return RunOutput(
-            vals, errs, "exact" if exact else "sampled", B * len(groups),
-            raw={"transpilations": self.n_transpilations, "method": self._exact_sim.options.method},
+            vals, errs, "exact" if request.shots is None else "sampled", B * len(groups),
+            submissions=submissions,
+            raw={"transpilations": self.n_transpilations, "method": self._sim.options.method},
         )
+
+    def counts(self, circuit: Circuit, params: np.ndarray, shots: int, seed: int | None = None) -> np.ndarray:
+        """Raw Z-basis counts ``(B, 2**n)`` (index: qubit 0 most significant); not charged."""
+        req = EstimateRequest(circuit, params, shots=shots, seed=seed)
+        return self._run_shots(req, [self.compiled(circuit, "Z" * circuit.n_qubits)])[0][0]
+
+    def _binds(self, compiled, params: np.ndarray) -> list[dict]:
+        return [{p: params[:, col] for col, p in c[2]} for c in compiled]
+
+    def _run_exact(self, request: EstimateRequest, compiled) -> list[np.ndarray]:
+        n, B = request.circuit.n_qubits, request.batch_size
+        binds = self._binds(compiled, request.params)
+        res = self._sim.run([c[1] for c in compiled], parameter_binds=binds).result()
+        out = []
+        for k, c in enumerate(compiled):  # Aer expands binds circuit by circuit
+            probs = np.array([res.data(i)["probabilities"] for i in range(k * B, (k + 1) * B)])
+            if self._readout:
+                # Bit j of the index is classical bit j, i.e. our qubit n-1-j.
+                mats = [self._readout.get(c[3][n - 1 - q], np.eye(2)) for q in range(n)]
+                probs = apply_readout(probs, n, mats)
+            out.append(probs)
+        return out
+
+    def _run_shots(self, request: EstimateRequest, compiled) -> tuple[list[np.ndarray], int]:
+        """Real shots. One Aer job takes one shot count, so rows are grouped by their shots:
+        one call for uniform shots, one per distinct value for allocated shots."""
+        n, B = request.circuit.n_qubits, request.batch_size
+        seed = request.seed if request.seed is not None else int(np.random.default_rng().integers(2**31))
+        row_shots = request.row_shots
+        levels = np.unique(row_shots)
+        out = [np.zeros((B, 2**n), dtype=np.int64) for _ in compiled]
+        for j, level in enumerate(levels):
+            rows = np.flatnonzero(row_shots == level)
+            res = self._sim.run(
+                [c[0] for c in compiled], parameter_binds=self._binds(compiled, request.params[rows]),
+                shots=int(level), seed_simulator=seed + j,
+            ).result()
+            R = len(rows)
+            for k in range(len(compiled)):
+                out[k][rows] = counts_to_array([res.get_counts(i) for i in range(k * R, (k + 1) * R)], n)
+        return out, len(levels)

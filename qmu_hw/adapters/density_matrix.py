@@ -50,16 +50,16 @@ class DensityMatrixBackend(BaseBackend):
             exact=True, sampling=True, noise=profile.describe_noise(), max_qubits=max_q, backprop=False
         )
 
+    def probabilities(self, circuit, params: np.ndarray, basis: str | None = None) -> np.ndarray:
+        """Exact noisy outcome probabilities ``(B, 2**n)`` including readout error."""
+        n = circuit.n_qubits
+        probs = noisy_probabilities(circuit, circuit.angles(np.atleast_2d(params)), basis or "Z" * n, self.p1, self.p2)
+        return apply_readout(probs, n, confusion(self.readout)) if self.readout else probs
+
     def _run(self, request: EstimateRequest) -> RunOutput:
         circuit, n = request.circuit, request.circuit.n_qubits
         groups = measurement_groups(request.observables)
-        angles = circuit.angles(request.params)
-        per_group = []
-        for basis, _ in groups:
-            probs = noisy_probabilities(circuit, angles, basis, self.p1, self.p2)
-            if self.readout:
-                probs = apply_readout(probs, n, confusion(self.readout))
-            per_group.append(probs)
+        per_group = [self.probabilities(circuit, request.params, basis) for basis, _ in groups]
         rng = np.random.default_rng(request.seed)
         vals, errs = estimates_by_group(request.observables, groups, n, per_group, request.shots, rng)
         method = "exact" if request.shots is None else "sampled"

@@ -13,8 +13,8 @@ def normalise(probs: np.ndarray) -> np.ndarray:
     return p / p.sum(axis=1, keepdims=True)
 
 
-def sample_counts(probs: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
-    """Multinomial counts ``(B, D)`` with ``shots`` draws per row."""
+def sample_counts(probs: np.ndarray, shots, rng: np.random.Generator) -> np.ndarray:
+    """Multinomial counts ``(B, D)`` with ``shots`` (an int or ``(B,)`` array) draws per row."""
     return rng.multinomial(shots, normalise(probs))
 
 

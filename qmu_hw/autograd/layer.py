@@ -14,6 +14,7 @@ from ..core.circuit import Circuit
 from ..core.contract import EstimateRequest, check_shots
 from ..core.exceptions import InvalidRequestError, UnsupportedFeatureError
 from ..core.observables import as_observables
+from .allocation import StepShots
 from .shift import needed_slots, shift_plan
 from .spsa import spsa_plan
 
@@ -27,10 +28,13 @@ class _QuantumFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs: torch.Tensor, weights: torch.Tensor, layer: QuantumLayer):
         params = layer._params(inputs, weights)
-        values = layer._estimate(layer.circuit, params, layer.shots, layer.phase)
+        need = (inputs.requires_grad, weights.requires_grad) if torch.is_grad_enabled() else (False, False)
+        shots = layer._forward_shots(params.shape[0], *need)
+        values = layer._estimate(layer.circuit, params, shots, layer.phase)
         ctx.layer = layer
         ctx.params = params
         ctx.phase = layer.phase
+        ctx.forward = (values, shots)
         ctx.save_for_backward(inputs, weights)
         return torch.as_tensor(values, dtype=inputs.dtype)
 
@@ -39,7 +43,7 @@ class _QuantumFunction(torch.autograd.Function):
         inputs, weights = ctx.saved_tensors
         layer: QuantumLayer = ctx.layer
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        jac = layer._jacobian(ctx.params, need_x, need_w, ctx.phase)  # (B, O, P)
+        jac = layer._jacobian(ctx.params, need_x, need_w, ctx.phase, ctx.forward)  # (B, O, P)
         g = np.einsum("bo,bop->bp", grad_out.detach().to(torch.float64).cpu().numpy(), jac)
         n_in = layer.circuit.n_inputs
         grad_x = torch.as_tensor(g[:, :n_in], dtype=inputs.dtype) if need_x else None
@@ -67,6 +71,9 @@ class QuantumLayer(nn.Module):
         observables: Pauli terms to measure (default Z on every qubit).
         phase: ledger label of the requests (``train``, ``eval``, ``unlearn/<m>``, ...).
         spsa_epsilon: SPSA perturbation size.
+        step_shots: a :class:`StepShots` total per training step, split over the forward
+            rows and the gradient rows (uniformly or by estimated variance); replaces
+            ``shots``/``grad_shots``.
     """
 
     def __init__(
@@ -80,6 +87,7 @@ class QuantumLayer(nn.Module):
         observables=None,
         phase: str = "train",
         spsa_epsilon: float = 0.1,
+        step_shots: StepShots | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(circuit, Circuit):
@@ -100,13 +108,16 @@ class QuantumLayer(nn.Module):
         if grad_shots == _BACKEND_DEFAULT:
             grad_shots = profile_grad if profile_grad is not None else self.shots
         self.grad_shots = check_shots(grad_shots, "grad_shots")
+        if step_shots is not None and not isinstance(step_shots, StepShots):
+            raise InvalidRequestError(f"step_shots must be a StepShots, got {type(step_shots).__name__}")
+        self.step_shots = step_shots
         if gradient == "backprop":
             if not caps.backprop:
                 raise UnsupportedFeatureError(
                     f"gradient='backprop' needs a differentiable exact engine; backend "
                     f"{backend.name!r} is not one. Use 'parameter-shift' or 'spsa'."
                 )
-            if self.shots is not None:
+            if self.shots is not None or step_shots is not None:
                 raise UnsupportedFeatureError(
                     f"gradient='backprop' differentiates exact expectations; got shots={self.shots}. "
                     "Use shots=None or a shot-based gradient ('parameter-shift', 'spsa')."
@@ -172,21 +183,41 @@ class QuantumLayer(nn.Module):
         )
         return self.backend.estimate(req).values
 
-    def _jacobian(self, params: np.ndarray, need_x: bool, need_w: bool, phase: str) -> np.ndarray:
+    def _shift_terms(self, need_x: bool, need_w: bool) -> int:
+        """Gradient circuits per row: 2 for SPSA, 2G' for parameter shift."""
+        if not (need_x or need_w):
+            return 0
+        if self.gradient == "spsa":
+            return 2
+        return 2 * len(needed_slots(self.circuit, need_x, need_w))
+
+    def _forward_shots(self, batch: int, need_x: bool, need_w: bool):
+        if self.step_shots is None:
+            return self.shots
+        return self.step_shots.forward(batch, self._shift_terms(need_x, need_w))
+
+    def _grad_shots(self, forward, terms: int):
+        if self.step_shots is None:
+            return self.grad_shots
+        values, shots = forward
+        return self.step_shots.gradient(values, shots, terms)
+
+    def _jacobian(self, params, need_x: bool, need_w: bool, phase: str, forward) -> np.ndarray:
         B, P = params.shape
         O = len(self.observables)
         grad_phase = f"{phase}/grad"
+        terms = self._shift_terms(need_x, need_w)
+        if terms == 0:
+            return np.zeros((B, O, P))
+        shots = self._grad_shots(forward, terms)
         if self.gradient == "spsa":
             mask = np.zeros(P)
             mask[: self.circuit.n_inputs] = need_x
             mask[self.circuit.n_inputs :] = need_w
             plan = spsa_plan(params, mask, self._rng, self.spsa_epsilon)
-            return plan.jacobian(self._estimate(self.circuit, plan.rows, self.grad_shots, grad_phase))
-        slots = needed_slots(self.circuit, need_x, need_w)
-        if len(slots) == 0:
-            return np.zeros((B, O, P))
-        plan = shift_plan(self.circuit, params, slots)
-        values = self._estimate(self.circuit.slot_circuit, plan.rows, self.grad_shots, grad_phase)
+            return plan.jacobian(self._estimate(self.circuit, plan.rows, shots, grad_phase))
+        plan = shift_plan(self.circuit, params, needed_slots(self.circuit, need_x, need_w))
+        values = self._estimate(self.circuit.slot_circuit, plan.rows, shots, grad_phase)
         return plan.jacobian(values)[0]
 
     def extra_repr(self) -> str:

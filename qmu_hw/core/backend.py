@@ -104,7 +104,8 @@ class BaseBackend:
             "cost_estimate": cost,
             "raw": out.raw,
         }
-        return EstimateResult(out.values, out.stderr, out.shots_run if out.shots_run else request.shots, meta)
+        shots = out.shots_run if out.shots_run is not None else request.shots
+        return EstimateResult(out.values, out.stderr, shots, meta)
 
     def _run(self, request: EstimateRequest) -> RunOutput:
         raise NotImplementedError
@@ -127,9 +128,10 @@ class BaseBackend:
                 f"backend {self.name!r} is exact only; request shots=None (got shots={request.shots})"
             )
         max_shots = self.profile.limits.get("max_shots")
-        if max_shots is not None and request.shots is not None and request.shots > max_shots:
+        if max_shots is not None and request.shots is not None and request.row_shots.max() > max_shots:
             raise InvalidRequestError(
-                f"backend {self.name!r} allows at most {max_shots} shots per circuit, got {request.shots}"
+                f"backend {self.name!r} allows at most {max_shots} shots per circuit, "
+                f"got {int(request.row_shots.max())}"
             )
 
     def n_groups(self, request: EstimateRequest) -> int:
@@ -139,7 +141,7 @@ class BaseBackend:
     def shots_charged(self, request: EstimateRequest) -> int:
         if request.shots is None:
             return 0
-        return request.batch_size * request.shots * self.n_groups(request)
+        return int(request.row_shots.sum()) * self.n_groups(request)
 
     def submissions_for(self, request: EstimateRequest) -> int:
         limit = self.capabilities.max_circuits_per_job

@@ -40,6 +40,23 @@ def check_shots(shots: Any, what: str = "shots") -> int | None:
     return int(shots)
 
 
+def _check_row_shots(shots: Any, batch: int) -> int | np.ndarray | None:
+    if shots is None or np.ndim(shots) == 0:
+        return check_shots(shots.item() if isinstance(shots, np.generic) else shots)
+    arr = np.asarray(shots)
+    if arr.shape != (batch,):
+        raise InvalidRequestError(f"per-row shots must have shape (B,)=({batch},), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.integer) or (arr <= 0).any():
+        raise InvalidRequestError(
+            f"per-row shots must be positive integers, got dtype {arr.dtype} with minimum {arr.min()}"
+        )
+    if (arr == arr[0]).all():
+        return int(arr[0])
+    arr = arr.astype(np.int64)
+    arr.setflags(write=False)
+    return arr
+
+
 @dataclass(frozen=True, eq=False)
 class EstimateRequest:
     """Expectation values of ``observables`` for every parameter row.
@@ -48,7 +65,8 @@ class EstimateRequest:
         circuit: the circuit (project IR).
         params: float64 array ``(B, P)``; one circuit execution per row.
         observables: O Pauli terms; ``None`` means Z on every qubit.
-        shots: shots per row (``None`` = exact expectation).
+        shots: shots per row (``None`` = exact expectation), or a ``(B,)`` integer array
+            giving each row its own shots (shot allocation across parameter-shift terms).
         seed: seed for sampling / the provider's simulator seed.
         phase: ledger label such as ``train``, ``unlearn/scrub``, ``eval``.
     """
@@ -56,7 +74,7 @@ class EstimateRequest:
     circuit: Circuit
     params: np.ndarray
     observables: tuple[PauliTerm, ...] | None = None
-    shots: int | None = None
+    shots: int | np.ndarray | None = None
     seed: int | None = None
     phase: str = "default"
 
@@ -91,7 +109,7 @@ class EstimateRequest:
         object.__setattr__(
             self, "observables", as_observables(self.observables, self.circuit.n_qubits)
         )
-        object.__setattr__(self, "shots", check_shots(self.shots))
+        object.__setattr__(self, "shots", _check_row_shots(self.shots, params.shape[0]))
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)):
             raise InvalidRequestError(f"seed must be an integer or None, got {self.seed!r}")
         if not isinstance(self.phase, str) or not self.phase:
@@ -100,6 +118,15 @@ class EstimateRequest:
     @property
     def batch_size(self) -> int:
         return self.params.shape[0]
+
+    @property
+    def row_shots(self) -> np.ndarray | None:
+        """Shots of every row ``(B,)``, or None when exact."""
+        if self.shots is None:
+            return None
+        if isinstance(self.shots, np.ndarray):
+            return self.shots
+        return np.full(self.batch_size, self.shots, dtype=np.int64)
 
     @property
     def n_observables(self) -> int:
@@ -113,7 +140,8 @@ class EstimateRequest:
         h.update(repr(self.params.shape).encode())
         for t in self.observables:
             h.update(f"{t.label}:{t.coeff!r};".encode())
-        h.update(f"|{self.shots}|{self.seed}|".encode())
+        shots = self.shots.tolist() if isinstance(self.shots, np.ndarray) else self.shots
+        h.update(f"|{shots}|{self.seed}|".encode())
         for e in extra:
             h.update(e.encode())
         return h.hexdigest()
@@ -125,7 +153,7 @@ class EstimateResult:
 
     values: np.ndarray
     stderr: np.ndarray
-    shots: int | None
+    shots: int | np.ndarray | None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

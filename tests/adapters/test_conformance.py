@@ -1,0 +1,25 @@
+import pytest
+
+from qmu_hw import get_backend
+from qmu_hw.testing import BackendConformance
+
+LADDER = ("0.001", "0.005", "0.01", "0.02", "0.05")
+PROFILES = (
+    ["exact", "exact-shots", "aer-ideal"]
+    + [f"aer-depol-{p}" for p in LADDER]
+    + [f"dm-depol-{p}" for p in LADDER]
+    + ["aer-fake-manila"]
+)
+
+
+@pytest.fixture(params=PROFILES)
+def profile_name(request):
+    if request.param.startswith("aer"):
+        request.applymarker(pytest.mark.aer)
+    return request.param
+
+
+class TestConformance(BackendConformance):
+    @pytest.fixture
+    def make_backend(self, profile_name):
+        return lambda **kw: get_backend(profile_name, **kw)

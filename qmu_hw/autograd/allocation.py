@@ -1,15 +1,15 @@
 """Shot allocation for one training step: a total split over forward rows and gradient rows.
 
-``uniform`` gives every circuit of the step the same shots. ``variance`` is Neyman
-allocation — ``n_i ∝ |c_i| σ_i``, which minimises the variance of a weighted sum of
-independent estimates for a fixed total — as used for shot-frugal variational optimisation
-by Arrasmith et al., "Operator Sampling for Shot-frugal Optimization in Variational
-Algorithms" (arXiv:2004.06252) and Kübler et al., "An Adaptive Optimizer for
-Measurement-Frugal Variational Algorithms", Quantum 4, 263 (2020). Here c = 1 for a forward
-row and ½ for a parameter-shift term; σ of a row's shifted circuits is estimated from that
-row's forward values, ``σ² = mean_o(1 − ⟨O⟩²)`` (Z-type outcomes are ±1). The forward pass
-runs before those values exist, so it assumes equal σ: it receives ``1 / (1 + G')`` of the
-total, and the rest follows the forward estimates.
+``uniform`` gives every circuit of the step the same shots. ``variance`` keeps that per-
+circuit share for the forward rows and splits the rest over the gradient circuits by
+Neyman allocation, ``n_i ∝ |c_i| σ_i``, which minimises the variance of a weighted sum of
+independent estimates for a fixed total; this is the allocation used for shot-frugal
+variational optimisation by Arrasmith et al., "Operator Sampling for Shot-frugal
+Optimization in Variational Algorithms" (arXiv:2004.06252), and Kübler et al., "An Adaptive
+Optimizer for Measurement-Frugal Variational Algorithms", Quantum 4, 263 (2020). In a
+backward pass the weight of a shifted circuit of row b is known exactly — ``½ · |∂L/∂f_b|``
+from the upstream gradient — and its per-observable variance ``σ² = 1 − ⟨O⟩²`` is taken, as
+in those optimisers, from the previous step's values of the same shift (1 at the first step).
 """
 
 from __future__ import annotations
@@ -46,23 +46,32 @@ class StepShots:
 
     def forward(self, batch: int, shift_terms: int) -> int:
         """Shots per forward row; ``shift_terms`` = gradient circuits per row (2G', 0 if none)."""
-        if shift_terms == 0:
-            share = self.total
-        elif self.split == "uniform":
-            share = self.total * batch / (batch * (1 + shift_terms))
-        else:  # forward weight 1 per row vs ½ for each of the 2G' terms
-            share = self.total / (1 + shift_terms / 2)
+        share = self.total / (1 + shift_terms)  # the same per-circuit share for both splits
         return max(self.min_shots, int(share // batch))
 
-    def gradient(self, forward_values: np.ndarray, forward_shots: int, shift_terms: int) -> np.ndarray:
-        """Shots of every gradient row ``(B·shift_terms,)``, ordered (row, term)."""
-        B = forward_values.shape[0]
+    def gradient(
+        self,
+        upstream: np.ndarray,
+        forward_shots: int,
+        shift_terms: int,
+        sigma2: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Shots of every gradient circuit ``(B·shift_terms,)``, ordered (row, term).
+
+        Args:
+            upstream: ``(B, O)`` gradient of the loss w.r.t. the layer outputs.
+            forward_shots: shots each forward row received.
+            shift_terms: gradient circuits per row.
+            sigma2: ``(shift_terms, O)`` variance estimates per term (None: all 1).
+        """
+        B, O = upstream.shape
         remaining = max(self.total - B * forward_shots, 0)
         if self.split == "uniform":
-            per = np.full(B, remaining / (B * shift_terms))
+            per = np.full((B, shift_terms), remaining / (B * shift_terms))
         else:
-            sigma = np.sqrt(np.clip(1.0 - forward_values**2, 0.0, 1.0).mean(axis=1))
-            sigma = np.maximum(sigma, 0.05)  # an estimate of 0 must not starve a row
-            per = remaining * sigma / (shift_terms * sigma.sum())
-        shots = np.maximum(self.min_shots, np.floor(per)).astype(np.int64)
-        return np.repeat(shots, shift_terms)
+            s2 = np.ones((shift_terms, O)) if sigma2 is None else np.clip(sigma2, 1e-4, 1.0)
+            weight = 0.5 * np.sqrt((upstream[:, None, :] ** 2 * s2[None]).sum(axis=2))  # (B, T)
+            if weight.sum() <= 0:
+                weight = np.ones_like(weight)
+            per = remaining * weight / weight.sum()
+        return np.maximum(self.min_shots, np.floor(per)).astype(np.int64).reshape(-1)

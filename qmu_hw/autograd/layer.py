@@ -26,9 +26,9 @@ class _QuantumFunction(torch.autograd.Function):
     """Forward: one request for all rows. Backward: one request for all shifted rows."""
 
     @staticmethod
-    def forward(ctx, inputs: torch.Tensor, weights: torch.Tensor, layer: QuantumLayer):
+    def forward(ctx, inputs: torch.Tensor, weights: torch.Tensor, layer: QuantumLayer, need: tuple):
+        # ``need`` is decided by the caller: grad mode is always off inside forward().
         params = layer._params(inputs, weights)
-        need = (inputs.requires_grad, weights.requires_grad) if torch.is_grad_enabled() else (False, False)
         shots = layer._forward_shots(params.shape[0], *need)
         values = layer._estimate(layer.circuit, params, shots, layer.phase)
         ctx.layer = layer
@@ -43,8 +43,9 @@ class _QuantumFunction(torch.autograd.Function):
         inputs, weights = ctx.saved_tensors
         layer: QuantumLayer = ctx.layer
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-        jac = layer._jacobian(ctx.params, need_x, need_w, ctx.phase, ctx.forward)  # (B, O, P)
-        g = np.einsum("bo,bop->bp", grad_out.detach().to(torch.float64).cpu().numpy(), jac)
+        up = grad_out.detach().to(torch.float64).cpu().numpy()
+        jac = layer._jacobian(ctx.params, need_x, need_w, ctx.phase, ctx.forward, up)  # (B, O, P)
+        g = np.einsum("bo,bop->bp", up, jac)
         n_in = layer.circuit.n_inputs
         grad_x = torch.as_tensor(g[:, :n_in], dtype=inputs.dtype) if need_x else None
         grad_w = (
@@ -52,7 +53,7 @@ class _QuantumFunction(torch.autograd.Function):
             if need_w
             else None
         )
-        return grad_x, grad_w, None
+        return grad_x, grad_w, None, None
 
 
 class QuantumLayer(nn.Module):
@@ -129,6 +130,7 @@ class QuantumLayer(nn.Module):
         self.phase = phase
         self.seed = seed
         self._requests = 0
+        self._sigma2: dict[tuple, np.ndarray] = {}
         self._rng = np.random.default_rng(seed)
         shape = circuit.weight_shape or (circuit.n_weights,)
         self.weights = nn.Parameter(torch.rand(shape, dtype=torch.float64) * (2 * math.pi))
@@ -162,7 +164,9 @@ class QuantumLayer(nn.Module):
                 self.circuit, inputs, self.weights, self.observables, self.phase
             ).to(inputs.dtype)
         else:
-            out = _QuantumFunction.apply(inputs, self.weights, self)
+            grad_on = torch.is_grad_enabled()
+            need = (grad_on and inputs.requires_grad, grad_on and self.weights.requires_grad)
+            out = _QuantumFunction.apply(inputs, self.weights, self, need)
         return out[0] if squeeze else out
 
     # -- helpers used by the autograd function ------------------------------------------
@@ -196,20 +200,20 @@ class QuantumLayer(nn.Module):
             return self.shots
         return self.step_shots.forward(batch, self._shift_terms(need_x, need_w))
 
-    def _grad_shots(self, forward, terms: int):
+    def _grad_shots(self, forward, terms: int, upstream: np.ndarray, key):
         if self.step_shots is None:
             return self.grad_shots
-        values, shots = forward
-        return self.step_shots.gradient(values, shots, terms)
+        return self.step_shots.gradient(upstream, forward[1], terms, self._sigma2.get(key))
 
-    def _jacobian(self, params, need_x: bool, need_w: bool, phase: str, forward) -> np.ndarray:
+    def _jacobian(self, params, need_x: bool, need_w: bool, phase: str, forward, upstream) -> np.ndarray:
         B, P = params.shape
         O = len(self.observables)
         grad_phase = f"{phase}/grad"
         terms = self._shift_terms(need_x, need_w)
         if terms == 0:
             return np.zeros((B, O, P))
-        shots = self._grad_shots(forward, terms)
+        key = (self.gradient, need_x, need_w)
+        shots = self._grad_shots(forward, terms, upstream, key)
         if self.gradient == "spsa":
             mask = np.zeros(P)
             mask[: self.circuit.n_inputs] = need_x
@@ -218,6 +222,8 @@ class QuantumLayer(nn.Module):
             return plan.jacobian(self._estimate(self.circuit, plan.rows, shots, grad_phase))
         plan = shift_plan(self.circuit, params, needed_slots(self.circuit, need_x, need_w))
         values = self._estimate(self.circuit.slot_circuit, plan.rows, shots, grad_phase)
+        # Per-term variance estimates for the next step's allocation.
+        self._sigma2[key] = (1 - values.reshape(B, terms, O) ** 2).mean(axis=0)
         return plan.jacobian(values)[0]
 
     def extra_repr(self) -> str:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ..core.ansatz import hqml
 from ..core.circuit import Circuit, Gate
 from ..core.contract import METADATA_KEYS, EstimateRequest
 from ..core.exceptions import BudgetExceededError, InvalidRequestError
-from ..core.ansatz import hqml
 from ..core.ledger import ShotBudget
 
 

@@ -35,6 +35,7 @@ class RotationBlock:
     generators: np.ndarray  # (k, n, 2, 2) complex
     fixed: np.ndarray | None  # (k, n, 2, 2) complex, or None when all are rotations
     slot_set: frozenset
+    has_gate: np.ndarray  # (k, n) bool: a gate (rotation or fixed) stands at that position
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,12 @@ def _rotation_block(circuit: Circuit, gates: list[tuple[int, int | None]]) -> Ro
             else:
                 slots[j, q] = slot
                 gens[j, q] = ROTATION_GENERATORS[g.name]
-    return RotationBlock(slots, gens, fixed if any_fixed else None, frozenset(slots[slots >= 0].tolist()))
+    has_gate = np.zeros((k, n), dtype=bool)
+    for q, seq in enumerate(per_qubit):
+        has_gate[: len(seq), q] = True
+    return RotationBlock(
+        slots, gens, fixed if any_fixed else None, frozenset(slots[slots >= 0].tolist()), has_gate
+    )
 
 
 @lru_cache(maxsize=256)
@@ -115,21 +121,22 @@ def _block_matrices(block: RotationBlock, cos: torch.Tensor, sin: torch.Tensor) 
 
     ``cos``/``sin`` are ``(R, G+1)``; the last column (angle 0) serves "no gate".
     """
-    k, n = block.slots.shape
-    dev = cos.device
-    slots = torch.as_tensor(np.where(block.slots < 0, cos.shape[1] - 1, block.slots), device=dev)
-    gens = torch.as_tensor(block.generators, device=dev)
-    eye = torch.eye(2, dtype=gens.dtype, device=dev)
-    fixed = None if block.fixed is None else torch.as_tensor(block.fixed, device=dev)
     out = None
-    for j in range(k):
-        c = cos[:, slots[j]].to(gens.dtype)[..., None, None]  # (R, n, 1, 1)
-        s = sin[:, slots[j]].to(gens.dtype)[..., None, None]
-        m = c * eye - 1j * s * gens[j]
-        if fixed is not None:
-            m = fixed[j] @ m
+    for j in range(block.slots.shape[0]):
+        m = position_matrices(block, j, cos, sin)
         out = m if out is None else m @ out
     return out
+
+
+def position_matrices(block: RotationBlock, j: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """The 2×2 matrices of every qubit's j-th gate in the block: ``(R, n, 2, 2)``."""
+    dev = cos.device
+    slots = torch.as_tensor(np.where(block.slots[j] < 0, cos.shape[1] - 1, block.slots[j]), device=dev)
+    gens = torch.as_tensor(block.generators[j], device=dev)
+    c = cos[:, slots].to(gens.dtype)[..., None, None]  # (R, n, 1, 1)
+    s = sin[:, slots].to(gens.dtype)[..., None, None]
+    m = c * torch.eye(2, dtype=gens.dtype, device=dev) - 1j * s * gens
+    return m if block.fixed is None else torch.as_tensor(block.fixed[j], device=dev) @ m
 
 
 def _kron_all(mats: torch.Tensor) -> torch.Tensor:

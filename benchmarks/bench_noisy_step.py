@@ -45,7 +45,7 @@ def main() -> None:
         model = torch.nn.Sequential(q, torch.nn.Linear(4, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3)).double()
         opt = torch.optim.Adam(model.parameters(), lr=0.01)
 
-        def step():
+        def step(model=model, opt=opt):
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()

@@ -1,0 +1,123 @@
+"""Training with early stopping on the VALIDATION split, evaluation and checkpoints."""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.exceptions import InvalidRequestError
+from ..data.tensors import Split
+from .hybrid import HybridModel, ModelConfig, build_model
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    best_val_acc: float
+    epochs_ran: int
+    wall_time_s: float
+    history: list[dict] = field(default_factory=list)
+
+
+def batches(n: int, batch_size: int, rng: np.random.Generator | None):
+    order = rng.permutation(n) if rng is not None else np.arange(n)
+    for i in range(0, n, batch_size):
+        yield order[i : i + batch_size]
+
+
+@torch.no_grad()
+def predict_proba(model: torch.nn.Module, X: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Softmax outputs ``(N, C)`` in the order of ``X`` (aligned rows, never shuffled)."""
+    was = model.training
+    model.eval()
+    out = torch.cat([torch.softmax(model(X[i : i + batch_size]), dim=1) for i in range(0, len(X), batch_size)])
+    model.train(was)
+    return out
+
+
+def evaluate_accuracy(model: torch.nn.Module, split: Split) -> float:
+    if len(split) == 0:
+        return float("nan")
+    return float((predict_proba(model, split.X).argmax(1) == split.y).float().mean())
+
+
+def fit(
+    model: HybridModel,
+    train: Split,
+    val: Split,
+    *,
+    epochs: int = 100,
+    lr: float = 1e-2,
+    batch_size: int = 32,
+    patience: int = 15,
+    seed: int = 0,
+    phase: str = "train",
+    progress=None,
+) -> TrainResult:
+    """Adam on cross-entropy; keeps the weights of the best validation accuracy.
+
+    Selection reads ``val`` only — never a test split (the paper selected on test).
+    """
+    if len(train) == 0:
+        raise InvalidRequestError("cannot train on an empty training set")
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    best = (-1.0, 0, copy.deepcopy(model.state_dict()))
+    history, t0, since_best = [], time.perf_counter(), 0
+    epoch = 0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        model.set_phase(phase)
+        losses = []
+        for idx in batches(len(train), batch_size, rng):
+            if len(idx) < 2 and any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()):
+                continue  # BatchNorm cannot train on a single row
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(train.X[idx]), train.y[idx])
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        model.set_phase("eval")
+        val_acc = evaluate_accuracy(model, val)
+        model.set_phase(phase)
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), "val_acc": val_acc})
+        if progress is not None:
+            progress(epoch, epochs, val_acc)
+        if val_acc > best[0]:
+            best, since_best = (val_acc, epoch, copy.deepcopy(model.state_dict())), 0
+        else:
+            since_best += 1
+            if since_best >= patience:
+                break
+    model.load_state_dict(best[2])
+    return TrainResult(best[1], best[0], epoch, time.perf_counter() - t0, history)
+
+
+def save_checkpoint(model: HybridModel, path: str | Path, extra: dict | None = None) -> None:
+    """Weights plus the model config (the backend is not saved: a checkpoint is portable)."""
+    from dataclasses import asdict
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), "extra": extra or {}}, tmp)
+    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+
+
+def load_checkpoint(path: str | Path, backend, **overrides) -> tuple[HybridModel, dict]:
+    """Rebuild a model on ``backend`` and load its weights."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    cfg = ModelConfig(**payload["config"])
+    kw = dict(gradient=cfg.gradient, shots=cfg.shots, grad_shots=cfg.grad_shots, n_qubits=cfg.n_qubits,
+              n_layers=cfg.n_layers, entangler=cfg.entangler, n_classes=cfg.n_classes,
+              image_size=cfg.image_size)
+    kw.update(overrides)
+    model = build_model(cfg.name, backend, **kw)
+    model.load_state_dict(payload["state_dict"])
+    return model, payload["extra"]

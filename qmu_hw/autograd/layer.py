@@ -135,6 +135,17 @@ class QuantumLayer(nn.Module):
         shape = circuit.weight_shape or (circuit.n_weights,)
         self.weights = nn.Parameter(torch.rand(shape, dtype=torch.float64) * (2 * math.pi))
 
+    def __deepcopy__(self, memo):
+        # A copy (e.g. an unlearned model) runs on the same backend and charges the same
+        # ledger; only the module state is copied.
+        import copy
+
+        memo[id(self.backend)] = self.backend
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        return new
+
     @property
     def n_outputs(self) -> int:
         return len(self.observables)

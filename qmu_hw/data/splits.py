@@ -55,7 +55,7 @@ def _stratified_take(idx: np.ndarray, y: np.ndarray, frac: float, rng) -> tuple[
 
 
 def make_splits(
-    y: np.ndarray, seed: int, val: float = 0.15, test: float = 0.15, pool: float = 0.1
+    y: np.ndarray, seed: int, val: float = 0.15, test: float = 0.2, pool: float = 0.1
 ) -> DataSplits:
     """Stratified, seeded splits. The pool holds non-members for membership attacks."""
     for name, v in (("val", val), ("test", test), ("pool", pool)):

@@ -1,7 +1,14 @@
 """The study's hybrid models; they receive a backend and never import an adapter."""
 
 from .hybrid import MODELS, HybridModel, build_model
-from .training import TrainResult, evaluate_accuracy, fit, load_checkpoint, predict_proba, save_checkpoint
+from .training import (
+    TrainResult,
+    evaluate_accuracy,
+    fit,
+    load_checkpoint,
+    predict_proba,
+    save_checkpoint,
+)
 
 __all__ = [
     "MODELS",

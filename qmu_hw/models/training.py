@@ -46,6 +46,13 @@ def evaluate_accuracy(model: torch.nn.Module, split: Split) -> float:
     return float((predict_proba(model, split.X).argmax(1) == split.y).float().mean())
 
 
+def _val_scores(model, val: Split) -> tuple[float, float]:
+    probs = predict_proba(model, val.X)
+    acc = float((probs.argmax(1) == val.y).float().mean())
+    loss = float(torch.nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), val.y))
+    return acc, loss
+
+
 def fit(
     model: HybridModel,
     train: Split,
@@ -68,7 +75,7 @@ def fit(
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
-    best = (-1.0, 0, copy.deepcopy(model.state_dict()))
+    best = (-1.0, 0, copy.deepcopy(model.state_dict()), float("inf"))
     history, t0, since_best = [], time.perf_counter(), 0
     epoch = 0
     for epoch in range(1, epochs + 1):
@@ -84,13 +91,15 @@ def fit(
             opt.step()
             losses.append(loss.item())
         model.set_phase("eval")
-        val_acc = evaluate_accuracy(model, val)
+        val_acc, val_loss = _val_scores(model, val)
         model.set_phase(phase)
-        history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"), "val_acc": val_acc})
+        history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),
+                        "val_acc": val_acc, "val_loss": val_loss})
         if progress is not None:
             progress(epoch, epochs, val_acc)
-        if val_acc > best[0]:
-            best, since_best = (val_acc, epoch, copy.deepcopy(model.state_dict())), 0
+        # Best validation accuracy; on a tie (small validation sets tie often) the lower loss.
+        if (val_acc, -val_loss) > (best[0], -best[3]):
+            best, since_best = (val_acc, epoch, copy.deepcopy(model.state_dict()), val_loss), 0
         else:
             since_best += 1
             if since_best >= patience:

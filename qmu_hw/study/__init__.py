@@ -1,1 +1,1 @@
-"""study."""
+"""Study layer: the unlearning protocol, grid runner, results store, report."""

@@ -1,0 +1,43 @@
+"""Adversarial-uniform unlearning: FGSM on the inputs (rotation angles), then push the
+model's output on the perturbed forget samples toward the uniform distribution."""
+
+from __future__ import annotations
+
+import torch
+
+from .base import adam, ce, paired_batches, register_method, train_epochs
+
+
+def kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
+    logp = torch.log_softmax(logits, dim=1)
+    return (logp.exp() * (logp + torch.log(torch.tensor(float(logits.shape[1]))))).sum(dim=1).mean()
+
+
+def fgsm(model, x: torch.Tensor, eps: float, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """One FGSM step that increases KL(p‖U), clamped to the training input range. The
+    gradient w.r.t. the inputs flows through the quantum layer's input slots."""
+    x = x.clone().detach().requires_grad_(True)
+    kl_to_uniform(model(x)).backward()
+    model.zero_grad()
+    return torch.maximum(torch.minimum(x + eps * x.grad.sign(), hi), lo).detach()
+
+
+@register_method("adv-uniform")
+def adversarial_uniform(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, eps: float = 0.1,
+                        lam: float = 1.0, patience: int = 15):
+    """``CE(retain) + λ·KL(p(x_adv) ‖ uniform)`` with ``x_adv`` = FGSM(forget inputs)."""
+    lo = data.retain.X.amin(dim=0)
+    hi = data.retain.X.amax(dim=0)
+    opt = adam(model, lr)
+
+    def epoch(_):
+        n = 0
+        for r, f in paired_batches(data, rng):
+            x_adv = fgsm(model, data.forget.X[f], eps, lo, hi)
+            opt.zero_grad()
+            (ce(model, data.retain, r) + lam * kl_to_uniform(model(x_adv))).backward()
+            opt.step()
+            n += 1
+        return n
+
+    return train_epochs(model, data, epochs, epoch, patience=patience)

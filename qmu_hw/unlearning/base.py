@@ -1,0 +1,208 @@
+"""Method registry, the data a method receives, its report, and shared training loops."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.exceptions import InvalidRequestError
+from ..data.tensors import Split
+from ..models.hybrid import HybridModel
+from ..models.training import batches, evaluate_accuracy
+
+_METHODS: dict[str, Callable] = {}
+
+
+def register_method(name: str):
+    """``@register_method("scrub")``: a function ``(model, data, *, rng, **hp) -> dict``.
+
+    The function receives a private copy of the teacher to modify in place and returns
+    extra report fields (e.g. ``{"epochs": 10}``).
+    """
+
+    def deco(fn):
+        _METHODS[name] = fn
+        fn.method_name = name
+        return fn
+
+    return deco
+
+
+def method_names() -> list[str]:
+    return sorted(_METHODS)
+
+
+def method_defaults(name: str) -> dict[str, Any]:
+    fn = get_method(name)
+    return {
+        k: p.default
+        for k, p in inspect.signature(fn).parameters.items()
+        if p.kind == p.KEYWORD_ONLY and k != "rng"
+    }
+
+
+def get_method(name: str) -> Callable:
+    if name not in _METHODS:
+        raise InvalidRequestError(f"unknown unlearning method {name!r}; expected one of {method_names()}")
+    return _METHODS[name]
+
+
+@dataclass(frozen=True)
+class UnlearnData:
+    """What an unlearning method may read: retain, forget and validation splits (never test)."""
+
+    retain: Split
+    forget: Split
+    val: Split
+    n_classes: int
+    forget_class: int | None = None
+    batch_size: int = 32
+
+
+@dataclass
+class UnlearnReport:
+    method: str
+    steps: int
+    circuits: int
+    shots: int
+    submissions: int
+    wall_time_s: float
+    details: dict = field(default_factory=dict)
+
+
+def unlearn(name: str, teacher: HybridModel, data: UnlearnData, *, seed: int = 0, **hp) -> tuple[HybridModel, UnlearnReport]:
+    """Run method ``name`` on a copy of ``teacher``; the teacher is never modified.
+
+    Unknown hyperparameters are refused, naming the valid ones.
+    """
+    fn = get_method(name)
+    valid = method_defaults(name)
+    bad = set(hp) - set(valid)
+    if bad:
+        raise InvalidRequestError(
+            f"method {name!r} has no hyperparameter(s) {sorted(bad)}; valid: {sorted(valid)}"
+        )
+    if len(data.forget) == 0:
+        raise InvalidRequestError("the forget set is empty: nothing to unlearn")
+    model = copy.deepcopy(teacher)  # QuantumLayer shares the backend (and its ledger)
+    ledger = teacher.backend.ledger
+    mark = len(ledger)
+    model.set_phase(f"unlearn/{name}")
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    details = fn(model, data, rng=np.random.default_rng(seed), teacher=teacher, **hp) or {}
+    wall = time.perf_counter() - t0
+    model.set_phase("eval")
+    spent = ledger.since(mark).summary()
+    steps = int(details.pop("steps", 0))
+    return model, UnlearnReport(name, steps, int(spent["circuits"]), int(spent["shots"]),
+                                int(spent["submissions"]), wall, details)
+
+
+# -- shared loops ----------------------------------------------------------------------
+def cycle_batches(split: Split, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Endless reshuffled batches: the forget set is cycled, never truncated by ``zip``."""
+    while True:
+        yield from batches(len(split), batch_size, rng)
+
+
+def paired_batches(data: UnlearnData, rng: np.random.Generator, forget_batch: int | None = None):
+    """One epoch over the retain set, each retain batch paired with a (cycled) forget batch."""
+    forget_iter = cycle_batches(data.forget, forget_batch or data.batch_size, rng)
+    for r_idx in batches(len(data.retain), data.batch_size, rng):
+        yield r_idx, next(forget_iter)
+
+
+def train_epochs(
+    model: HybridModel,
+    data: UnlearnData,
+    epochs: int,
+    epoch_fn: Callable[[int], int],
+    *,
+    select: str = "val",
+    patience: int = 15,
+) -> dict:
+    """Run ``epoch_fn(epoch) -> steps`` for ``epochs``; with ``select="val"`` keep the
+    weights of the best validation accuracy (the paper's early stopping, on validation)."""
+    if select not in ("val", "last"):
+        raise InvalidRequestError(f"select must be 'val' or 'last', got {select!r}")
+    best_acc, best_state, best_epoch, since, steps = -1.0, None, 0, 0, 0
+    epoch = 0
+    for epoch in range(1, int(epochs) + 1):
+        model.train()
+        steps += epoch_fn(epoch)
+        if select == "last":
+            continue
+        acc = _val_accuracy(model, data.val)
+        if acc > best_acc:
+            best_acc, best_state, best_epoch, since = acc, copy.deepcopy(model.state_dict()), epoch, 0
+        else:
+            since += 1
+            if since >= patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return {"steps": steps, "epochs": epoch, "best_epoch": best_epoch if select == "val" else epoch}
+
+
+def _val_accuracy(model: HybridModel, val: Split) -> float:
+    phase = model.quantum.phase
+    model.set_phase("eval")
+    try:
+        return evaluate_accuracy(model, val)
+    finally:
+        model.set_phase(phase)
+
+
+def adam(model: torch.nn.Module, lr: float, params=None) -> torch.optim.Optimizer:
+    params = [p for p in (params if params is not None else model.parameters()) if p.requires_grad]
+    if not params:
+        raise InvalidRequestError("no trainable parameters left for the optimiser")
+    return torch.optim.Adam(params, lr=lr)
+
+
+def ce(model: torch.nn.Module, split: Split, idx: np.ndarray, labels: torch.Tensor | None = None) -> torch.Tensor:
+    return torch.nn.functional.cross_entropy(model(split.X[idx]), split.y[idx] if labels is None else labels)
+
+
+def kl_teacher_student(t_logits: torch.Tensor, s_logits: torch.Tensor) -> torch.Tensor:
+    """Mean KL(teacher ‖ student) over rows."""
+    return torch.nn.functional.kl_div(
+        torch.log_softmax(s_logits, dim=1), torch.log_softmax(t_logits, dim=1),
+        reduction="batchmean", log_target=True,
+    )
+
+
+def freeze_all_but_last(model: HybridModel, k: int) -> list[torch.nn.Parameter]:
+    """Freeze every block but the last ``k`` (input→output order); return the trainable ones."""
+    blocks = model.blocks()
+    if not 1 <= k <= len(blocks):
+        raise InvalidRequestError(f"k must be in [1, {len(blocks)}] for this model, got {k}")
+    trainable = []
+    for i, (_, block) in enumerate(blocks):
+        on = i >= len(blocks) - k
+        for p in block.parameters():
+            p.requires_grad_(on)
+            if on:
+                trainable.append(p)
+    return trainable
+
+
+def reset_block(block: torch.nn.Module, rng: np.random.Generator) -> None:
+    """Re-initialise a block as if newly built."""
+    from ..autograd.layer import QuantumLayer
+
+    if isinstance(block, QuantumLayer):
+        with torch.no_grad():
+            block.weights.copy_(torch.as_tensor(rng.uniform(0, 2 * np.pi, tuple(block.weights.shape))))
+        return
+    for m in block.modules():
+        if hasattr(m, "reset_parameters"):
+            m.reset_parameters()

@@ -90,7 +90,7 @@ def fit(
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        model.set_phase("eval")
+        model.set_phase(f"{phase}/select")
         val_acc, val_loss = _val_scores(model, val)
         model.set_phase(phase)
         history.append({"epoch": epoch, "loss": float(np.mean(losses)) if losses else float("nan"),

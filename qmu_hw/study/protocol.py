@@ -55,9 +55,15 @@ class Prepared:
         return make_scenario(spec, self.dataset.y, self.splits.train, self.seed)
 
     def scenario_splits(self, sc: ForgetScenario) -> dict[str, Split]:
+        """Retain/forget parts of the training split. For class forgetting the validation
+        split used for selection drops the forgotten class: selecting on accuracy that
+        includes it would reward NOT forgetting."""
         t = self.tensors
+        val = t["val"]
+        if sc.forget_class is not None:
+            val = val.subset(np.flatnonzero(val.y.numpy() != sc.forget_class))
         return {"retain": select(t["train"], sc.retain), "forget": select(t["train"], sc.forget),
-                "val": t["val"], "test": t["test"], "pool": t["pool"]}
+                "val": val, "test": t["test"], "pool": t["pool"]}
 
 
 def prepare(

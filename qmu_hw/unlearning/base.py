@@ -130,7 +130,8 @@ def train_epochs(
     patience: int = 15,
 ) -> dict:
     """Run ``epoch_fn(epoch) -> steps`` for ``epochs``; with ``select="val"`` keep the
-    weights of the best validation accuracy (the paper's early stopping, on validation)."""
+    weights of the best validation accuracy (the paper's early stopping, but on the
+    validation split, ties to the later epoch); ``patience`` epochs without improvement stop."""
     if select not in ("val", "last"):
         raise InvalidRequestError(f"select must be 'val' or 'last', got {select!r}")
     best_acc, best_state, best_epoch, since, steps = -1.0, None, 0, 0, 0
@@ -141,7 +142,8 @@ def train_epochs(
         if select == "last":
             continue
         acc = _val_accuracy(model, data.val)
-        if acc > best_acc:
+        # Ties go to the LATER epoch: at equal utility, more unlearning steps have run.
+        if acc >= best_acc:
             best_acc, best_state, best_epoch, since = acc, copy.deepcopy(model.state_dict()), epoch, 0
         else:
             since += 1
@@ -154,7 +156,7 @@ def train_epochs(
 
 def _val_accuracy(model: HybridModel, val: Split) -> float:
     phase = model.quantum.phase
-    model.set_phase("eval")
+    model.set_phase(f"{phase}/select")  # selection is part of the method's cost
     try:
         return evaluate_accuracy(model, val)
     finally:

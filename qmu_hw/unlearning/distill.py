@@ -70,7 +70,7 @@ def scrub_rewind(model, data, *, rng, teacher, epochs: int = 10, max_steps: int 
 
     def record(epoch):
         phase = model.quantum.phase
-        model.set_phase("eval")
+        model.set_phase(f"{phase}/select")
         f_acc = evaluate_accuracy(model, data.forget)
         v_acc = evaluate_accuracy(model, data.val)
         model.set_phase(phase)

@@ -1,0 +1,214 @@
+"""``qmu-hw``: run, estimate and report studies; list backends.
+
+Exit codes: 0 ok, 2 bad config or input, 3 budget refused, 4 backend unavailable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_INPUT, EXIT_BUDGET, EXIT_UNAVAILABLE = 0, 2, 3, 4
+
+
+def _err(msg: str) -> None:
+    print(f"qmu-hw: error: {msg}", file=sys.stderr)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    return "\n".join([fmt.format(*header), fmt.format(*["-" * w for w in widths])] +
+                     [fmt.format(*[str(x) for x in r]) for r in rows])
+
+
+def _load(args):
+    from .study.config import load_config
+
+    return load_config(args.config, output=getattr(args, "output", None))
+
+
+def cmd_run(args) -> int:
+    from .study.report import build_report
+    from .study.runner import StudyRunner
+
+    cfg = _load(args)
+    _confirm_hardware(cfg, args)
+    runner = StudyRunner(cfg, progress=not args.quiet and sys.stderr.isatty() or args.progress,
+                         log=(lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
+    summary = runner.run(max_cells=args.max_cells, dry_run=args.dry_run)
+    if args.dry_run:
+        print(f"dry run: {summary.total_cells} cells, {summary.skipped} already done; nothing was run")
+        return EXIT_OK
+    rows = runner.store.rows(set(runner.store.get_meta("current_cells", [])))
+    _print_summary(rows)
+    report = build_report(cfg.output, rows, title=cfg.title or f"qmu-hw study: {cfg.name}",
+                          reference=Path(cfg.compare_with) if cfg.compare_with else None,
+                          note=f"Config: `{cfg.path}` (hash {cfg.digest()[:12]}).\n")
+    runner.store.to_csv(Path(cfg.output) / "results.csv", set(runner.store.get_meta("current_cells", [])))
+    phases = summary.phases
+    print(f"\n{summary.ran} cells run, {summary.skipped} skipped (already done), {summary.failed} failed "
+          f"in {summary.wall_time_s:.1f}s; results in {cfg.output}/results.sqlite, report {report}")
+    split = {k: sum(v["wall_time_s"] for p, v in phases.items() if p.split("/")[0] == k)
+             for k in ("train", "oracle", "unlearn", "eval")}
+    print("backend time by phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in split.items()))
+    for label, err in summary.failures:
+        _err(f"cell failed: {label}: {err}")
+    return EXIT_OK if summary.failed == 0 else 1
+
+
+def _confirm_hardware(cfg, args) -> None:
+    """Real devices (profiles with requires_confirmation) need --yes or an interactive yes."""
+    from .core.exceptions import BudgetExceededError
+    from .study.grid import profile_of
+
+    real = [b for b in cfg.backends if profile_of(b).requires_confirmation]
+    if not real or args.dry_run:
+        return
+    from .study.estimate import estimate_study
+
+    est = estimate_study(cfg, measure_time=False)
+    reason = est.refusal(cfg)
+    if reason:
+        raise BudgetExceededError(reason)
+    msg = (f"this study submits to real devices {real}: up to {est.totals['shots']:,} shots, "
+           f"{est.totals['submissions']:,} submissions, estimated cost {est.totals['cost']:.2f}")
+    if args.yes:
+        print(msg + " (confirmed by --yes)", file=sys.stderr)
+        return
+    if not sys.stdin.isatty():
+        raise BudgetExceededError(msg + "; refusing without --yes (no terminal to ask)")
+    if input(msg + ". Proceed? [y/N] ").strip().lower() not in ("y", "yes"):
+        raise BudgetExceededError("not confirmed; nothing was submitted")
+
+
+def _print_summary(rows) -> None:
+    from .study.report import mean_ci
+
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["scenario"], r["backend"], r["shots"], r["method"]), []).append(r)
+    out = []
+    for (sc, be, shots, m), rs in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+        f = mean_ci([r["acc_forget"] for r in rs])
+        t = mean_ci([r["acc_test"] for r in rs])
+        j = mean_ci([r["js_forget"] for r in rs])
+        out.append([sc, be, "exact" if shots is None else shots, m, len(rs), f"{f[0]:.3f}", f"{t[0]:.3f}",
+                    f"{j[0]:.4f}", f"{sum(r.get('cost_shots', 0) for r in rs) / len(rs):,.0f}"])
+    if out:
+        print(_table(["scenario", "backend", "shots", "method", "seeds", "forget acc", "test acc", "JS forget",
+                      "shots/cell"], out))
+
+
+def cmd_estimate(args) -> int:
+    from .study.estimate import estimate_study
+
+    cfg = _load(args)
+    est = estimate_study(cfg, measure_time=not args.no_timing)
+    rows = [[c["cell"], f"{c['circuits']:,}", f"{c['shots_total']:,}", c["submissions"], f"{c['wall_time_s']:.1f}",
+             f"{c['cost']:.2f}"] for c in est.cells]
+    if args.per_cell:
+        print(_table(["cell", "circuits", "shots", "submissions", "wall s", "cost"], rows))
+    t = est.totals
+    print(f"\n{t['cells']} cells: up to {t['circuits']:,} circuits, {t['shots']:,} shots, {t['submissions']:,} "
+          f"submissions, ~{t['wall_time_s']:.0f}s of backend time, estimated cost {t['cost']:.2f}")
+    print("(upper bounds: every loop is counted at its full number of epochs; teachers and oracles not included)")
+    reason = est.refusal(cfg)
+    if reason:
+        _err(f"budget: {reason}")
+        return EXIT_BUDGET
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from .study.config import load_config
+    from .study.report import build_report
+    from .study.store import ResultsStore
+
+    folder = Path(args.dir)
+    if not (folder / "results.sqlite").is_file():
+        _err(f"{folder} holds no results.sqlite; run a study first (qmu-hw run CONFIG)")
+        return EXIT_INPUT
+    store = ResultsStore(folder)
+    cells = store.get_meta("current_cells")
+    rows = store.rows(set(cells) if cells else None)
+    cfg_path = folder / "config.toml"
+    cfg = load_config(cfg_path, output=str(folder)) if cfg_path.is_file() else None
+    ref = Path(cfg.compare_with) if cfg and cfg.compare_with else None
+    path = build_report(folder, rows, title=(cfg.title or f"qmu-hw study: {cfg.name}") if cfg else f"qmu-hw study: {folder.name}",
+                        reference=ref)
+    store.to_csv(folder / "results.csv", set(cells) if cells else None)
+    print(f"report: {path}")
+    return EXIT_OK
+
+
+def cmd_backends(args) -> int:
+    import importlib.util
+
+    from .core.profiles import builtin_profiles, load_profile_file
+
+    sdk = {"statevector": "torch", "density-matrix": "torch", "aer": "qiskit_aer", "ibm": "qiskit_ibm_runtime",
+           "braket": "braket", "pennylane": "pennylane"}
+    rows = []
+    for name, path in builtin_profiles().items():
+        p = load_profile_file(path)
+        mod = sdk.get(p.adapter, p.adapter)
+        installed = importlib.util.find_spec(mod) is not None
+        creds = p.credentials.get("env", [])
+        have = all(os.environ.get(v) for v in creds) if creds else True
+        avail = "yes" if installed and have else ("no SDK" if not installed else "no credentials")
+        rows.append([name, p.adapter, p.describe_noise(), "exact" if p.shots is None else p.shots, avail, str(path)])
+    print(_table(["profile", "adapter", "noise", "shots", "available", "file"], rows))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="qmu-hw", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a study grid and write results + report")
+    r.add_argument("config")
+    r.add_argument("--max-cells", type=int, default=None, help="run at most N unfinished cells")
+    r.add_argument("--dry-run", action="store_true", help="list the cells that would run; run nothing")
+    r.add_argument("--output", help="output folder (overrides [study] output)")
+    r.add_argument("--yes", action="store_true", help="confirm submissions to real devices")
+    r.add_argument("--quiet", action="store_true")
+    r.add_argument("--progress", action="store_true", help="progress bars even without a terminal")
+    r.set_defaults(fn=cmd_run)
+    e = sub.add_parser("estimate", help="circuits, shots, submissions, time and cost before running")
+    e.add_argument("config")
+    e.add_argument("--per-cell", action="store_true")
+    e.add_argument("--no-timing", action="store_true", help="skip the local timing measurement")
+    e.add_argument("--output")
+    e.set_defaults(fn=cmd_estimate)
+    p = sub.add_parser("report", help="rebuild report.md and plots from a results folder")
+    p.add_argument("dir")
+    p.set_defaults(fn=cmd_report)
+    b = sub.add_parser("backends", help="list backend profiles")
+    b.set_defaults(fn=cmd_backends)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .core.exceptions import BackendUnavailableError, BudgetExceededError, QmuHwError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except BudgetExceededError as exc:
+        _err(f"budget: {exc}")
+        return EXIT_BUDGET
+    except BackendUnavailableError as exc:
+        _err(f"backend unavailable: {exc}")
+        return EXIT_UNAVAILABLE
+    except (QmuHwError, ValueError, OSError) as exc:
+        _err(str(exc))
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        _err("interrupted; finished cells are saved, rerun to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

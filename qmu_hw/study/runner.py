@@ -1,0 +1,251 @@
+"""The grid runner: teachers and oracles once per (seed, train backend), cached as
+checkpoints; then every unfinished cell, each written atomically to the results store."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.exceptions import BudgetExceededError, QmuHwError
+from ..core.ledger import LedgerEntry, ShotBudget, ShotLedger
+from ..models.training import load_checkpoint, save_checkpoint
+from .config import StudyConfig
+from .estimate import estimate_study
+from .grid import Cell, expand
+from .protocol import (
+    Prepared,
+    TrainSettings,
+    evaluate,
+    prepare,
+    train_oracle,
+    train_teacher,
+    transfer,
+    unlearn_data,
+)
+from .store import ResultsStore
+
+
+@dataclass
+class RunSummary:
+    total_cells: int
+    skipped: int
+    ran: int
+    failed: int
+    wall_time_s: float
+    phases: dict = field(default_factory=dict)
+    output: str = ""
+    failures: list = field(default_factory=list)
+
+
+class _Progress:
+    """tqdm bars when asked for, silent otherwise."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled = enabled
+        self.cells = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.cells = tqdm(total=total, desc="cells", unit="cell", position=0)
+
+    def note(self, text: str) -> None:
+        if self.cells is not None:
+            self.cells.set_postfix_str(text[:60])
+
+    def epoch_bar(self, desc: str, total: int):
+        if not self.enabled:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit="epoch", position=1, leave=False)
+
+    def advance(self) -> None:
+        if self.cells is not None:
+            self.cells.update(1)
+
+    def close(self) -> None:
+        if self.cells is not None:
+            self.cells.close()
+
+
+def _settings(cfg: StudyConfig) -> TrainSettings:
+    return TrainSettings(cfg.epochs, cfg.patience, cfg.lr, cfg.batch_size)
+
+
+def _prepare(cfg: StudyConfig, seed: int) -> Prepared:
+    return prepare(cfg.dataset, seed, data_dir=cfg.data_dir, per_class=cfg.per_class, model=cfg.model,
+                   n_qubits=cfg.n_qubits, n_layers=cfg.n_layers, entangler=cfg.entangler, angle_range=cfg.angle_range)
+
+
+def _model_kw(cfg: StudyConfig, backend, shots: int | None) -> dict:
+    """Backprop on the exact engine; the configured shot-based gradient elsewhere."""
+    if shots is None and backend.capabilities.backprop:
+        return {"gradient": "backprop", "shots": None}
+    grad_shots = shots if cfg.grad_shots == "same" else cfg.grad_shots
+    return {"gradient": cfg.gradient, "shots": shots, "grad_shots": grad_shots}
+
+
+class StudyRunner:
+    def __init__(self, cfg: StudyConfig, *, progress: bool = False, log=print) -> None:
+        self.cfg = cfg
+        self.store = ResultsStore(cfg.output)
+        self.ckpt_dir = Path(cfg.output) / "checkpoints"
+        self.progress = progress
+        self.log = log
+        self.ledger = ShotLedger()
+        self.budget = ShotBudget(total_shots=cfg.max_total_shots, per_phase=cfg.per_phase, max_cost=cfg.max_cost)
+        self._backends: dict = {}
+
+    # -- backends share the study's ledger and budget ------------------------------------
+    def backend(self, name: str, shots: int | None, seed: int):
+        from ..adapters.registry import get_backend
+
+        key = (name, shots, seed)
+        if key not in self._backends:
+            self._backends[key] = get_backend(name, shots=shots, seed=seed, ledger=self.ledger, budget=self.budget)
+        return self._backends[key]
+
+    # -- teachers and oracles, cached ------------------------------------------------------
+    def _ckpt(self, kind: str, seed: int, extra: str) -> Path:
+        return self.ckpt_dir / f"{kind}-seed{seed}-{extra}-{self.cfg.digest()[:12]}.pt"
+
+    def teacher(self, prep: Prepared, seed: int, backend_name: str, shots: int | None):
+        be = self.backend(backend_name, shots, seed)
+        path = self._ckpt("teacher", seed, f"{backend_name}@{shots}")
+        if path.exists():
+            return load_checkpoint(path, be, **_model_kw(self.cfg, be, shots))[0]
+        self.log(f"training teacher (seed {seed}) on {backend_name}")
+        model = train_teacher(prep, be, _settings(self.cfg), **_model_kw(self.cfg, be, shots))
+        save_checkpoint(model, path, {"seed": seed})
+        return model
+
+    def oracles(self, prep: Prepared, sc, seed: int, backend_name: str, shots: int | None):
+        be = self.backend(backend_name, shots, seed)
+        out = []
+        for k in range(max(self.cfg.n_oracles, 1)):
+            path = self._ckpt("oracle", seed, f"{sc.name.replace(':', '_')}-{k}-{backend_name}@{shots}")
+            if path.exists():
+                out.append(load_checkpoint(path, be, **_model_kw(self.cfg, be, shots))[0])
+                continue
+            self.log(f"training oracle {k + 1}/{self.cfg.n_oracles} (seed {seed}, {sc.name}) on {backend_name}")
+            model = train_oracle(prep, sc, be, seed * 1000 + 17 * (k + 1), _settings(self.cfg),
+                                 **_model_kw(self.cfg, be, shots))
+            save_checkpoint(model, path, {"seed": seed, "scenario": sc.name})
+            out.append(model)
+        return out
+
+    # -- the run ---------------------------------------------------------------------------
+    def run(self, *, max_cells: int | None = None, dry_run: bool = False) -> RunSummary:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        cells = expand(cfg)
+        ids = {c: c.cell_id(cfg) for c in cells}
+        if cfg.max_total_shots is not None or cfg.max_cost is not None:
+            reason = estimate_study(cfg, cells, measure_time=False).refusal(cfg)
+            if reason:
+                raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
+        with self.store.lock():
+            statuses = self.store.statuses()
+            todo = [c for c in cells if statuses.get(ids[c]) != "done"]
+            skipped = len(cells) - len(todo)
+            if max_cells is not None:
+                todo = todo[:max_cells]
+            if dry_run:
+                for c in todo:
+                    self.log(f"would run: {c.label}")
+                return RunSummary(len(cells), skipped, 0, 0, time.perf_counter() - t0, output=cfg.output)
+            self._save_config()
+            self.store.set_meta("current_cells", sorted(ids.values()))
+            self._charge_previous_runs(ids)
+            summary = self._run_cells(todo, ids)
+        summary.total_cells, summary.skipped = len(cells), skipped
+        summary.wall_time_s = time.perf_counter() - t0
+        summary.phases = self.ledger.by_phase()
+        return summary
+
+    def _save_config(self) -> None:
+        if self.cfg.path and Path(self.cfg.path).is_file():
+            shutil.copyfile(self.cfg.path, Path(self.cfg.output) / "config.toml")
+        self.store.set_meta("config_hash", self.cfg.digest())
+
+    def _charge_previous_runs(self, ids: dict) -> None:
+        """A resumed study's budget includes what its finished cells already spent."""
+        wanted = set(ids.values())
+        spent = sum(int(r.get("cost_shots", 0)) for r in self.store.rows(wanted))
+        if spent:
+            self.ledger.record(LedgerEntry("previous-runs", "-", "-", 0, spent, 0, 0.0, 0.0, False))
+
+    def _run_cells(self, todo: list[Cell], ids: dict) -> RunSummary:
+        cfg = self.cfg
+        prog = _Progress(self.progress, len(todo))
+        ran = failed = 0
+        failures = []
+        preps: dict[int, Prepared] = {}
+        try:
+            for cell in todo:
+                prog.note(cell.label)
+                if cell.seed not in preps:
+                    preps = {cell.seed: _prepare(cfg, cell.seed)}  # one seed's data at a time
+                prep = preps[cell.seed]
+                self.store.start(ids[cell], cfg.digest(), cell.key())
+                try:
+                    metrics, cost = self.run_cell(prep, cell)
+                except (BudgetExceededError, KeyboardInterrupt):
+                    raise
+                except QmuHwError as exc:  # e.g. a backend that became unavailable: stop cleanly
+                    self.store.fail(ids[cell], f"{type(exc).__name__}: {exc}")
+                    raise
+                except Exception as exc:  # a bug in one cell must not lose the others
+                    failed += 1
+                    failures.append((cell.label, repr(exc)))
+                    self.store.fail(ids[cell], traceback.format_exc(limit=8))
+                    self.log(f"cell failed: {cell.label}: {exc!r}")
+                    prog.advance()
+                    continue
+                self.store.finish(ids[cell], metrics, cost)
+                ran += 1
+                prog.advance()
+        finally:
+            prog.close()
+        return RunSummary(0, 0, ran, failed, 0.0, output=cfg.output, failures=failures)
+
+    def run_cell(self, prep: Prepared, cell: Cell) -> tuple[dict, dict]:
+        from ..unlearning import unlearn
+
+        cfg = self.cfg
+        seed = cell.seed
+        train_name, train_shots = (cell.backend, cell.shots) if cfg.train_backend == "same" else (cfg.train_backend, None)
+        teacher = self.teacher(prep, seed, train_name, train_shots)
+        sc = prep.scenario(cell.scenario)
+        oracles = self.oracles(prep, sc, seed, train_name, train_shots)
+        target = self.backend(cell.backend, cell.shots, seed)
+        work_name = cfg.surrogates.get(cell.backend, cell.backend)
+        work = self.backend(work_name, cell.shots, seed)
+        parts = prep.scenario_splits(sc)
+        mark = len(self.ledger)
+        t0 = time.perf_counter()
+        teacher_w = transfer(teacher, prep, work, seed, **_model_kw(cfg, work, cell.shots))
+        data = unlearn_data(parts, prep.dataset.n_classes, sc, cfg.batch_size)
+        model, report = unlearn(cell.method, teacher_w, data, seed=seed, **cfg.hyperparameters.get(cell.method, {}))
+        t_unlearn = time.perf_counter() - t0
+        kw_eval = _model_kw(cfg, target, cell.shots)
+        model_e = transfer(model, prep, target, seed, **kw_eval)
+        teacher_e = transfer(teacher, prep, target, seed, **kw_eval)
+        oracles_e = [transfer(o, prep, target, seed, **kw_eval) for o in oracles]
+        t1 = time.perf_counter()
+        metrics = evaluate(model_e, teacher_e, oracles_e, parts, sc, seed)
+        t_eval = time.perf_counter() - t1
+        spent = self.ledger.since(mark)
+        unl = spent.summary("unlearn")
+        ev = spent.summary("eval")
+        cost = {
+            "circuits": unl["circuits"], "shots": unl["shots"], "submissions": unl["submissions"],
+            "qpu_cost": unl["cost"], "unlearn_wall_s": t_unlearn, "eval_wall_s": t_eval,
+            "eval_circuits": ev["circuits"], "eval_shots": ev["shots"], "steps": report.steps,
+            "surrogate": work_name if work_name != cell.backend else None,
+        }
+        metrics.update({f"detail_{k}": v for k, v in report.details.items() if isinstance(v, (int, float))})
+        return metrics, cost

@@ -1,0 +1,178 @@
+"""The results store: one SQLite database per output folder, one row per grid cell.
+
+A cell is written in a single transaction when it finishes, so a killed run leaves either a
+finished row or a ``running`` marker that the next run redoes. A lock file keeps two runs
+from writing the same folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from ..core.exceptions import QmuHwError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cells (
+    cell_id TEXT PRIMARY KEY,
+    config_hash TEXT NOT NULL,
+    status TEXT NOT NULL,
+    dataset TEXT, scenario TEXT, seed INTEGER, backend TEXT, profile_sha256 TEXT,
+    shots INTEGER, method TEXT,
+    metrics TEXT, cost TEXT, versions TEXT,
+    started REAL, finished REAL, error TEXT
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+KEY_COLUMNS = ("cell_id", "config_hash", "status", "dataset", "scenario", "seed", "backend",
+               "profile_sha256", "shots", "method", "started", "finished", "error")
+
+
+class StudyLockedError(QmuHwError, RuntimeError):
+    """Another run holds the output folder's lock."""
+
+
+class UnwritableOutputError(QmuHwError, OSError):
+    """The output folder cannot be created or written."""
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("qmu-hw", "numpy", "torch", "qiskit", "qiskit-aer", "qiskit-ibm-runtime", "amazon-braket-sdk",
+                "pennylane", "scikit-learn"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+class ResultsStore:
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            probe = self.folder / ".write-probe"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as exc:
+            raise UnwritableOutputError(
+                f"output folder {self.folder} is not writable ({exc.strerror}); choose another with --output"
+            ) from None
+        self.path = self.folder / "results.sqlite"
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        return db
+
+    @contextlib.contextmanager
+    def lock(self):
+        """Exclusive, non-blocking lock on the folder for the duration of a run."""
+        import fcntl
+
+        fh = open(self.folder / ".lock", "a+")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            owner = fh.read().strip()
+            fh.close()
+            raise StudyLockedError(
+                f"another qmu-hw run is writing to {self.folder} (pid {owner or '?'}); wait for it or "
+                "use another output folder"
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield self
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, json.dumps(value)))
+
+    def get_meta(self, key: str, default=None):
+        with self._connect() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row["value"])
+
+    def statuses(self) -> dict[str, str]:
+        with self._connect() as db:
+            return {r["cell_id"]: r["status"] for r in db.execute("SELECT cell_id, status FROM cells")}
+
+    def start(self, cell_id: str, config_hash: str, key: dict) -> None:
+        with self._connect() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO cells (cell_id, config_hash, status, dataset, scenario, seed, backend,"
+                " profile_sha256, shots, method, started) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (cell_id, config_hash, key["dataset"], key["scenario"], key["seed"], key["backend"],
+                 key["profile_sha256"], key["shots"], key["method"], time.time()),
+            )
+
+    def finish(self, cell_id: str, metrics: dict, cost: dict) -> None:
+        """One transaction: the row flips from running to done with all its data."""
+        with self._connect() as db:
+            db.execute(
+                "UPDATE cells SET status = 'done', metrics = ?, cost = ?, versions = ?, finished = ?, error = NULL"
+                " WHERE cell_id = ?",
+                (json.dumps(metrics, default=float), json.dumps(cost, default=float),
+                 json.dumps(package_versions()), time.time(), cell_id),
+            )
+
+    def fail(self, cell_id: str, error: str) -> None:
+        with self._connect() as db:
+            db.execute("UPDATE cells SET status = 'failed', error = ?, finished = ? WHERE cell_id = ?",
+                       (error, time.time(), cell_id))
+
+    def rows(self, cell_ids: set[str] | None = None, status: str = "done") -> list[dict]:
+        """Finished cells as flat dicts (key columns + metrics + cost)."""
+        with self._connect() as db:
+            raw = db.execute("SELECT * FROM cells WHERE status = ? ORDER BY started", (status,)).fetchall()
+        out = []
+        for r in raw:
+            if cell_ids is not None and r["cell_id"] not in cell_ids:
+                continue
+            d = {k: r[k] for k in KEY_COLUMNS}
+            d.update(json.loads(r["metrics"] or "{}"))
+            d.update({f"cost_{k}": v for k, v in json.loads(r["cost"] or "{}").items()})
+            out.append(d)
+        return out
+
+    def count(self) -> int:
+        with self._connect() as db:
+            return db.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+
+    def to_csv(self, path: str | Path, cell_ids: set[str] | None = None) -> Path:
+        rows = self.rows(cell_ids)
+        path = Path(path)
+        cols: list[str] = []
+        for r in rows:
+            cols += [k for k in r if k not in cols]
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=cols)
+            w.writeheader()
+            w.writerows(rows)
+        tmp.replace(path)
+        return path
+
+    def dataframe(self, cell_ids: set[str] | None = None):
+        """The finished cells as a pandas DataFrame (pandas is imported on demand)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows(cell_ids))

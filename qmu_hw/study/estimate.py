@@ -147,21 +147,28 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
         grad_rows, nograd_rows, grad_steps, nograd_req, input_rows = _rows_model(
             cell.method, hp, s, cfg.batch_size, cfg.epochs, quantum_in_last_k=hp.get("k", 1) > head_blocks)
         per_row_grad = 2 if cfg.gradient == "spsa" else 2 * slots
-        eval_rows = (s.retain + s.forget + s.test + s.pool) + 3 * (s.retain + s.forget + s.test) * (1 + cfg.n_oracles)
-        circuits = grad_rows + eval_rows + nograd_rows
+        # Teacher/oracle outputs are computed once per group of methods and shared.
+        eval_rows = (s.retain + s.forget + s.test + s.pool) + (s.retain + s.forget + s.test) * (
+            1 + cfg.n_oracles) / len(cfg.methods)
+        eval_subs = 4 + 3 * (1 + cfg.n_oracles) / len(cfg.methods)
         grad_circuits = 0 if exact_bp else grad_rows * per_row_grad + input_rows * 2 * in_slots
-        circuits += grad_circuits
+        work_circuits = grad_rows + nograd_rows + grad_circuits
+        circuits = work_circuits + eval_rows
         grad_shots = cell.shots if cfg.grad_shots == "same" else cfg.grad_shots
         shots = 0 if cell.shots is None else (grad_rows + eval_rows + nograd_rows) * cell.shots + grad_circuits * (grad_shots or 0)
-        submissions = grad_steps * (1 if exact_bp else 2) + nograd_req + 4 + 3 * (1 + cfg.n_oracles)
+        work_subs = grad_steps * (1 if exact_bp else 2) + nograd_req
+        submissions = work_subs + eval_subs
         cost = float(prof.cost.get("per_task", 0.0)) * submissions + float(prof.cost.get("per_shot", 0.0)) * shots
         wall = 0.0
         if measure_time:
-            key = (cell.backend, cell.shots)
-            if key not in timing:
-                timing[key] = _time_per_circuit(cell.backend, cell.shots, circuit)
-            overhead, per_row = timing[key]
-            wall = submissions * overhead + circuits * per_row
+            # Unlearning runs on the surrogate when one is configured, evaluation on the target.
+            work = cfg.surrogates.get(cell.backend, cell.backend)
+            for name in {work, cell.backend}:
+                if (name, cell.shots) not in timing:
+                    timing[(name, cell.shots)] = _time_per_circuit(name, cell.shots, circuit)
+            o_w, r_w = timing[(work, cell.shots)]
+            o_e, r_e = timing[(cell.backend, cell.shots)]
+            wall = work_subs * o_w + work_circuits * r_w + eval_subs * o_e + eval_rows * r_e
         row = {"cell": cell.label, "backend": cell.backend, "shots": cell.shots, "method": cell.method,
                "scenario": cell.scenario, "seed": cell.seed, "circuits": int(circuits), "shots_total": int(shots),
                "submissions": int(submissions), "wall_time_s": wall, "cost": cost}

@@ -132,20 +132,30 @@ def _probs(model: HybridModel, split: Split) -> np.ndarray:
     return predict_proba(model, split.X).double().numpy()
 
 
+def reference_probs(teacher: HybridModel, oracles: list[HybridModel], parts: dict[str, Split]):
+    """Teacher and oracle outputs on retain/forget/test: the same for every method of a
+    (scenario, seed, backend, shots) group, so the runner computes them once."""
+    names = ("retain", "forget", "test")
+    return {n: _probs(teacher, parts[n]) for n in names}, [{n: _probs(o, parts[n]) for n in names} for o in oracles]
+
+
 def evaluate(
     unlearned: HybridModel,
-    teacher: HybridModel,
-    oracles: list[HybridModel],
+    teacher: HybridModel | dict,
+    oracles: list,
     parts: dict[str, Split],
     sc: ForgetScenario,
     seed: int = 0,
 ) -> dict[str, float]:
     """Every metric of one (scenario, method) cell. Rows are aligned: every model sees the
-    same samples in the same order."""
+    same samples in the same order. ``teacher``/``oracles`` may be models or the output of
+    :func:`reference_probs`."""
     names = ("retain", "forget", "test", "pool")
     P = {n: _probs(unlearned, parts[n]) for n in names}
-    T = {n: _probs(teacher, parts[n]) for n in ("retain", "forget", "test")}
-    O = [{n: _probs(o, parts[n]) for n in ("retain", "forget", "test")} for o in oracles]
+    if isinstance(teacher, dict):
+        T, O = teacher, oracles
+    else:
+        T, O = reference_probs(teacher, oracles, parts)
     y = {n: parts[n].y.numpy() for n in names}
     acc = lambda p, n: float((p.argmax(1) == y[n]).mean()) if len(y[n]) else float("nan")  # noqa: E731
     row: dict[str, float] = {}

@@ -20,6 +20,7 @@ from .protocol import (
     TrainSettings,
     evaluate,
     prepare,
+    reference_probs,
     train_oracle,
     train_teacher,
     transfer,
@@ -98,6 +99,7 @@ class StudyRunner:
         self.ledger = ShotLedger()
         self.budget = ShotBudget(total_shots=cfg.max_total_shots, per_phase=cfg.per_phase, max_cost=cfg.max_cost)
         self._backends: dict = {}
+        self._reference: dict = {}  # teacher/oracle outputs of the current (seed, scenario, backend, shots)
 
     # -- backends share the study's ledger and budget ------------------------------------
     def backend(self, name: str, shots: int | None, seed: int):
@@ -233,10 +235,14 @@ class StudyRunner:
         t_unlearn = time.perf_counter() - t0
         kw_eval = _model_kw(cfg, target, cell.shots)
         model_e = transfer(model, prep, target, seed, **kw_eval)
-        teacher_e = transfer(teacher, prep, target, seed, **kw_eval)
-        oracles_e = [transfer(o, prep, target, seed, **kw_eval) for o in oracles]
         t1 = time.perf_counter()
-        metrics = evaluate(model_e, teacher_e, oracles_e, parts, sc, seed)
+        ref_key = (seed, cell.scenario, cell.backend, cell.shots, train_name)
+        if ref_key not in self._reference:
+            self._reference = {ref_key: reference_probs(
+                transfer(teacher, prep, target, seed, **kw_eval),
+                [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)}
+        T, O = self._reference[ref_key]
+        metrics = evaluate(model_e, T, O, parts, sc, seed)
         t_eval = time.perf_counter() - t1
         spent = self.ledger.since(mark)
         unl = spent.summary("unlearn")

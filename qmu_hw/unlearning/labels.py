@@ -101,10 +101,12 @@ def salun(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, spar
     updates only the salient weights."""
     model.zero_grad()
     ce(model, data.forget, np.arange(len(data.forget))).backward()
-    mags = torch.cat([p.grad.abs().reshape(-1) for p in model.parameters() if p.grad is not None])
-    threshold = torch.quantile(mags.float(), sparsity).to(mags.dtype)
-    masks = [(p.grad.abs() >= threshold).to(p.dtype) if p.grad is not None else torch.zeros_like(p)
-             for p in model.parameters()]
+    mags = torch.cat([p.grad.abs().reshape(-1).double() for p in model.parameters() if p.grad is not None])
+    keep = max(1, int(round((1 - sparsity) * mags.numel())))
+    threshold = torch.topk(mags, keep).values[-1]
+    # Strictly above zero: weights the forget loss does not touch are never salient.
+    masks = [((p.grad.abs().double() >= threshold) & (p.grad != 0)).to(p.dtype) if p.grad is not None
+             else torch.zeros_like(p) for p in model.parameters()]
     model.zero_grad()
     opt = adam(model, lr)
 

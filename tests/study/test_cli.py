@@ -1,0 +1,202 @@
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+TINY = """
+[study]
+name = "tiny"
+output = "{out}"
+seeds = [0, 1]
+
+[data]
+dataset = "iris"
+per_class = 20
+
+[training]
+epochs = 6
+patience = 3
+n_oracles = 2
+
+[grid]
+scenarios = ["subset:0.1", "class:0"]
+methods = ["identity", "ga", "finetune"]
+backends = ["exact", "exact-shots"]
+shots = [64]
+
+[methods.ga]
+epochs = 2
+[methods.finetune]
+epochs = 2
+"""
+
+
+def qmu(*args, cwd=None, timeout=600):
+    return subprocess.run([sys.executable, "-m", "qmu_hw.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=timeout)
+
+
+def write(tmp_path, text, name="study.toml", out=None):
+    path = tmp_path / name
+    path.write_text(text.replace("{out}", str(out or tmp_path / "out")))
+    return path
+
+
+def cells(db):
+    with sqlite3.connect(db) as c:
+        return c.execute("SELECT cell_id, status, metrics, finished FROM cells").fetchall()
+
+
+def test_tiny_study_end_to_end(tmp_path):
+    cfg = write(tmp_path, TINY)
+    res = qmu("run", cfg)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out"
+    rows = cells(out / "results.sqlite")
+    assert len(rows) == 24 and all(r[1] == "done" for r in rows)
+    report = (out / "report.md").read_text()
+    assert "Scenario class:0" in report and "ranked by JS divergence" in report
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert "noise_class_0.png" in pngs and "cost_subset_0.1.png" in pngs
+    assert (out / "results.csv").read_text().count("\n") == 25
+    assert "forget acc" in res.stdout  # the summary table
+    # Rerun: everything is skipped, nothing changes.
+    before = cells(out / "results.sqlite")
+    again = qmu("run", cfg)
+    assert again.returncode == 0 and "24 skipped" in again.stdout
+    assert cells(out / "results.sqlite") == before
+    # The report rebuilds from the store alone.
+    (out / "report.md").unlink()
+    rep = qmu("report", out)
+    assert rep.returncode == 0 and (out / "report.md").exists()
+    # A changed config makes new cells instead of mixing with the old ones.
+    changed = write(tmp_path, TINY.replace("epochs = 6", "epochs = 7"), "changed.toml")
+    dry = qmu("run", changed, "--dry-run")
+    assert dry.returncode == 0 and "24 cells, 0 already done" in dry.stdout
+
+
+def test_sigkill_then_resume(tmp_path):
+    cfg = write(tmp_path, TINY)
+    db = tmp_path / "out" / "results.sqlite"
+    proc = subprocess.Popen([sys.executable, "-m", "qmu_hw.cli", "run", str(cfg), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    done_before = []
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                done_before = [r for r in cells(db) if r[1] == "done"]
+            except sqlite3.OperationalError:
+                done_before = []
+            if len(done_before) >= 5:
+                break
+        time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 5 <= len(done_before) < 24, "the run finished before it could be killed"
+    snapshot = {r[0]: r for r in cells(db) if r[1] == "done"}
+    res = qmu("run", cfg)
+    assert res.returncode == 0, res.stderr
+    final = cells(db)
+    ids = [r[0] for r in final]
+    assert len(ids) == len(set(ids)) == 24 and all(r[1] == "done" for r in final)
+    for cid, row in snapshot.items():  # finished cells were skipped, not redone
+        assert dict((r[0], r) for r in final)[cid] == row
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda t: t.replace("[grid]", "[grid\n"), "not valid TOML"),
+        (lambda t: t.replace("[training]", "[training]\ncolour = 1"), r"\[training\] colour \(line \d+\): unknown key"),
+        (lambda t: t.replace('"finetune"]', '"finetune", "forgetti"]'), "unknown method 'forgetti'"),
+        (lambda t: t.replace('"exact-shots"]', '"exact-shots", "ibm-nowhere"]'), "unknown backend 'ibm-nowhere'"),
+        (lambda t: t.replace('dataset = "iris"', 'dataset = "cifar"'), "unknown dataset 'cifar'"),
+        (lambda t: t.replace("shots = [64]", "shots = [-64]"), "positive integer"),
+        (lambda t: t.replace('methods = ["identity", "ga", "finetune"]', "methods = []"), "method list is empty"),
+        (lambda t: t.replace("[methods.ga]\nepochs = 2", "[methods.ga]\ntemperature = 2"), "unknown hyperparameter"),
+    ],
+)
+def test_bad_configs_exit_2_and_write_nothing(tmp_path, mutate, message):
+    import re
+
+    cfg = write(tmp_path, mutate(TINY))
+    res = qmu("run", cfg)
+    assert res.returncode == 2, res.stderr
+    assert re.search(message, res.stderr), res.stderr
+    assert str(cfg) in res.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_output_exits_2(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cfg = write(tmp_path, TINY, out=blocker / "out")
+    res = qmu("run", cfg)
+    assert res.returncode == 2 and "not writable" in res.stderr
+
+
+def test_budget_refused_before_training(tmp_path):
+    cfg = write(tmp_path, TINY + "\n[budget]\nmax_total_shots = 1000\n")
+    res = qmu("run", cfg)
+    assert res.returncode == 3 and "refused before training" in res.stderr and "max_total_shots" in res.stderr
+    assert not (tmp_path / "out" / "checkpoints").exists()
+    est = qmu("estimate", cfg, "--no-timing")
+    assert est.returncode == 3 and "needs up to" in est.stderr
+
+
+def test_estimate_lists_cells_and_totals(tmp_path):
+    cfg = write(tmp_path, TINY)
+    res = qmu("estimate", cfg, "--per-cell")
+    assert res.returncode == 0, res.stderr
+    assert "24 cells" in res.stdout and "submissions" in res.stdout and "exact-shots@64 ga" in res.stdout
+
+
+def test_lock_stops_a_second_writer(tmp_path):
+    from qmu_hw.study.store import ResultsStore, StudyLockedError
+
+    store = ResultsStore(tmp_path / "out")
+    with store.lock():
+        with pytest.raises(StudyLockedError, match="another qmu-hw run"):
+            with ResultsStore(tmp_path / "out").lock():
+                pass
+        res = qmu("run", write(tmp_path, TINY))
+        assert res.returncode == 2 and "another qmu-hw run is writing" in res.stderr
+
+
+def test_backends_lists_profiles():
+    res = qmu("backends")
+    assert res.returncode == 0
+    for name in ("exact", "aer-fake-manila", "dm-depol-0.01"):
+        assert name in res.stdout
+
+
+def test_report_on_empty_folder(tmp_path):
+    res = qmu("report", tmp_path)
+    assert res.returncode == 2 and "no results.sqlite" in res.stderr
+
+
+def test_console_script_installed():
+    import shutil
+
+    exe = shutil.which("qmu-hw")
+    if exe is None:
+        pytest.skip("console script not on PATH (package not installed)")
+    assert subprocess.run([exe, "--help"], capture_output=True).returncode == 0
+
+
+def test_metrics_json_in_store(tmp_path):
+    cfg = write(tmp_path, TINY.replace("seeds = [0, 1]", "seeds = [0]"))
+    assert qmu("run", cfg).returncode == 0
+    with sqlite3.connect(tmp_path / "out" / "results.sqlite") as c:
+        row = c.execute("SELECT metrics, cost, versions, config_hash, profile_sha256 FROM cells LIMIT 1").fetchone()
+    metrics, cost, versions = (json.loads(x) for x in row[:3])
+    assert "acc_forget" in metrics and "mia_pop_auc" in metrics and "shots" in cost and "torch" in versions
+    assert len(row[3]) == 64 and len(row[4]) == 64
+    assert Path(tmp_path / "out" / "config.toml").exists()

@@ -32,6 +32,8 @@ class RunOutput:
     submissions: int = 1
     raw: dict[str, Any] = field(default_factory=dict)
     shots_run: int | None = None
+    replayed: bool = False  # served from the job journal: nothing was spent now
+    qpu_seconds: float = 0.0
 
 
 class BaseBackend:
@@ -85,11 +87,12 @@ class BaseBackend:
                 backend=self.name,
                 profile=self.profile.path,
                 circuits=out.n_circuits,
-                shots=shots_charged,
-                submissions=out.submissions,
+                shots=0 if out.replayed else shots_charged,
+                submissions=0 if out.replayed else out.submissions,
                 wall_time_s=wall,
-                cost=cost,
+                cost=0.0 if out.replayed else cost,
                 exact=request.shots is None,
+                qpu_seconds=out.qpu_seconds,
             )
         )
         meta = {

@@ -23,6 +23,7 @@ class LedgerEntry:
     wall_time_s: float
     cost: float
     exact: bool
+    qpu_seconds: float = 0.0
 
 
 def _phase_matches(cap_phase: str, phase: str) -> bool:
@@ -117,6 +118,7 @@ class ShotLedger:
             "submissions": sum(e.submissions for e in es),
             "wall_time_s": float(sum(e.wall_time_s for e in es)),
             "cost": float(sum(e.cost for e in es)),
+            "qpu_seconds": float(sum(e.qpu_seconds for e in es)),
         }
 
     def by_phase(self) -> dict[str, dict[str, float]]:

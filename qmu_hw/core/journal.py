@@ -1,0 +1,116 @@
+"""The job journal: every cloud submission is written down BEFORE it is sent.
+
+States: ``pending`` (about to be submitted), ``submitted`` (the provider gave a job id /
+task ARN), ``done`` (result stored), ``failed`` (permanent error). A rerun after a crash
+returns ``done`` results without submitting and retrieves ``submitted`` jobs by id instead
+of paying for them again. Secrets never enter the journal: rows hold hashes, ids, shapes,
+states and result arrays only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    request_hash TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    profile_sha256 TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    shots INTEGER,
+    state TEXT NOT NULL,
+    job_ids TEXT,
+    result BLOB,
+    metadata TEXT,
+    error TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+"""
+STATES = ("pending", "submitted", "done", "failed")
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    request_hash: str
+    backend: str
+    profile_sha256: str
+    rows: int
+    shots: int | None
+    state: str
+    job_ids: list[str]
+    metadata: dict
+    error: str | None
+    created: float
+    updated: float
+    values: np.ndarray | None = None
+    stderr: np.ndarray | None = None
+
+
+class JobJournal:
+    """SQLite journal (one file, usually ``<output>/journal.sqlite``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._db() as db:
+            db.executescript(SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.row_factory = sqlite3.Row
+        return db
+
+    def begin(self, request_hash: str, backend: str, profile_sha256: str, rows: int, shots: int | None) -> None:
+        """Record the intent to submit (before anything is sent)."""
+        now = time.time()
+        with self._db() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO jobs (request_hash, backend, profile_sha256, rows, shots, state, job_ids,"
+                " created, updated) VALUES (?, ?, ?, ?, ?, 'pending', '[]', ?, ?)",
+                (request_hash, backend, profile_sha256, rows, shots, now, now),
+            )
+
+    def submitted(self, request_hash: str, job_ids: list[str]) -> None:
+        with self._db() as db:
+            db.execute("UPDATE jobs SET state = 'submitted', job_ids = ?, updated = ? WHERE request_hash = ?",
+                       (json.dumps(list(job_ids)), time.time(), request_hash))
+
+    def done(self, request_hash: str, values: np.ndarray, stderr: np.ndarray, metadata: dict) -> None:
+        buf = io.BytesIO()
+        np.savez(buf, values=values, stderr=stderr)
+        with self._db() as db:
+            db.execute("UPDATE jobs SET state = 'done', result = ?, metadata = ?, error = NULL, updated = ?"
+                       " WHERE request_hash = ?",
+                       (buf.getvalue(), json.dumps(metadata, default=str), time.time(), request_hash))
+
+    def failed(self, request_hash: str, error: str) -> None:
+        with self._db() as db:
+            db.execute("UPDATE jobs SET state = 'failed', error = ?, updated = ? WHERE request_hash = ?",
+                       (error[:2000], time.time(), request_hash))
+
+    def get(self, request_hash: str) -> JournalEntry | None:
+        with self._db() as db:
+            r = db.execute("SELECT * FROM jobs WHERE request_hash = ?", (request_hash,)).fetchone()
+        return None if r is None else _entry(r)
+
+    def entries(self) -> list[JournalEntry]:
+        with self._db() as db:
+            return [_entry(r, load=False) for r in db.execute("SELECT * FROM jobs ORDER BY created")]
+
+
+def _entry(r: sqlite3.Row, load: bool = True) -> JournalEntry:
+    values = stderr = None
+    if load and r["result"] is not None:
+        with np.load(io.BytesIO(r["result"])) as z:
+            values, stderr = z["values"], z["stderr"]
+    return JournalEntry(r["request_hash"], r["backend"], r["profile_sha256"], r["rows"], r["shots"], r["state"],
+                        json.loads(r["job_ids"] or "[]"), json.loads(r["metadata"] or "{}"), r["error"],
+                        r["created"], r["updated"], values, stderr)

@@ -8,7 +8,7 @@ PROFILES = (
     ["exact", "exact-shots", "aer-ideal"]
     + [f"aer-depol-{p}" for p in LADDER]
     + [f"dm-depol-{p}" for p in LADDER]
-    + ["aer-fake-manila"]
+    + ["aer-fake-manila", "pennylane-default-qubit", "pennylane-mixed-depol-0.01"]
 )
 
 
@@ -16,6 +16,8 @@ PROFILES = (
 def profile_name(request):
     if request.param.startswith("aer"):
         request.applymarker(pytest.mark.aer)
+    if request.param.startswith("pennylane"):
+        request.applymarker(pytest.mark.pennylane)
     return request.param
 
 

@@ -97,3 +97,13 @@ def test_thermal_relaxation_profile(tmp_path):
     dm.write_text(prof.read_text().replace('adapter = "aer"', 'adapter = "density-matrix"'))
     with pytest.raises(ValueError, match="thermal relaxation"):
         get_backend(str(dm))
+
+
+@pytest.mark.pennylane
+def test_pennylane_mixed_matches_dm_engine():
+    c = hqml(3, 2)
+    params = np.random.default_rng(4).uniform(-3, 3, (5, c.n_params))
+    obs = ["ZII", "IZZ", "ZIZ"]
+    pl = get_backend("pennylane-mixed-depol-0.01").estimate(EstimateRequest(c, params, obs)).values
+    dm = get_backend("dm-depol-0.01").estimate(EstimateRequest(c, params, obs)).values
+    np.testing.assert_allclose(pl, dm, atol=1e-6)

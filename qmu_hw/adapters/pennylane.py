@@ -1,0 +1,117 @@
+"""Any PennyLane device by name: rows as one broadcast tape per shot level, one execute.
+
+Parametric noise from the profile is inserted as channels after each gate, in Aer's
+convention (Aer's 1-qubit depolarizing p is PennyLane's ``DepolarizingChannel(3p/4)``;
+2-qubit depolarizing is a 16-Kraus ``QubitChannel``), and symmetric readout error as a
+``BitFlip`` before measurement; noise needs a mixed-state device such as ``default.mixed``.
+Basis changes for X/Y observables are PennyLane's own (noiseless) diagonalizing gates.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import numpy as np
+
+from ..core.backend import BaseBackend, RunOutput
+from ..core.contract import Capabilities, EstimateRequest
+from ..core.exceptions import InvalidRequestError, MissingDependencyError
+from ..core.profiles import Profile
+from .registry import register_adapter
+
+OPTIONS = {"device", "device_kwargs", "max_qubits"}
+
+
+def _depol2_kraus(p: float) -> list[np.ndarray]:
+    paulis = [np.eye(2), np.array([[0, 1], [1, 0]]), np.array([[0, -1j], [1j, 0]]), np.diag([1.0, -1.0])]
+    ops = [np.kron(a, b) for a, b in itertools.product(paulis, paulis)]
+    return [np.sqrt(1 - 15 * p / 16) * ops[0]] + [np.sqrt(p / 16) * o for o in ops[1:]]
+
+
+@register_adapter("pennylane")
+class PennyLaneBackend(BaseBackend):
+    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
+        super().__init__(profile, **kw)
+        try:
+            import pennylane  # noqa: F401
+        except ImportError as exc:  # pragma: no cover
+            raise MissingDependencyError("PennyLane backends need pennylane") from exc
+        options = dict(options or {})
+        bad = set(options) - OPTIONS
+        if bad:
+            raise InvalidRequestError(
+                f"backend {profile.name!r}: unknown option(s) {sorted(bad)}; expected {sorted(OPTIONS)}"
+            )
+        self.device_name = options.get("device", "default.qubit")
+        self.device_kwargs = dict(options.get("device_kwargs", {}))
+        noise = profile.noise
+        if noise.get("kind", "none") not in ("none", "depolarizing") or noise.get("t1_us"):
+            raise InvalidRequestError(
+                f"backend profile {profile.path}: PennyLane profiles support depolarizing + readout noise only"
+            )
+        self.p1, self.p2, self.readout = (float(noise.get(k, 0.0)) for k in ("p1", "p2", "readout"))
+        noisy = self.p1 or self.p2 or self.readout
+        if noisy and self.device_name not in ("default.mixed",):
+            raise InvalidRequestError(
+                f"backend {profile.name!r}: noise needs a mixed-state device (default.mixed), got {self.device_name!r}"
+            )
+        max_q = int(options.get("max_qubits", profile.limits.get("max_qubits", 16)))
+        self.capabilities = Capabilities(exact=True, sampling=True, noise=profile.describe_noise(),
+                                         max_qubits=max_q, backprop=False)
+
+    def _ops(self, circuit, angles: np.ndarray):
+        import pennylane as qml
+
+        single = {"RX": qml.RX, "RY": qml.RY, "RZ": qml.RZ, "H": qml.Hadamard, "X": qml.PauliX, "Y": qml.PauliY,
+                  "Z": qml.PauliZ, "S": qml.S, "SDG": lambda wires: qml.adjoint(qml.S(wires=wires))}
+        slot_of = {gi: s for s, gi in enumerate(circuit.slots)}
+        ops = []
+        for gi, g in enumerate(circuit.gates):
+            if g.name in ("CZ", "CNOT"):
+                ops.append((qml.CZ if g.name == "CZ" else qml.CNOT)(wires=list(g.qubits)))
+                if self.p2:
+                    ops.append(qml.QubitChannel(_depol2_kraus(self.p2), wires=list(g.qubits)))
+                continue
+            if g.is_rotation:
+                ops.append(single[g.name](angles[:, slot_of[gi]], wires=g.qubits[0]))
+            else:
+                ops.append(single[g.name](wires=g.qubits[0]))
+            if self.p1:
+                ops.append(qml.DepolarizingChannel(0.75 * self.p1, wires=g.qubits[0]))
+        if self.readout:
+            ops += [qml.BitFlip(self.readout, wires=q) for q in range(circuit.n_qubits)]
+        return ops
+
+    def _observable(self, label: str):
+        import pennylane as qml
+
+        ops = {"X": qml.PauliX, "Y": qml.PauliY, "Z": qml.PauliZ}
+        terms = [ops[c](q) for q, c in enumerate(label) if c != "I"]
+        return qml.prod(*terms) if len(terms) > 1 else (terms[0] if terms else qml.Identity(0))
+
+    def _run(self, request: EstimateRequest) -> RunOutput:
+        import pennylane as qml
+
+        circuit = request.circuit
+        angles = circuit.angles(request.params)
+        dev = qml.device(self.device_name, wires=circuit.n_qubits, seed=request.seed, **self.device_kwargs)
+        levels = [None] if request.shots is None else sorted(set(request.row_shots.tolist()))
+        tapes, rows_of = [], []
+        for level in levels:
+            rows = np.arange(request.batch_size) if level is None else np.flatnonzero(request.row_shots == level)
+            meas = [qml.expval(self._observable(t.label)) for t in request.observables]
+            tapes.append(qml.tape.QuantumScript(self._ops(circuit, angles[rows]), meas, shots=level))
+            rows_of.append(rows)
+        results = qml.execute(tapes, dev)  # one execute for every row (broadcast or expanded)
+        vals = np.zeros((request.batch_size, request.n_observables))
+        for res, rows in zip(results, rows_of, strict=True):
+            arr = np.asarray(res, dtype=np.float64).reshape(request.n_observables, -1).T
+            vals[rows] = arr.reshape(len(rows), request.n_observables)
+        coeffs = np.array([t.coeff for t in request.observables])
+        if request.shots is None:
+            return RunOutput(vals * coeffs, np.zeros_like(vals), "exact", request.batch_size)
+        # ±1-valued Pauli strings: the sample standard error follows from the mean.
+        n = request.row_shots[:, None].astype(float)
+        err = np.sqrt(np.clip(1 - vals**2, 0, None) * n / np.maximum(n - 1, 1) / n)
+        return RunOutput(vals * coeffs, err * np.abs(coeffs), "sampled", request.batch_size, submissions=1)

@@ -184,6 +184,7 @@ class Capabilities:
     max_qubits: int = 20
     max_circuits_per_job: int | None = None
     backprop: bool = False
+    seedable: bool = True  # False where the engine offers no sampling seed (Braket local)
 
 
 @runtime_checkable

@@ -164,6 +164,22 @@ def cmd_backends(args) -> int:
     return EXIT_OK
 
 
+def cmd_jobs(args) -> int:
+    from .core.journal import JobJournal
+
+    path = Path(args.dir) / "journal.sqlite"
+    if not path.is_file():
+        _err(f"{args.dir} holds no journal.sqlite (only cloud backends write one)")
+        return EXIT_INPUT
+    entries = JobJournal(path).entries()
+    rows = [[e.request_hash[:12], e.backend, e.state, e.rows, "exact" if e.shots is None else e.shots,
+             len(e.job_ids), (e.job_ids[0][:36] if e.job_ids else "-"), (e.error or "")[:40]] for e in entries]
+    print(_table(["request", "backend", "state", "rows", "shots", "jobs", "first job id / task ARN", "error"], rows))
+    states = {s: sum(e.state == s for e in entries) for s in ("pending", "submitted", "done", "failed")}
+    print("\n" + ", ".join(f"{k}: {v}" for k, v in states.items()))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="qmu-hw", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -185,6 +201,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="rebuild report.md and plots from a results folder")
     p.add_argument("dir")
     p.set_defaults(fn=cmd_report)
+    j = sub.add_parser("jobs", help="list the job journal of a results folder")
+    j.add_argument("dir")
+    j.set_defaults(fn=cmd_jobs)
     b = sub.add_parser("backends", help="list backend profiles")
     b.set_defaults(fn=cmd_backends)
     return ap

@@ -3,6 +3,7 @@ checkpoints; then every unfinished cell, each written atomically to the results 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 import traceback
@@ -100,6 +101,9 @@ class StudyRunner:
         self.budget = ShotBudget(total_shots=cfg.max_total_shots, per_phase=cfg.per_phase, max_cost=cfg.max_cost)
         self._backends: dict = {}
         self._reference: dict = {}  # teacher/oracle outputs of the current (seed, scenario, backend, shots)
+        from ..core.journal import JobJournal
+
+        self.journal = JobJournal(Path(cfg.output) / "journal.sqlite")
 
     # -- backends share the study's ledger and budget ------------------------------------
     def backend(self, name: str, shots: int | None, seed: int):
@@ -107,7 +111,10 @@ class StudyRunner:
 
         key = (name, shots, seed)
         if key not in self._backends:
-            self._backends[key] = get_backend(name, shots=shots, seed=seed, ledger=self.ledger, budget=self.budget)
+            be = get_backend(name, shots=shots, seed=seed, ledger=self.ledger, budget=self.budget)
+            if hasattr(be, "attach_journal"):  # cloud adapters: journal every submission
+                be.attach_journal(self.journal)
+            self._backends[key] = be
         return self._backends[key]
 
     # -- teachers and oracles, cached ------------------------------------------------------
@@ -231,7 +238,11 @@ class StudyRunner:
         t0 = time.perf_counter()
         teacher_w = transfer(teacher, prep, work, seed, **_model_kw(cfg, work, cell.shots))
         data = unlearn_data(parts, prep.dataset.n_classes, sc, cfg.batch_size)
-        model, report = unlearn(cell.method, teacher_w, data, seed=seed, **cfg.hyperparameters.get(cell.method, {}))
+        # IBM Batch/Session (per profile) stays open across one method's steps.
+        context = work.execution_context() if hasattr(work, "execution_context") else contextlib.nullcontext()
+        with context:
+            model, report = unlearn(cell.method, teacher_w, data, seed=seed,
+                                    **cfg.hyperparameters.get(cell.method, {}))
         t_unlearn = time.perf_counter() - t0
         kw_eval = _model_kw(cfg, target, cell.shots)
         model_e = transfer(model, prep, target, seed, **kw_eval)

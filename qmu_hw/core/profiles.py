@@ -27,7 +27,7 @@ SECTION_KEYS = {
     "noise": {"kind", "p1", "p2", "readout", "t1_us", "t2_us", "gate_time_ns", "device", "qubits"},
     "limits": {"max_qubits", "max_circuits_per_job", "max_shots"},
     "budget": {"total_shots", "max_cost"},
-    "cost": {"currency", "per_task", "per_shot", "per_second"},
+    "cost": {"currency", "per_task", "per_shot", "per_second", "seconds_per_shot", "task_latency_s"},
     "credentials": {"env", "channel", "instance_env", "token_env", "region_env"},
 }
 NOISE_KINDS = ("none", "depolarizing", "fake-device")
@@ -119,7 +119,7 @@ def parse_profile(data: dict[str, Any], path: str, digest: str) -> Profile:
         if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
             raise err(f"limits.{k}", f"must be a positive integer, got {v!r}")
     cost = data.get("cost", {})
-    for k in ("per_task", "per_shot", "per_second"):
+    for k in ("per_task", "per_shot", "per_second", "seconds_per_shot", "task_latency_s"):
         if k in cost and not (isinstance(cost[k], (int, float)) and cost[k] >= 0):
             raise err(f"cost.{k}", f"must be a non-negative number, got {cost[k]!r}")
     creds = data.get("credentials", {})

@@ -102,7 +102,7 @@ def _time_per_circuit(backend: str, shots: int | None, circuit) -> tuple[float, 
     """(seconds per request, seconds per circuit row) measured locally; cloud: profile rate."""
     prof = profile_of(backend)
     if prof.adapter in ("ibm", "braket") and prof.requires_confirmation:
-        return float(prof.cost.get("task_latency_s", 5.0)), float(prof.cost.get("seconds_per_circuit", 0.01))
+        return float(prof.cost.get("task_latency_s", 5.0)), 1024 * float(prof.cost.get("seconds_per_shot", 0.0003))
     from ..adapters.registry import get_backend
     from ..core.contract import EstimateRequest
 
@@ -158,7 +158,10 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
         shots = 0 if cell.shots is None else (grad_rows + eval_rows + nograd_rows) * cell.shots + grad_circuits * (grad_shots or 0)
         work_subs = grad_steps * (1 if exact_bp else 2) + nograd_req
         submissions = work_subs + eval_subs
-        cost = float(prof.cost.get("per_task", 0.0)) * submissions + float(prof.cost.get("per_shot", 0.0)) * shots
+        # Per-second pricing (IBM) bills QPU time: shots × the profile's seconds per shot.
+        qpu_seconds = shots * float(prof.cost.get("seconds_per_shot", 0.0))
+        cost = (float(prof.cost.get("per_task", 0.0)) * submissions + float(prof.cost.get("per_shot", 0.0)) * shots
+                + float(prof.cost.get("per_second", 0.0)) * qpu_seconds)
         wall = 0.0
         if measure_time:
             # Unlearning runs on the surrogate when one is configured, evaluation on the target.

@@ -85,10 +85,13 @@ class ShotLedger:
     def __init__(self) -> None:
         self._entries: list[LedgerEntry] = []
         self._lock = threading.Lock()
+        self.listeners: list = []  # callables(entry), e.g. a progress bar
 
     def record(self, entry: LedgerEntry) -> None:
         with self._lock:
             self._entries.append(entry)
+        for fn in list(self.listeners):
+            fn(entry)
 
     @property
     def entries(self) -> list[LedgerEntry]:

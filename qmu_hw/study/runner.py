@@ -57,12 +57,27 @@ class _Progress:
         if self.cells is not None:
             self.cells.set_postfix_str(text[:60])
 
-    def epoch_bar(self, desc: str, total: int):
+    @contextlib.contextmanager
+    def requests_bar(self, ledger: ShotLedger, desc: str):
+        """A second bar counting the backend requests (training / unlearning steps and
+        evaluations) of the cell in flight."""
         if not self.enabled:
-            return None
+            yield
+            return
         from tqdm.auto import tqdm
 
-        return tqdm(total=total, desc=desc, unit="epoch", position=1, leave=False)
+        bar = tqdm(desc=desc[:40], unit="req", position=1, leave=False)
+
+        def tick(entry):
+            bar.update(1)
+            bar.set_postfix_str(entry.phase[:24])
+
+        ledger.listeners.append(tick)
+        try:
+            yield
+        finally:
+            ledger.listeners.remove(tick)
+            bar.close()
 
     def advance(self) -> None:
         if self.cells is not None:
@@ -201,7 +216,8 @@ class StudyRunner:
                 prep = preps[cell.seed]
                 self.store.start(ids[cell], cfg.digest(), cell.key())
                 try:
-                    metrics, cost = self.run_cell(prep, cell)
+                    with prog.requests_bar(self.ledger, cell.method):
+                        metrics, cost = self.run_cell(prep, cell)
                 except (BudgetExceededError, KeyboardInterrupt):
                     raise
                 except QmuHwError as exc:  # e.g. a backend that became unavailable: stop cleanly

@@ -153,3 +153,31 @@ def test_layer_rejects_bad_use():
     nan[1, 1] = float("nan")
     with pytest.raises(InvalidRequestError, match="finite"):
         QuantumLayer(c, get_backend("exact"))(nan)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 4), layers=st.integers(0, 3), ent=st.sampled_from(["ring", "linear", "all", "none"]),
+    seed=st.integers(0, 10_000),
+)
+def test_parameter_shift_equals_backprop_property(n, layers, ent, seed):
+    """For any hqml circuit and parameters, the one-request parameter-shift Jacobian equals
+    the exact engine's autograd Jacobian."""
+    c = hqml(n, layers, ent)
+    p = np.random.default_rng(seed).uniform(-4, 4, (2, c.n_params))
+    b = get_backend("exact")
+    plan = shift_plan(c, p)
+    jac, _ = plan.jacobian(b.estimate(EstimateRequest(c.slot_circuit, plan.rows)).values)
+    x = torch.as_tensor(p[:, : c.n_inputs], dtype=torch.float64)
+    for row in range(2):
+        w = torch.tensor(p[row, c.n_inputs :], requires_grad=True)
+        xi = x[row : row + 1].clone().requires_grad_(True)
+        out = b.torch_expectation(c, xi, w)[0]
+        for o in range(out.shape[0]):
+            gx, gw = torch.autograd.grad(out[o], (xi, w), retain_graph=True, allow_unused=True)
+            ref = np.concatenate([gx.numpy()[0], (gw.numpy() if gw is not None else np.zeros(c.n_weights))])
+            np.testing.assert_allclose(jac[row, o], ref, atol=1e-9)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.backend import BaseBackend, RunOutput
+from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.circuit import Circuit
 from ..core.contract import Capabilities, EstimateRequest
 from ..core.exceptions import InvalidRequestError, MissingDependencyError
@@ -149,12 +149,7 @@ class AerBackend(BaseBackend):
         _require_aer()
         from qiskit_aer import AerSimulator
 
-        options = dict(options or {})
-        bad = set(options) - OPTIONS
-        if bad:
-            raise InvalidRequestError(
-                f"backend {profile.name!r}: unknown option(s) {sorted(bad)}; expected {sorted(OPTIONS)}"
-            )
+        options = check_options(profile, options, OPTIONS)
         self.options = options
         kind = profile.noise_kind
         self.device = None

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.backend import RunOutput
+from ..core.backend import RunOutput, check_options
 from ..core.circuit import Circuit
 from ..core.cloud import JournaledBackend
 from ..core.contract import Capabilities, EstimateRequest
@@ -34,12 +34,7 @@ class BraketBackend(JournaledBackend):
             from braket.devices import LocalSimulator
         except ImportError as exc:  # pragma: no cover
             raise MissingDependencyError("Braket backends need amazon-braket-sdk") from exc
-        options = dict(options or {})
-        bad = set(options) - OPTIONS
-        if bad:
-            raise InvalidRequestError(
-                f"backend {profile.name!r}: unknown option(s) {sorted(bad)}; expected {sorted(OPTIONS)}"
-            )
+        options = check_options(profile, options, OPTIONS)
         self.device_name = options.get("device", "braket_sv")
         if self.device_name not in LOCAL_DEVICES:
             raise InvalidRequestError(

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.backend import BaseBackend, RunOutput
+from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.contract import Capabilities, EstimateRequest
 from ..core.exceptions import InvalidRequestError
 from ..core.observables import measurement_groups
@@ -25,12 +25,7 @@ class DensityMatrixBackend(BaseBackend):
 
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(profile, **kw)
-        options = dict(options or {})
-        if set(options) - {"max_qubits"}:
-            raise InvalidRequestError(
-                f"backend {profile.name!r}: unknown option(s) {sorted(set(options) - {'max_qubits'})}; "
-                "expected ['max_qubits']"
-            )
+        options = check_options(profile, options, {"max_qubits"})
         noise = profile.noise
         if noise.get("kind", "none") not in ("none", "depolarizing"):
             raise InvalidRequestError(

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.backend import RunOutput
+from ..core.backend import RunOutput, check_options
 from ..core.circuit import Circuit
 from ..core.cloud import JournaledBackend
 from ..core.contract import Capabilities, EstimateRequest
@@ -43,12 +43,7 @@ class IBMBackend(JournaledBackend):
             import qiskit_ibm_runtime  # noqa: F401
         except ImportError as exc:  # pragma: no cover
             raise MissingDependencyError("IBM backends need qiskit-ibm-runtime") from exc
-        options = dict(options or {})
-        bad = set(options) - OPTIONS
-        if bad:
-            raise InvalidRequestError(
-                f"backend {profile.name!r}: unknown option(s) {sorted(bad)}; expected {sorted(OPTIONS)}"
-            )
+        options = check_options(profile, options, OPTIONS)
         self.options = options
         self.mode = options.get("mode", "job")
         if self.mode not in MODES:

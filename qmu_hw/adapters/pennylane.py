@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.backend import BaseBackend, RunOutput
+from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.contract import Capabilities, EstimateRequest
 from ..core.exceptions import InvalidRequestError, MissingDependencyError
 from ..core.profiles import Profile
@@ -37,12 +37,7 @@ class PennyLaneBackend(BaseBackend):
             import pennylane  # noqa: F401
         except ImportError as exc:  # pragma: no cover
             raise MissingDependencyError("PennyLane backends need pennylane") from exc
-        options = dict(options or {})
-        bad = set(options) - OPTIONS
-        if bad:
-            raise InvalidRequestError(
-                f"backend {profile.name!r}: unknown option(s) {sorted(bad)}; expected {sorted(OPTIONS)}"
-            )
+        options = check_options(profile, options, OPTIONS)
         self.device_name = options.get("device", "default.qubit")
         self.device_kwargs = dict(options.get("device_kwargs", {}))
         noise = profile.noise

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.backend import BaseBackend, RunOutput
+from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.contract import Capabilities, EstimateRequest
 from ..core.exceptions import InvalidRequestError
 from ..core.ledger import LedgerEntry
@@ -17,14 +17,6 @@ from ..core.profiles import Profile
 from . import torch_engine as te
 from .registry import register_adapter
 from .sampling import estimates_by_group
-
-
-def _check_options(profile: Profile, options: dict[str, Any], allowed: set[str]) -> None:
-    bad = set(options) - allowed
-    if bad:
-        raise InvalidRequestError(
-            f"backend {profile.name!r}: unknown option(s) {sorted(bad)}; expected {sorted(allowed)}"
-        )
 
 
 @register_adapter("statevector")
@@ -36,8 +28,7 @@ class StatevectorBackend(BaseBackend):
 
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(profile, **kw)
-        options = dict(options or {})
-        _check_options(profile, options, {"max_qubits", "dtype"})
+        options = check_options(profile, options, {"max_qubits", "dtype"})
         self.dtype = {"float64": torch.float64, "float32": torch.float32}[options.get("dtype", "float64")]
         max_q = int(options.get("max_qubits", profile.limits.get("max_qubits", 20)))
         self.capabilities = Capabilities(

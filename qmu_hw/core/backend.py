@@ -162,6 +162,17 @@ class BaseBackend:
         return f"{type(self).__name__}(profile={self.name!r}, shots={self.shots})"
 
 
+def check_options(profile: Profile, options: dict[str, Any] | None, allowed: set[str]) -> dict[str, Any]:
+    """The adapter options as a dict, refusing unknown keys by name."""
+    options = dict(options or {})
+    bad = set(options) - set(allowed)
+    if bad:
+        raise InvalidRequestError(
+            f"backend {profile.name!r}: unknown option(s) {sorted(bad)}; expected {sorted(allowed)}"
+        )
+    return options
+
+
 def _with_seed(request: EstimateRequest, seed: int) -> EstimateRequest:
     return EstimateRequest(
         request.circuit, request.params, request.observables, request.shots, seed, request.phase

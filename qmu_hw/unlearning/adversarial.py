@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import adam, ce, paired_batches, register_method, train_epochs
+from .base import adam, ce, paired_batches, register_method, run_steps, train_epochs
 
 
 def kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
@@ -30,14 +30,9 @@ def adversarial_uniform(model, data, *, rng, teacher, epochs: int = 10, lr: floa
     hi = data.retain.X.amax(dim=0)
     opt = adam(model, lr)
 
-    def epoch(_):
-        n = 0
-        for r, f in paired_batches(data, rng):
-            x_adv = fgsm(model, data.forget.X[f], eps, lo, hi)
-            opt.zero_grad()
-            (ce(model, data.retain, r) + lam * kl_to_uniform(model(x_adv))).backward()
-            opt.step()
-            n += 1
-        return n
+    def loss(rf):
+        x_adv = fgsm(model, data.forget.X[rf[1]], eps, lo, hi)  # clears its own gradients
+        return ce(model, data.retain, rf[0]) + lam * kl_to_uniform(model(x_adv))
 
-    return train_epochs(model, data, epochs, epoch, patience=patience)
+    return train_epochs(model, data, epochs, lambda _: run_steps(model, opt, paired_batches(data, rng), loss),
+                        patience=patience)

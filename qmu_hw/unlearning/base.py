@@ -120,6 +120,20 @@ def paired_batches(data: UnlearnData, rng: np.random.Generator, forget_batch: in
         yield r_idx, next(forget_iter)
 
 
+def run_steps(model, opt, batches_iter, loss_fn, after_backward=None) -> int:
+    """One optimiser step per item of ``batches_iter``: ``loss_fn(item)``, backward, the
+    optional ``after_backward()`` (gradient surgery), step. Returns the number of steps."""
+    n = 0
+    for item in batches_iter:
+        opt.zero_grad()
+        loss_fn(item).backward()
+        if after_backward is not None:
+            after_backward()
+        opt.step()
+        n += 1
+    return n
+
+
 def train_epochs(
     model: HybridModel,
     data: UnlearnData,

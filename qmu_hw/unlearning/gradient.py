@@ -5,24 +5,22 @@ from __future__ import annotations
 import torch
 
 from ..models.training import batches
-from .base import adam, ce, paired_batches, register_method, train_epochs
+from .base import adam, ce, paired_batches, register_method, run_steps, train_epochs
+
+
+def retain_steps(model, data, rng, opt, after_backward=None) -> int:
+    """One epoch of cross-entropy steps over the retain set."""
+    return run_steps(model, opt, batches(len(data.retain), data.batch_size, rng),
+                     lambda idx: ce(model, data.retain, idx), after_backward)
 
 
 @register_method("ga")
 def gradient_ascent(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, patience: int = 15):
     """Gradient ascent on the forget set (the paper's GA), epoch chosen on validation."""
     opt = adam(model, lr)
-
-    def epoch(_):
-        n = 0
-        for idx in batches(len(data.forget), data.batch_size, rng):
-            opt.zero_grad()
-            (-ce(model, data.forget, idx)).backward()
-            opt.step()
-            n += 1
-        return n
-
-    return train_epochs(model, data, epochs, epoch, patience=patience)
+    return train_epochs(model, data, epochs, lambda _: run_steps(
+        model, opt, batches(len(data.forget), data.batch_size, rng), lambda idx: -ce(model, data.forget, idx)),
+        patience=patience)
 
 
 @register_method("neggrad+")
@@ -31,34 +29,16 @@ def neggrad_plus(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-
     """NegGrad+: ``CE(retain) − α·CE(forget)``. Fix: iterates the whole retain set and cycles
     the forget set (the paper's ``zip`` stopped after the few forget batches)."""
     opt = adam(model, lr)
-
-    def epoch(_):
-        n = 0
-        for r, f in paired_batches(data, rng):
-            opt.zero_grad()
-            (ce(model, data.retain, r) - alpha * ce(model, data.forget, f)).backward()
-            opt.step()
-            n += 1
-        return n
-
-    return train_epochs(model, data, epochs, epoch, patience=patience)
+    return train_epochs(model, data, epochs, lambda _: run_steps(
+        model, opt, paired_batches(data, rng),
+        lambda rf: ce(model, data.retain, rf[0]) - alpha * ce(model, data.forget, rf[1])), patience=patience)
 
 
 @register_method("finetune")
 def finetune(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, patience: int = 15):
     """Baseline: keep training on the retain set only."""
     opt = adam(model, lr)
-
-    def epoch(_):
-        n = 0
-        for idx in batches(len(data.retain), data.batch_size, rng):
-            opt.zero_grad()
-            ce(model, data.retain, idx).backward()
-            opt.step()
-            n += 1
-        return n
-
-    return train_epochs(model, data, epochs, epoch, patience=patience)
+    return train_epochs(model, data, epochs, lambda _: retain_steps(model, data, rng, opt), patience=patience)
 
 
 def random_wrong_labels(y: torch.Tensor, n_classes: int, rng) -> torch.Tensor:
@@ -66,22 +46,21 @@ def random_wrong_labels(y: torch.Tensor, n_classes: int, rng) -> torch.Tensor:
     return (y + shift) % n_classes
 
 
+def random_label_loss(model, data, rng):
+    """``CE(retain) + CE(forget relabelled with random wrong classes)`` for a (r, f) pair."""
+    def loss(rf):
+        wrong = random_wrong_labels(data.forget.y[rf[1]], data.n_classes, rng)
+        return ce(model, data.retain, rf[0]) + ce(model, data.forget, rf[1], wrong)
+
+    return loss
+
+
 @register_method("random-label")
 def random_label(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, patience: int = 15):
     """Baseline: train on retain plus the forget set relabelled with random wrong classes."""
     opt = adam(model, lr)
-
-    def epoch(_):
-        n = 0
-        for r, f in paired_batches(data, rng):
-            opt.zero_grad()
-            wrong = random_wrong_labels(data.forget.y[f], data.n_classes, rng)
-            (ce(model, data.retain, r) + ce(model, data.forget, f, wrong)).backward()
-            opt.step()
-            n += 1
-        return n
-
-    return train_epochs(model, data, epochs, epoch, patience=patience)
+    return train_epochs(model, data, epochs, lambda _: run_steps(
+        model, opt, paired_batches(data, rng), random_label_loss(model, data, rng)), patience=patience)
 
 
 @register_method("certified")
@@ -92,17 +71,11 @@ def certified(model, data, *, rng, teacher, epochs: int = 20, lr: float = 1e-2, 
     opt = adam(model, lr)
     gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
 
-    def epoch(_):
-        n = 0
-        for idx in batches(len(data.retain), data.batch_size, rng):
-            opt.zero_grad()
-            ce(model, data.retain, idx).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip_norm)
-            for p in model.parameters():
-                if p.grad is not None:
-                    p.grad += sigma * torch.randn(p.grad.shape, generator=gen, dtype=p.grad.dtype)
-            opt.step()
-            n += 1
-        return n
+    def clip_and_noise():
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=clip_norm)
+        for p in model.parameters():
+            if p.grad is not None:
+                p.grad += sigma * torch.randn(p.grad.shape, generator=gen, dtype=p.grad.dtype)
 
-    return train_epochs(model, data, epochs, epoch, patience=patience)
+    return train_epochs(model, data, epochs, lambda _: retain_steps(model, data, rng, opt, clip_and_noise),
+                        patience=patience)

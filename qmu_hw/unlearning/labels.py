@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from ..models.training import predict_proba
-from .base import adam, ce, paired_batches, register_method, train_epochs
-from .gradient import random_wrong_labels
+from .base import adam, ce, paired_batches, register_method, run_steps, train_epochs
+from .gradient import random_label_loss
 
 
 def similar_class_map(teacher, retain, n_classes: int) -> dict[int, int]:
@@ -80,17 +80,9 @@ def label_complement(model, data, *, rng, teacher, epochs: int = 10, lr: float =
     comp = Split(X.repeat_interleave(C - 1, dim=0), wrong, np.repeat(data.forget.index, C - 1))
     comp_data = type(data)(data.retain, comp, data.val, C, data.forget_class, data.batch_size)
     opt = adam(model, lr)
-
-    def epoch(_):
-        n = 0
-        for r, f in paired_batches(comp_data, rng):
-            opt.zero_grad()
-            (ce(model, data.retain, r) + beta * ce(model, comp, f)).backward()
-            opt.step()
-            n += 1
-        return n
-
-    return train_epochs(model, data, epochs, epoch, patience=patience)
+    return train_epochs(model, data, epochs, lambda _: run_steps(
+        model, opt, paired_batches(comp_data, rng),
+        lambda rf: ce(model, data.retain, rf[0]) + beta * ce(model, comp, rf[1])), patience=patience)
 
 
 @register_method("salun")
@@ -110,19 +102,13 @@ def salun(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, spar
     model.zero_grad()
     opt = adam(model, lr)
 
-    def epoch(_):
-        n = 0
-        for r, f in paired_batches(data, rng):
-            opt.zero_grad()
-            wrong = random_wrong_labels(data.forget.y[f], data.n_classes, rng)
-            (ce(model, data.retain, r) + ce(model, data.forget, f, wrong)).backward()
-            for p, m in zip(model.parameters(), masks, strict=True):
-                if p.grad is not None:
-                    p.grad *= m
-            opt.step()
-            n += 1
-        return n
+    def mask_gradients():
+        for p, m in zip(model.parameters(), masks, strict=True):
+            if p.grad is not None:
+                p.grad *= m
 
-    out = train_epochs(model, data, epochs, epoch, patience=patience)
+    out = train_epochs(model, data, epochs, lambda _: run_steps(
+        model, opt, paired_batches(data, rng), random_label_loss(model, data, rng), mask_gradients),
+        patience=patience)
     out["salient_fraction"] = float(sum(m.sum() for m in masks) / sum(m.numel() for m in masks))
     return out

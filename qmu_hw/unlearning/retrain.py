@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from ..models.training import batches, fit
-from .base import adam, ce, freeze_all_but_last, register_method, reset_block, train_epochs
+from ..models.training import fit
+from .base import adam, freeze_all_but_last, register_method, reset_block, train_epochs
+from .gradient import retain_steps
 
 
 @register_method("retrain")
@@ -26,17 +27,7 @@ def identity(model, data, *, rng, teacher):
 
 def _train_retain(model, data, rng, params, epochs, lr, patience):
     opt = adam(model, lr, params)
-
-    def epoch(_):
-        n = 0
-        for idx in batches(len(data.retain), data.batch_size, rng):
-            opt.zero_grad()
-            ce(model, data.retain, idx).backward()
-            opt.step()
-            n += 1
-        return n
-
-    return train_epochs(model, data, epochs, epoch, patience=patience)
+    return train_epochs(model, data, epochs, lambda _: retain_steps(model, data, rng, opt), patience=patience)
 
 
 @register_method("eu-k")

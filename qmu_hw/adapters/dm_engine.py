@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..core.circuit import FIXED_MATRICES, Circuit, two_qubit_phase_perm
-from .torch_engine import RotationBlock, compile_plan, position_matrices
+from .torch_engine import RotationBlock, compile_plan
 
 CHUNK_BYTES = 256 * 2**20
 FUSE_MAX_QUBITS = 5  # a fused 4^n × 4^n float64 matrix is 8 MiB at 5 qubits
@@ -81,14 +81,54 @@ def _entangler_matrix(gates: tuple, n: int, p2: float) -> np.ndarray | None:
     return m.numpy()  # row k is the image of basis vector k, so ``state @ m`` applies it
 
 
-def _rotation_ptms(block: RotationBlock, cos, sin, p1: float) -> torch.Tensor:
-    """Each qubit's run of noisy gates fused: ``(R, n, 4, 4)``."""
+_AXIS = {"X": 1, "Y": 2, "Z": 3}
+_PLANE = {1: (2, 3), 2: (3, 1), 3: (1, 2)}  # rotation about a turns b → c: (a, b, c) cyclic
+_block_cache: dict[int, tuple] = {}  # id → (block, tables); the block is kept to pin its id
+
+
+def _position_tables(block: RotationBlock) -> list[tuple]:
+    """Per position: ``(axis (n,) int 0=none, slot (n,), fixed PTMs {q: 4×4})`` (cached)."""
+    key = id(block)
+    if key not in _block_cache or _block_cache[key][0] is not block:
+        k, n = block.slots.shape
+        tables = []
+        for j in range(k):
+            axis = np.zeros(n, dtype=np.int64)
+            fixed = {}
+            for q in range(n):
+                if block.slots[j, q] >= 0:
+                    g = block.generators[j, q]
+                    axis[q] = next(a for name, a in _AXIS.items() if np.allclose(g, FIXED_MATRICES[name]))
+                elif block.has_gate[j, q]:
+                    fixed[q] = _ptm_1q(torch.as_tensor(block.fixed[j, q])).numpy()
+            tables.append((axis, block.slots[j], fixed))
+        _block_cache[key] = (block, tables)
+    return _block_cache[key][1]
+
+
+def _rotation_ptms(block: RotationBlock, angles: torch.Tensor, p1: float) -> torch.Tensor:
+    """Each qubit's run of noisy gates fused: ``(R, n, 4, 4)``. A rotation's PTM is the
+    identity on I and its axis, and a plane rotation by θ on the other two Paulis."""
+    R, n = angles.shape[0], block.slots.shape[1]
     noise = torch.tensor([1.0, 1 - p1, 1 - p1, 1 - p1], dtype=torch.float64)
     out = None
-    for j in range(block.slots.shape[0]):
-        m = _ptm_1q(position_matrices(block, j, cos, sin))
-        has_gate = torch.as_tensor(block.has_gate[j])  # (n,)
-        d = torch.where(has_gate[:, None], noise[None, :], torch.ones(4, dtype=torch.float64))
+    for j, (axis, slots, fixed) in enumerate(_position_tables(block)):
+        m = torch.eye(4, dtype=torch.float64).repeat(R, n, 1, 1)
+        for a in (1, 2, 3):
+            qs = np.flatnonzero(axis == a)
+            if len(qs) == 0:
+                continue
+            theta = angles[:, slots[qs]]
+            c, s_ = torch.cos(theta), torch.sin(theta)
+            b, cc = _PLANE[a]
+            m[:, qs, b, b] = c
+            m[:, qs, cc, cc] = c
+            m[:, qs, cc, b] = s_
+            m[:, qs, b, cc] = -s_
+        for q, ptm in fixed.items():
+            m[:, q] = torch.as_tensor(ptm)
+        has = torch.as_tensor(block.has_gate[j])
+        d = torch.where(has[:, None], noise[None, :], torch.ones(4, dtype=torch.float64))
         m = d[None, :, :, None] * m
         out = m if out is None else m @ out
     return out
@@ -136,13 +176,11 @@ def noisy_probabilities(circuit: Circuit, angles: np.ndarray, basis: str, p1: fl
         for start in range(0, B, chunk):
             a = torch.as_tensor(angles[start : start + chunk], dtype=torch.float64)
             R = a.shape[0]
-            half = torch.cat([a, a.new_zeros(R, 1)], dim=1) * 0.5
-            cos, sin = torch.cos(half), torch.sin(half)
             state = None
             ent_i = 0
             for bi, block in enumerate(blocks):
                 if isinstance(block, RotationBlock):
-                    mats = _rotation_ptms(block, cos, sin, p1)
+                    mats = _rotation_ptms(block, a, p1)
                     if state is None and bi == 0:
                         vecs = mats[..., 0] + mats[..., 3]  # images of |0⟩ = (I + Z)
                         st = vecs[:, 0]

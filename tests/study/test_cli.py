@@ -200,3 +200,14 @@ def test_metrics_json_in_store(tmp_path):
     assert "acc_forget" in metrics and "mia_pop_auc" in metrics and "shots" in cost and "torch" in versions
     assert len(row[3]) == 64 and len(row[4]) == 64
     assert Path(tmp_path / "out" / "config.toml").exists()
+
+
+def test_max_cells_then_resume(tmp_path):
+    cfg = write(tmp_path, TINY.replace("seeds = [0, 1]", "seeds = [0]"))
+    first = qmu("run", cfg, "--max-cells", "3")
+    assert first.returncode == 0, first.stderr
+    db = tmp_path / "out" / "results.sqlite"
+    assert sum(r[1] == "done" for r in cells(db)) == 3
+    rest = qmu("run", cfg)
+    assert rest.returncode == 0 and "9 cells run, 3 skipped" in rest.stdout
+    assert sum(r[1] == "done" for r in cells(db)) == 12

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -155,7 +155,3 @@ def build_model(
                           shots=None if gradient == "backprop" else shots,
                           grad_shots=grad_shots, seed=seed, step_shots=step_shots)
     return HybridModel(config, front, qlayer, head)
-
-
-def config_dict(model: HybridModel) -> dict:
-    return asdict(model.config)

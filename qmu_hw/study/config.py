@@ -8,7 +8,6 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -225,7 +224,3 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
         max_total_shots=bud.get("max_total_shots"), max_cost=bud.get("max_cost"),
         per_phase=dict(bud.get("per_phase", {})), compare_with=compare, title=rep.get("title"), path=path,
     )
-
-
-def as_dict(cfg: StudyConfig) -> dict[str, Any]:
-    return asdict(cfg)

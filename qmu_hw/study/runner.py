@@ -10,12 +10,12 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.exceptions import BudgetExceededError, QmuHwError
+from ..core.exceptions import BudgetExceededError, InvalidRequestError, QmuHwError
 from ..core.ledger import LedgerEntry, ShotBudget, ShotLedger
 from ..models.training import load_checkpoint, save_checkpoint
 from .config import StudyConfig
 from .estimate import estimate_study
-from .grid import Cell, expand
+from .grid import Cell, expand, profile_of
 from .protocol import (
     Prepared,
     TrainSettings,
@@ -162,8 +162,20 @@ class StudyRunner:
         return out
 
     # -- the run ---------------------------------------------------------------------------
-    def run(self, *, max_cells: int | None = None, dry_run: bool = False) -> RunSummary:
+    def run(self, *, max_cells: int | None = None, dry_run: bool = False, workers: int = 1) -> RunSummary:
+        """Run every unfinished cell. ``workers > 1`` runs groups of cells in worker
+        processes (local simulators only); a cell's result does not depend on the order or
+        process it runs in: every model and request is seeded from the cell."""
         cfg = self.cfg
+        if workers < 1:
+            raise InvalidRequestError(f"workers must be >= 1, got {workers}")
+        if workers > 1:
+            remote = [b for b in cfg.backends if profile_of(b).adapter in ("ibm", "braket")
+                      or profile_of(b).requires_confirmation]
+            if remote:
+                raise InvalidRequestError(
+                    f"--workers > 1 is for local simulators; {remote} submit to a provider and run in one process"
+                )
         t0 = time.perf_counter()
         cells = expand(cfg)
         ids = {c: c.cell_id(cfg) for c in cells}
@@ -184,7 +196,10 @@ class StudyRunner:
             self._save_config()
             self.store.set_meta("current_cells", sorted(ids.values()))
             self._charge_previous_runs(ids)
-            summary = self._run_cells(todo, ids)
+            if workers > 1 and len(todo) > 1:
+                summary = self._run_parallel(todo, ids, workers)
+            else:
+                summary = self._run_cells(todo, ids)
         summary.total_cells, summary.skipped = len(cells), skipped
         summary.wall_time_s = time.perf_counter() - t0
         summary.phases = self.ledger.by_phase()
@@ -237,6 +252,43 @@ class StudyRunner:
             prog.close()
         return RunSummary(0, 0, ran, failed, 0.0, output=cfg.output, failures=failures)
 
+    def _run_parallel(self, todo: list[Cell], ids: dict, workers: int) -> RunSummary:
+        """Teachers and oracles first (checkpoints), then (seed, scenario, backend, shots)
+        groups of cells in a process pool; workers write their cells to the store."""
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        cfg = self.cfg
+        if cfg.train_backend != "same":
+            for seed in sorted({c.seed for c in todo}):
+                prep = _prepare(cfg, seed)
+                self.teacher(prep, seed, cfg.train_backend, None)
+                for spec in sorted({c.scenario for c in todo if c.seed == seed}):
+                    self.oracles(prep, prep.scenario(spec), seed, cfg.train_backend, None)
+        groups: dict[tuple, list[Cell]] = {}
+        for c in todo:
+            groups.setdefault((c.seed, c.scenario, c.backend, c.shots), []).append(c)
+        prog = _Progress(self.progress, len(todo))
+        ran = failed = 0
+        failures: list = []
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = [pool.submit(_worker_run_group, cfg, group, [ids[c] for c in group])
+                           for group in groups.values()]
+                for fut in as_completed(futures):
+                    r, f, errs, phases = fut.result()
+                    ran, failed = ran + r, failed + f
+                    failures += errs
+                    for phase, summ in phases.items():
+                        self.ledger.record(LedgerEntry(phase, "worker", "-", int(summ["circuits"]), int(summ["shots"]),
+                                                       int(summ["submissions"]), summ["wall_time_s"], summ["cost"],
+                                                       summ["shots"] == 0))
+                    for _ in range(r + f):
+                        prog.advance()
+        finally:
+            prog.close()
+        return RunSummary(0, 0, ran, failed, 0.0, output=cfg.output, failures=failures)
+
     def run_cell(self, prep: Prepared, cell: Cell) -> tuple[dict, dict]:
         from ..unlearning import unlearn
 
@@ -282,3 +334,28 @@ class StudyRunner:
         }
         metrics.update({f"detail_{k}": v for k, v in report.details.items() if isinstance(v, (int, float))})
         return metrics, cost
+
+
+def _worker_run_group(cfg: StudyConfig, cells: list[Cell], cell_ids: list[str]):
+    """Worker process: one (seed, scenario, backend, shots) group of cells."""
+    import torch
+
+    torch.set_num_threads(1)  # one core per worker
+    runner = StudyRunner(cfg, log=lambda *_: None)
+    prep = _prepare(cfg, cells[0].seed)
+    ran = failed = 0
+    errors = []
+    for cell, cid in zip(cells, cell_ids, strict=True):
+        runner.store.start(cid, cfg.digest(), cell.key())
+        try:
+            metrics, cost = runner.run_cell(prep, cell)
+        except Exception as exc:  # reported to the parent; other cells go on
+            runner.store.fail(cid, traceback.format_exc(limit=8))
+            failed += 1
+            errors.append((cell.label, repr(exc)))
+            if isinstance(exc, (BudgetExceededError, QmuHwError)):
+                break
+            continue
+        runner.store.finish(cid, metrics, cost)
+        ran += 1
+    return ran, failed, errors, runner.ledger.by_phase()

@@ -211,3 +211,21 @@ def test_max_cells_then_resume(tmp_path):
     rest = qmu("run", cfg)
     assert rest.returncode == 0 and "9 cells run, 3 skipped" in rest.stdout
     assert sum(r[1] == "done" for r in cells(db)) == 12
+
+
+def test_workers_give_the_same_cells_as_one_process(tmp_path):
+    text = TINY.replace("seeds = [0, 1]", "seeds = [0]")
+    one = write(tmp_path, text, "one.toml", out=tmp_path / "one")
+    two = write(tmp_path, text, "two.toml", out=tmp_path / "two")
+    assert qmu("run", one).returncode == 0
+    res = qmu("run", two, "--workers", "2")
+    assert res.returncode == 0, res.stderr
+
+    def metrics(folder):
+        with sqlite3.connect(folder / "results.sqlite") as c:
+            return {r[0]: json.loads(r[1]) for r in c.execute("SELECT cell_id, metrics FROM cells WHERE status='done'")}
+
+    a, b = metrics(tmp_path / "one"), metrics(tmp_path / "two")
+    assert len(a) == 12 and a == b  # every cell is seeded from itself, not from run order
+    bad = qmu("run", one, "--workers", "0")
+    assert bad.returncode == 2 and "workers must be >= 1" in bad.stderr

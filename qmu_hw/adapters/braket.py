@@ -21,6 +21,7 @@ from ..core.exceptions import InvalidRequestError, MissingDependencyError
 from ..core.observables import measurement_groups
 from ..core.profiles import Profile
 from .registry import register_adapter
+from .sampling import pauli_stderr
 
 OPTIONS = {"device", "max_parallel", "max_qubits"}
 LOCAL_DEVICES = ("braket_sv", "braket_dm")
@@ -41,10 +42,7 @@ class BraketBackend(JournaledBackend):
                 f"backend {profile.name!r}: device must be one of {LOCAL_DEVICES} (local simulators), "
                 f"got {self.device_name!r}"
             )
-        noise = profile.noise
-        if noise.get("kind", "none") not in ("none", "depolarizing") or noise.get("t1_us"):
-            raise InvalidRequestError(f"backend profile {profile.path}: Braket profiles support depolarizing + readout noise")
-        self.p1, self.p2, self.readout = (float(noise.get(k, 0.0)) for k in ("p1", "p2", "readout"))
+        self.p1, self.p2, self.readout = profile.parametric_noise("Braket local")
         if (self.p1 or self.p2 or self.readout) and self.device_name != "braket_dm":
             raise InvalidRequestError(f"backend {profile.name!r}: noise needs device = \"braket_dm\"")
         self.device = LocalSimulator(self.device_name)
@@ -136,8 +134,7 @@ class BraketBackend(JournaledBackend):
         if request.shots is None:
             return RunOutput(vals * coeffs, np.zeros_like(vals), "exact", request.batch_size * len(groups),
                              job_ids, submissions=n_jobs)
-        n = request.row_shots[:, None].astype(float)
-        err = np.sqrt(np.clip(1 - vals**2, 0, None) * n / np.maximum(n - 1, 1) / n)
+        err = pauli_stderr(vals, request.row_shots)
         return RunOutput(vals * coeffs, err * np.abs(coeffs), "sampled", request.batch_size * len(groups),
                          job_ids, submissions=n_jobs)
 

@@ -8,7 +8,6 @@ import numpy as np
 
 from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.contract import Capabilities, EstimateRequest
-from ..core.exceptions import InvalidRequestError
 from ..core.observables import measurement_groups
 from ..core.profiles import Profile
 from .dm_engine import noisy_probabilities
@@ -26,20 +25,7 @@ class DensityMatrixBackend(BaseBackend):
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(profile, **kw)
         options = check_options(profile, options, {"max_qubits"})
-        noise = profile.noise
-        if noise.get("kind", "none") not in ("none", "depolarizing"):
-            raise InvalidRequestError(
-                f"backend profile {profile.path}: the density-matrix engine supports noise kinds "
-                f"'none' and 'depolarizing', got {noise.get('kind')!r}"
-            )
-        if noise.get("t1_us"):
-            raise InvalidRequestError(
-                f"backend profile {profile.path}: key 'noise.t1_us': thermal relaxation is not "
-                "modelled by the density-matrix engine; use an 'aer' profile"
-            )
-        self.p1 = float(noise.get("p1", 0.0))
-        self.p2 = float(noise.get("p2", 0.0))
-        self.readout = float(noise.get("readout", 0.0))
+        self.p1, self.p2, self.readout = profile.parametric_noise("density-matrix")
         max_q = int(options.get("max_qubits", profile.limits.get("max_qubits", 10)))
         self.capabilities = Capabilities(
             exact=True, sampling=True, noise=profile.describe_noise(), max_qubits=max_q, backprop=False

@@ -134,6 +134,7 @@ def _rotation_ptms(block: RotationBlock, angles: torch.Tensor, p1: float) -> tor
     return out
 
 
+@lru_cache(maxsize=16)
 def _walsh(n: int) -> np.ndarray:
     """``(2^n, 2^n)``: ``p(x) = 2^-n Σ_S ⟨Z_S⟩ (−1)^{|S∧x|}``."""
     idx = np.arange(2**n)
@@ -141,6 +142,7 @@ def _walsh(n: int) -> np.ndarray:
     return (1 - 2 * parity) / 2**n
 
 
+@lru_cache(maxsize=16)
 def _ztype_indices(n: int) -> np.ndarray:
     """PTM indices of the Z-type strings, ordered like basis indices (I→0, Z→1)."""
     idx = np.arange(2**n)

@@ -19,6 +19,7 @@ from ..core.contract import Capabilities, EstimateRequest
 from ..core.exceptions import InvalidRequestError, MissingDependencyError
 from ..core.profiles import Profile
 from .registry import register_adapter
+from .sampling import pauli_stderr
 
 OPTIONS = {"device", "device_kwargs", "max_qubits"}
 
@@ -40,12 +41,7 @@ class PennyLaneBackend(BaseBackend):
         options = check_options(profile, options, OPTIONS)
         self.device_name = options.get("device", "default.qubit")
         self.device_kwargs = dict(options.get("device_kwargs", {}))
-        noise = profile.noise
-        if noise.get("kind", "none") not in ("none", "depolarizing") or noise.get("t1_us"):
-            raise InvalidRequestError(
-                f"backend profile {profile.path}: PennyLane profiles support depolarizing + readout noise only"
-            )
-        self.p1, self.p2, self.readout = (float(noise.get(k, 0.0)) for k in ("p1", "p2", "readout"))
+        self.p1, self.p2, self.readout = profile.parametric_noise("PennyLane")
         noisy = self.p1 or self.p2 or self.readout
         if noisy and self.device_name not in ("default.mixed",):
             raise InvalidRequestError(
@@ -106,7 +102,5 @@ class PennyLaneBackend(BaseBackend):
         coeffs = np.array([t.coeff for t in request.observables])
         if request.shots is None:
             return RunOutput(vals * coeffs, np.zeros_like(vals), "exact", request.batch_size)
-        # ±1-valued Pauli strings: the sample standard error follows from the mean.
-        n = request.row_shots[:, None].astype(float)
-        err = np.sqrt(np.clip(1 - vals**2, 0, None) * n / np.maximum(n - 1, 1) / n)
+        err = pauli_stderr(vals, request.row_shots)
         return RunOutput(vals * coeffs, err * np.abs(coeffs), "sampled", request.batch_size, submissions=1)

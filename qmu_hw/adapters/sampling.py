@@ -26,12 +26,18 @@ def estimates_from_counts(
     The stderr is the sample standard deviation over the shots divided by √N (the
     unbiased sample variance of ±1 outcomes is ``N/(N-1)·(1 − mean²)``).
     """
-    shots = counts.sum(axis=1, keepdims=True).astype(np.float64)
-    signs = z_signs(labels, n_qubits)
-    mean = (counts @ signs) / shots
+    shots = counts.sum(axis=1)
+    mean = (counts @ z_signs(labels, n_qubits)) / shots[:, None]
+    return mean, pauli_stderr(mean, shots)
+
+
+def pauli_stderr(mean: np.ndarray, shots: np.ndarray) -> np.ndarray:
+    """Standard error ``(B, O)`` of ±1-valued estimates ``mean`` from ``shots (B,)`` each:
+    the unbiased sample variance ``N/(N−1)·(1 − mean²)`` divided by N."""
+    n = np.asarray(shots, dtype=np.float64).reshape(-1, 1)
     var = np.clip(1.0 - mean**2, 0.0, None)
-    var = np.where(shots > 1, var * shots / np.maximum(shots - 1, 1), var)
-    return mean, np.sqrt(var / shots)
+    var = np.where(n > 1, var * n / np.maximum(n - 1, 1), var)
+    return np.sqrt(var / n)
 
 
 def confusion(p01: float, p10: float | None = None) -> np.ndarray:

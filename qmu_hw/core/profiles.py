@@ -57,6 +57,22 @@ class Profile:
     def noise_kind(self) -> str:
         return self.noise.get("kind", "none")
 
+    def parametric_noise(self, engine: str) -> tuple[float, float, float]:
+        """``(p1, p2, readout)`` for engines that model only depolarizing + readout noise;
+        any other noise in the profile is refused by name."""
+        kind = self.noise_kind
+        if kind not in ("none", "depolarizing"):
+            raise ProfileError(
+                f"backend profile {self.path}: the {engine} engine supports noise kinds 'none' and "
+                f"'depolarizing', got {kind!r}"
+            )
+        if self.noise.get("t1_us"):
+            raise ProfileError(
+                f"backend profile {self.path}: key 'noise.t1_us': thermal relaxation is not modelled by "
+                f"the {engine} engine; use an 'aer' profile"
+            )
+        return tuple(float(self.noise.get(k, 0.0)) for k in ("p1", "p2", "readout"))  # type: ignore[return-value]
+
     def describe_noise(self) -> str:
         n = self.noise
         kind = self.noise_kind

@@ -229,28 +229,36 @@ class StudyRunner:
                 if cell.seed not in preps:
                     preps = {cell.seed: _prepare(cfg, cell.seed)}  # one seed's data at a time
                 prep = preps[cell.seed]
-                self.store.start(ids[cell], cfg.digest(), cell.key())
-                try:
-                    with prog.requests_bar(self.ledger, cell.method):
-                        metrics, cost = self.run_cell(prep, cell)
-                except (BudgetExceededError, KeyboardInterrupt):
-                    raise
-                except QmuHwError as exc:  # e.g. a backend that became unavailable: stop cleanly
-                    self.store.fail(ids[cell], f"{type(exc).__name__}: {exc}")
-                    raise
-                except Exception as exc:  # a bug in one cell must not lose the others
+                with prog.requests_bar(self.ledger, cell.method):
+                    error = self.attempt(prep, cell, ids[cell])
+                if error is None:
+                    ran += 1
+                else:
                     failed += 1
-                    failures.append((cell.label, repr(exc)))
-                    self.store.fail(ids[cell], traceback.format_exc(limit=8))
-                    self.log(f"cell failed: {cell.label}: {exc!r}")
-                    prog.advance()
-                    continue
-                self.store.finish(ids[cell], metrics, cost)
-                ran += 1
+                    failures.append(error)
+                    self.log(f"cell failed: {error[0]}: {error[1]}")
                 prog.advance()
         finally:
             prog.close()
         return RunSummary(0, 0, ran, failed, 0.0, output=cfg.output, failures=failures)
+
+    def attempt(self, prep: Prepared, cell: Cell, cell_id: str) -> tuple[str, str] | None:
+        """Run one cell and store it. A bug in one cell is stored as failed and returned
+        (label, error) so the others go on; budget refusals and qmu-hw errors (e.g. a backend
+        that became unavailable) stop the study and are re-raised."""
+        self.store.start(cell_id, self.cfg.digest(), cell.key())
+        try:
+            metrics, cost = self.run_cell(prep, cell)
+        except (BudgetExceededError, KeyboardInterrupt):
+            raise  # the cell stays 'running' and is redone on the next run
+        except QmuHwError as exc:
+            self.store.fail(cell_id, f"{type(exc).__name__}: {exc}")
+            raise
+        except Exception as exc:
+            self.store.fail(cell_id, traceback.format_exc(limit=8))
+            return cell.label, repr(exc)
+        self.store.finish(cell_id, metrics, cost)
+        return None
 
     def _run_parallel(self, todo: list[Cell], ids: dict, workers: int) -> RunSummary:
         """Teachers and oracles first (checkpoints), then (seed, scenario, backend, shots)
@@ -346,16 +354,15 @@ def _worker_run_group(cfg: StudyConfig, cells: list[Cell], cell_ids: list[str]):
     ran = failed = 0
     errors = []
     for cell, cid in zip(cells, cell_ids, strict=True):
-        runner.store.start(cid, cfg.digest(), cell.key())
         try:
-            metrics, cost = runner.run_cell(prep, cell)
-        except Exception as exc:  # reported to the parent; other cells go on
-            runner.store.fail(cid, traceback.format_exc(limit=8))
+            error = runner.attempt(prep, cell, cid)
+        except QmuHwError as exc:  # stops this group; reported to the parent
             failed += 1
             errors.append((cell.label, repr(exc)))
-            if isinstance(exc, (BudgetExceededError, QmuHwError)):
-                break
-            continue
-        runner.store.finish(cid, metrics, cost)
-        ran += 1
+            break
+        if error is None:
+            ran += 1
+        else:
+            failed += 1
+            errors.append(error)
     return ran, failed, errors, runner.ledger.by_phase()

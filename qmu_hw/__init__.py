@@ -20,6 +20,8 @@ from .core.exceptions import (
     MissingDependencyError,
     ProfileError,
     QmuHwError,
+    ResultPendingError,
+    TaskFailedError,
     UnsupportedFeatureError,
 )
 from .core.ledger import ShotBudget, ShotLedger
@@ -58,8 +60,10 @@ __all__ = [
     "ProfileError",
     "QmuHwError",
     "QuantumLayer",
+    "ResultPendingError",
     "ShotBudget",
     "ShotLedger",
+    "TaskFailedError",
     "UnsupportedFeatureError",
     "circuits",
     "get_backend",

@@ -74,7 +74,7 @@ def _confirm_hardware(cfg, args) -> None:
     if reason:
         raise BudgetExceededError(reason)
     msg = (f"this study submits to real devices {real}: up to {est.totals['shots']:,} shots, "
-           f"{est.totals['submissions']:,} submissions, estimated cost {est.totals['cost']:.2f}")
+           f"{est.totals['tasks']:,} tasks/jobs, estimated cost {est.totals['cost']:.2f}")
     if args.yes:
         print(msg + " (confirmed by --yes)", file=sys.stderr)
         return
@@ -107,13 +107,14 @@ def cmd_estimate(args) -> int:
 
     cfg = _load(args)
     est = estimate_study(cfg, measure_time=not args.no_timing)
-    rows = [[c["cell"], f"{c['circuits']:,}", f"{c['shots_total']:,}", c["submissions"], f"{c['wall_time_s']:.1f}",
-             f"{c['cost']:.2f}"] for c in est.cells]
+    rows = [[c["cell"], f"{c['circuits']:,}", f"{c['shots_total']:,}", c["submissions"], f"{c['tasks']:,}",
+             f"{c['qpu_seconds']:.1f}", f"{c['wall_time_s']:.1f}", f"{c['cost']:.2f}"] for c in est.cells]
     if args.per_cell:
-        print(_table(["cell", "circuits", "shots", "submissions", "wall s", "cost"], rows))
+        print(_table(["cell", "circuits", "shots", "requests", "tasks/jobs", "QPU s", "wall s", "cost"], rows))
     t = est.totals
     print(f"\n{t['cells']} cells: up to {t['circuits']:,} circuits, {t['shots']:,} shots, {t['submissions']:,} "
-          f"submissions, ~{t['wall_time_s']:.0f}s of backend time, estimated cost {t['cost']:.2f}")
+          f"requests in {t['tasks']:,} provider tasks/jobs, ~{t['qpu_seconds']:.0f}s billed device time, "
+          f"~{t['wall_time_s']:.0f}s of backend time, estimated cost {t['cost']:.2f}")
     print("(upper bounds: every loop is counted at its full number of epochs; teachers and oracles not included)")
     reason = est.refusal(cfg)
     if reason:

@@ -1,14 +1,26 @@
-"""Amazon Braket local simulators (``braket_sv``, ``braket_dm`` with a noise model).
+"""Amazon Braket: local simulators and managed devices (SV1, DM1, QPUs) by ARN.
 
-The circuit is built once per (circuit, measurement group) with ``FreeParameter``s; the B
-rows of a request go out as one ``run_batch`` with per-row inputs, split deterministically
-at ``limits.max_circuits_per_job``. Noise follows Aer's convention (Braket's
-``Depolarizing(p)`` leaves ``1 − p`` of the state, so Aer's p1 maps to ``0.75·p1`` and p2 to
-``15/16·p2``); readout error is a ``BitFlip`` before measurement.
+The circuit is built once per (circuit, measurement group) with ``FreeParameter``s; each
+row of a request binds them through ``inputs``.
+
+- Local (``device = "braket_sv" | "braket_dm"``): the rows go out as one ``run_batch``,
+  split deterministically at ``limits.max_circuits_per_job``.
+- AWS (``device = "arn:aws:braket:..."``, see :mod:`.braket_aws`): when the device accepts
+  program sets and the request samples, all (group, row) executables are packed into as few
+  program sets as the device's limits allow (``maximumExecutables``, ``maximumTotalShots``);
+  otherwise one task per row (also the only way to get exact expectations, shots = 0, on
+  SV1/DM1). The task list is a pure function of the request, every ARN is journaled the
+  moment it exists, and each task carries an idempotency token, so a rerun never pays twice.
+  The SDK ``Tracker``'s figures (tasks, shots, billed simulator time) go to the ledger.
+
+Noise follows Aer's convention (Braket's ``Depolarizing(p)`` leaves ``1 − p`` of the state,
+so Aer's p1 maps to ``0.75·p1`` and p2 to ``15/16·p2``); readout error is a ``BitFlip``
+after the basis change, right before measurement.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -17,14 +29,30 @@ from ..core.backend import RunOutput, check_options
 from ..core.circuit import Circuit
 from ..core.cloud import JournaledBackend
 from ..core.contract import Capabilities, EstimateRequest
-from ..core.exceptions import InvalidRequestError, MissingDependencyError
+from ..core.exceptions import InvalidRequestError, MissingDependencyError, TaskFailedError
 from ..core.observables import measurement_groups
 from ..core.profiles import Profile
 from .registry import register_adapter
 from .sampling import pauli_stderr
 
-OPTIONS = {"device", "max_parallel", "max_qubits"}
+OPTIONS = {"device", "max_parallel", "max_qubits", "region", "s3_bucket", "s3_prefix", "aws_profile",
+           "program_sets", "poll_interval_s", "poll_timeout_s"}
 LOCAL_DEVICES = ("braket_sv", "braket_dm")
+_GATE = {"H": "h", "X": "x", "Y": "y", "Z": "z", "S": "s", "SDG": "si", "RX": "rx", "RY": "ry", "RZ": "rz"}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One provider task: ``(group, row)`` executables sharing one shot count.
+
+    ``program_set``: the executables travel as one program set (measurement circuits, parity
+    computed here); otherwise the spec holds exactly one row and the task returns
+    expectation values as result types.
+    """
+
+    executables: tuple[tuple[int, int], ...]
+    shots: int
+    program_set: bool
 
 
 @register_adapter("braket")
@@ -32,39 +60,68 @@ class BraketBackend(JournaledBackend):
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(profile, **kw)
         try:
-            from braket.devices import LocalSimulator
+            import braket.circuits  # noqa: F401
         except ImportError as exc:  # pragma: no cover
             raise MissingDependencyError("Braket backends need amazon-braket-sdk") from exc
         options = check_options(profile, options, OPTIONS)
-        self.device_name = options.get("device", "braket_sv")
-        if self.device_name not in LOCAL_DEVICES:
-            raise InvalidRequestError(
-                f"backend {profile.name!r}: device must be one of {LOCAL_DEVICES} (local simulators), "
-                f"got {self.device_name!r}"
-            )
-        self.p1, self.p2, self.readout = profile.parametric_noise("Braket local")
-        if (self.p1 or self.p2 or self.readout) and self.device_name != "braket_dm":
-            raise InvalidRequestError(f"backend {profile.name!r}: noise needs device = \"braket_dm\"")
-        self.device = LocalSimulator(self.device_name)
-        self.max_parallel = int(options.get("max_parallel", 1))
+        self.device_name = str(options.get("device", "braket_sv"))
+        self.p1, self.p2, self.readout = profile.parametric_noise("Braket")
+        noisy = bool(self.p1 or self.p2 or self.readout)
         self._built: dict[tuple, object] = {}
         self._last: dict[str, list] = {}
+        self.max_parallel = int(options.get("max_parallel", 1))
+        limit = profile.limits.get("max_circuits_per_job")
+        if self.device_name.startswith("arn:"):
+            from .braket_aws import AwsTarget
+
+            self.aws = AwsTarget(profile, options)
+            self.aws.check_gates({"RX", "RY", "RZ", "CZ", "H", "SDG"}, noisy)
+            want = options.get("program_sets", "auto")
+            if want not in ("auto", True, False):
+                raise InvalidRequestError(f"backend {profile.name!r}: options.program_sets must be \"auto\", "
+                                          f"true or false, got {want!r}")
+            if want is True and self.aws.program_set_limits is None:
+                raise InvalidRequestError(f"backend {profile.name!r}: device {self.device_name} does not accept "
+                                          "program sets; set options.program_sets = false")
+            self.program_sets = want is not False and self.aws.program_set_limits is not None
+            per_task = self.aws.program_set_limits[0] if self.program_sets else 1
+            if limit:
+                per_task = min(per_task, int(limit))
+            max_q = min(int(options.get("max_qubits", profile.limits.get("max_qubits", 12))), self.aws.qubits)
+            self.capabilities = Capabilities(
+                exact=self.aws.shots_range[0] == 0, sampling=True, noise=profile.describe_noise(),
+                max_qubits=max_q, max_circuits_per_job=per_task, backprop=False, seedable=False)
+            return
+        self.aws = None
+        self.program_sets = False
+        if self.device_name not in LOCAL_DEVICES:
+            raise InvalidRequestError(
+                f"backend {profile.name!r}: device must be one of {LOCAL_DEVICES} (local simulators) or a "
+                f"Braket device ARN (arn:aws:braket:...), got {self.device_name!r}")
+        if noisy and self.device_name != "braket_dm":
+            raise InvalidRequestError(f"backend {profile.name!r}: noise needs device = \"braket_dm\"")
+        from braket.devices import LocalSimulator
+
+        self.device = LocalSimulator(self.device_name)
         max_q = int(options.get("max_qubits", profile.limits.get("max_qubits", 12)))
         self.capabilities = Capabilities(exact=True, sampling=True, noise=profile.describe_noise(), max_qubits=max_q,
-                                         max_circuits_per_job=profile.limits.get("max_circuits_per_job"),
-                                         backprop=False, seedable=False)
+                                         max_circuits_per_job=limit, backprop=False, seedable=False)
 
-    def build(self, circuit: Circuit, basis: str, labels: tuple[str, ...]):
-        """Braket circuit with FreeParameters ``s0 … s{G-1}`` (one per slot), cached."""
+    # -- circuits ----------------------------------------------------------------------
+    def build(self, circuit: Circuit, basis: str, labels: tuple[str, ...] | None):
+        """Braket circuit with FreeParameters ``s0 … s{G-1}`` (one per slot), cached.
+
+        The basis change for ``basis`` is part of the circuit; ``labels`` adds one Z-string
+        expectation per observable, ``None`` leaves the circuit to be measured (program sets).
+        """
         key = (circuit.fingerprint, basis, labels)
         if key in self._built:
             return self._built[key]
         from braket.circuits import Circuit as BCircuit
-        from braket.circuits import FreeParameter, Observable, noises
+        from braket.circuits import FreeParameter, Observable
 
         bc = BCircuit()
         slot_of = {gi: s for s, gi in enumerate(circuit.slots)}
-        names = {"H": "h", "X": "x", "Y": "y", "Z": "z", "S": "s", "SDG": "si", "RX": "rx", "RY": "ry", "RZ": "rz"}
         for gi, g in enumerate(circuit.gates):
             if g.name in ("CZ", "CNOT"):
                 (bc.cz if g.name == "CZ" else bc.cnot)(*g.qubits)
@@ -73,27 +130,38 @@ class BraketBackend(JournaledBackend):
                 continue
             q = g.qubits[0]
             if g.is_rotation:
-                getattr(bc, names[g.name])(q, FreeParameter(f"s{slot_of[gi]}"))
+                getattr(bc, _GATE[g.name])(q, FreeParameter(f"s{slot_of[gi]}"))
             else:
-                getattr(bc, names[g.name])(q)
+                getattr(bc, _GATE[g.name])(q)
             if self.p1:
                 bc.depolarizing(q, 0.75 * self.p1)
+        for q, c in enumerate(basis):  # gates after the circuit are basis changes, not noisy operations
+            if c == "X":
+                bc.h(q)
+            elif c == "Y":
+                bc.si(q).h(q)
         if self.readout:
             for q in range(circuit.n_qubits):
                 bc.bit_flip(q, self.readout)
-        paulis = {"X": Observable.X, "Y": Observable.Y, "Z": Observable.Z}
-        for lab in labels:
+        if labels is None and bc.qubit_count < circuit.n_qubits:
+            for q in range(circuit.n_qubits):  # an idle qubit still has to be measured
+                bc.i(q)
+        for lab in labels or ():
             support = [q for q, c in enumerate(lab) if c != "I"]
-            obs = paulis[lab[support[0]]]()
-            for q in support[1:]:
-                obs = obs @ paulis[lab[q]]()
+            obs = Observable.Z()
+            for _ in support[1:]:
+                obs = obs @ Observable.Z()
             bc.expectation(observable=obs, target=support)
-        _ = noises  # noise instructions are added through the circuit methods above
         self._built[key] = bc
         return bc
 
+    @staticmethod
+    def _inputs(angles: np.ndarray, n_slots: int) -> dict[str, float]:
+        return {f"s{s}": float(angles[s]) for s in range(n_slots)}
+
+    # -- local simulators ----------------------------------------------------------------
     def _jobs(self, request: EstimateRequest):
-        """(group index, rows, shots) chunks; split at the device's circuits-per-job limit."""
+        """(rows, shots) chunks; split at the device's circuits-per-job limit."""
         limit = self.capabilities.max_circuits_per_job or request.batch_size
         shots = np.zeros(request.batch_size, dtype=int) if request.shots is None else request.row_shots
         out = []
@@ -111,32 +179,148 @@ class BraketBackend(JournaledBackend):
         for gi, (basis, members) in enumerate(groups):
             bc = self.build(circuit, basis, tuple(request.observables[i].label for i in members))
             for rows, shots in self._jobs(request):
-                inputs = [{f"s{s}": float(a[s]) for s in range(circuit.n_slots)} for a in angles[rows]]
+                inputs = [self._inputs(a, circuit.n_slots) for a in angles[rows]]
                 batch = self.device.run_batch([bc] * len(rows), shots=shots, inputs=inputs,
                                               max_parallel=self.max_parallel)
                 results = batch.results()  # local simulators finish synchronously
-                tasks.append((gi, rows, results))
+                tasks.append((gi, rows, [np.asarray(r.values, dtype=float) for r in results]))
                 ids += [r.task_metadata.id for r in results]
         self._last = {"ids": ids, "tasks": tasks}
         return ids
 
+    # -- AWS -----------------------------------------------------------------------------
+    def plan(self, request: EstimateRequest) -> list[TaskSpec]:
+        """The request's tasks, in a fixed order (a rerun rebuilds the same list)."""
+        n_groups = len(measurement_groups(request.observables))
+        if request.shots is None:
+            return [TaskSpec(((g, r),), 0, False) for g in range(n_groups) for r in range(request.batch_size)]
+        shots = request.row_shots
+        if not self.program_sets:
+            return [TaskSpec(((g, r),), int(shots[r]), False) for g in range(n_groups)
+                    for r in range(request.batch_size)]
+        max_exec, max_total = self.aws.program_set_limits
+        specs = []
+        for level in sorted(set(shots.tolist())):
+            per_task = max(1, min(self.capabilities.max_circuits_per_job or max_exec, max_total // level))
+            execs = [(g, int(r)) for g in range(n_groups) for r in np.flatnonzero(shots == level)]
+            specs += [TaskSpec(tuple(execs[i : i + per_task]), int(level), True)
+                      for i in range(0, len(execs), per_task)]
+        return specs
+
+    def _program(self, spec: TaskSpec, request: EstimateRequest, angles: np.ndarray, groups):
+        circuit = request.circuit
+        if not spec.program_set:
+            g, r = spec.executables[0]
+            basis, members = groups[g]
+            bc = self.build(circuit, basis, tuple(request.observables[i].label for i in members))
+            return bc, spec.shots, self._inputs(angles[r], circuit.n_slots)
+        from braket.program_sets import CircuitBinding, ProgramSet
+
+        bindings = []
+        for g in sorted({g for g, _ in spec.executables}):
+            rows = [r for gg, r in spec.executables if gg == g]
+            sets = {f"s{s}": [float(angles[r, s]) for r in rows] for s in range(circuit.n_slots)}
+            bindings.append(CircuitBinding(self.build(circuit, groups[g][0], None), input_sets=sets))
+        ps = ProgramSet(bindings, shots_per_executable=spec.shots)
+        return ps, ps.total_shots, None
+
+    def _submit_incremental(self, request, attempt, have, record):
+        if self.aws is None:
+            return super()._submit_incremental(request, attempt, have, record)
+        specs = self.plan(request)
+        if len(have) > len(specs):
+            raise InvalidRequestError(f"journal holds {len(have)} task ARNs for a request of {len(specs)} tasks")
+        angles = request.circuit.angles(request.params)
+        groups = measurement_groups(request.observables)
+        ids = list(have)
+        for i in range(len(ids), len(specs)):
+            program, shots, inputs = self._program(specs[i], request, angles, groups)
+            self.aws.check_shots(shots)
+            arn = self._call(lambda p=program, s=shots, x=inputs, i=i: self.aws.create(p, s, x, f"{attempt}:{i}"))
+            record(arn)
+            ids.append(arn)
+        return ids
+
+    def _collect_aws(self, arns: list[str], request: EstimateRequest) -> RunOutput:
+        specs = self.plan(request)
+        groups = measurement_groups(request.observables)
+        vals = np.zeros((request.batch_size, request.n_observables))
+        for spec, arn in zip(specs, arns, strict=True):
+            result = self._call(lambda a=arn: self.aws.result(a))
+            if not spec.program_set:
+                g, r = spec.executables[0]
+                vals[r, groups[g][1]] = np.asarray(result.values, dtype=float)
+                continue
+            order = sorted({g for g, _ in spec.executables})
+            for g, composite in zip(order, result.entries, strict=True):
+                rows = [r for gg, r in spec.executables if gg == g]
+                members = groups[g][1]
+                for r, entry in zip(rows, composite.entries, strict=True):
+                    vals[r, members] = _parities(entry, arn, [request.observables[m].label for m in members])
+        return self._output(vals, request, arns, len(specs))
+
+    # -- both ------------------------------------------------------------------------------
     def _collect(self, job_ids: list[str], request: EstimateRequest) -> RunOutput:
+        if self.aws is not None:
+            return self._collect_aws(job_ids, request)
         if self._last.get("ids") != job_ids:  # local tasks live in this process only: run again
             self._submit(request)
         groups = measurement_groups(request.observables)
         vals = np.zeros((request.batch_size, request.n_observables))
         for gi, rows, results in self._last["tasks"]:
-            members = groups[gi][1]
-            res = np.array([np.asarray(r.values, dtype=float) for r in results])
-            vals[np.ix_(rows, members)] = res
+            vals[np.ix_(rows, groups[gi][1])] = np.array(results)
+        return self._output(vals, request, job_ids, len(self._last["tasks"]))
+
+    def _output(self, vals: np.ndarray, request: EstimateRequest, ids: list[str], n_jobs: int) -> RunOutput:
         coeffs = np.array([t.coeff for t in request.observables])
-        n_jobs = len(self._last["tasks"])
+        n_circuits = request.batch_size * len(measurement_groups(request.observables))
         if request.shots is None:
-            return RunOutput(vals * coeffs, np.zeros_like(vals), "exact", request.batch_size * len(groups),
-                             job_ids, submissions=n_jobs)
+            return RunOutput(vals * coeffs, np.zeros_like(vals), "exact", n_circuits, ids, submissions=n_jobs)
         err = pauli_stderr(vals, request.row_shots)
-        return RunOutput(vals * coeffs, err * np.abs(coeffs), "sampled", request.batch_size * len(groups),
-                         job_ids, submissions=n_jobs)
+        return RunOutput(vals * coeffs, err * np.abs(coeffs), "sampled", n_circuits, ids, submissions=n_jobs)
+
+    def _run(self, request: EstimateRequest) -> RunOutput:
+        if self.aws is None:
+            return super()._run(request)
+        from braket.tracking import Tracker
+
+        with Tracker() as tracker:  # sees the tasks created (and completed) by this request only
+            out = super()._run(request)
+        stats = tracker.quantum_tasks_statistics().get(self.aws.arn, {})
+        tasks = sum(stats.get("tasks", {}).values())
+        billed = stats.get("billed_execution_duration")
+        billed_s = billed.total_seconds() if billed is not None else 0.0
+        c = self.profile.cost
+        out.qpu_seconds = billed_s
+        out.raw["tracker"] = {"tasks": tasks, "shots": int(stats.get("shots", 0)), "billed_seconds": billed_s}
+        if not out.replayed:  # the provider's figures replace the estimate
+            out.cost = float(c.get("per_task", 0.0) * tasks + c.get("per_shot", 0.0) * stats.get("shots", 0)
+                             + c.get("per_second", 0.0) * billed_s)
+        return out
+
+    def _is_transient(self, exc: BaseException) -> bool:
+        if self.aws is None:
+            return super()._is_transient(exc)
+        from .braket_aws import is_transient
+
+        return is_transient(exc)
 
     def submissions_for(self, request: EstimateRequest) -> int:
+        if self.aws is not None:
+            return len(self.plan(request))
         return len(measurement_groups(request.observables)) * len(self._jobs(request))
+
+
+def _parities(entry: Any, arn: str, labels: list[str]) -> np.ndarray:
+    """Mean ±1 parity of each label's support from one executable's measurements."""
+    shots = getattr(entry, "measurements", None)
+    if shots is None:
+        raise TaskFailedError(f"Braket task {arn}: an executable returned no measurements "
+                              f"({type(entry).__name__})")
+    shots = np.asarray(shots)
+    column = {int(q): i for i, q in enumerate(entry.measured_qubits)}
+    out = []
+    for lab in labels:
+        cols = [column[q] for q, c in enumerate(lab) if c != "I"]
+        out.append(float(np.mean(1 - 2 * (shots[:, cols].sum(axis=1) % 2))))
+    return np.array(out)

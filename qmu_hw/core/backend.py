@@ -34,6 +34,7 @@ class RunOutput:
     shots_run: int | None = None
     replayed: bool = False  # served from the job journal: nothing was spent now
     qpu_seconds: float = 0.0
+    cost: float | None = None  # the provider's own figures, when it reports them (else the estimate)
 
 
 class BaseBackend:
@@ -90,7 +91,7 @@ class BaseBackend:
                 shots=0 if out.replayed else shots_charged,
                 submissions=0 if out.replayed else out.submissions,
                 wall_time_s=wall,
-                cost=0.0 if out.replayed else cost,
+                cost=0.0 if out.replayed else (cost if out.cost is None else out.cost),
                 exact=request.shots is None,
                 qpu_seconds=out.qpu_seconds,
             )
@@ -153,13 +154,23 @@ class BaseBackend:
 
     def cost_estimate(self, circuits: int, shots: int, submissions: int) -> float:
         """Estimated price from the profile's ``[cost]`` table (0 for local simulators)."""
-        c = self.profile.cost
-        return float(
-            c.get("per_task", 0.0) * submissions + c.get("per_shot", 0.0) * shots
-        )
+        return price(self.profile.cost, shots, submissions)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(profile={self.name!r}, shots={self.shots})"
+
+
+def price(cost: dict[str, Any], shots: float, tasks: float) -> float:
+    """Money for ``tasks`` tasks/jobs and ``shots`` shots under a profile's ``[cost]`` table.
+
+    Time is billed per second (IBM QPU seconds, Braket simulator minutes): ``seconds_per_shot``
+    × shots, but at least ``min_billed_seconds`` per task (Braket bills a simulator task for
+    3 s or more).
+    """
+    seconds = max(float(cost.get("seconds_per_shot", 0.0)) * shots,
+                  float(cost.get("min_billed_seconds", 0.0)) * tasks)
+    return float(cost.get("per_task", 0.0) * tasks + cost.get("per_shot", 0.0) * shots
+                 + cost.get("per_second", 0.0) * seconds)
 
 
 def check_options(profile: Profile, options: dict[str, Any] | None, allowed: set[str]) -> dict[str, Any]:

@@ -4,6 +4,7 @@ retrieve instead of resubmitting, retry transient errors with capped exponential
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -31,8 +32,9 @@ def retry(fn: Callable[[], Any], is_transient: Callable[[BaseException], bool], 
 class JournaledBackend(BaseBackend):
     """A backend whose submissions go through a :class:`JobJournal`.
 
-    Subclasses implement ``_submit(request) -> job_ids``, ``_collect(job_ids, request) ->
-    RunOutput`` and ``_is_transient(exc)``.
+    Subclasses implement ``_collect(job_ids, request) -> RunOutput``, ``_is_transient(exc)``
+    and either ``_submit(request) -> job_ids`` (one provider call per request) or
+    ``_submit_incremental`` (many tasks per request, each journaled as it is created).
     """
 
     journal: JobJournal | None = None
@@ -44,6 +46,20 @@ class JournaledBackend(BaseBackend):
     def _submit(self, request: EstimateRequest) -> list[str]:
         raise NotImplementedError
 
+    def _submit_incremental(self, request: EstimateRequest, attempt: str, have: list[str],
+                            record: Callable[[str], None]) -> list[str]:
+        """Job ids covering the whole request; ``have`` came from the journal (already paid).
+
+        ``attempt`` identifies this try of this request (for idempotency tokens); ``record``
+        journals one job id the moment it exists.
+        """
+        if have:
+            return list(have)
+        ids = self._call(lambda: self._submit(request))
+        for job_id in ids:
+            record(job_id)
+        return ids
+
     def _collect(self, job_ids: list[str], request: EstimateRequest) -> RunOutput:
         raise NotImplementedError
 
@@ -53,29 +69,37 @@ class JournaledBackend(BaseBackend):
     def _run(self, request: EstimateRequest) -> RunOutput:
         key = request.digest(self.profile.sha256, self.name)
         j = self.journal
+        have: list[str] = []
         if j is not None:
             entry = j.get(key)
             if entry is not None and entry.state == "done":
                 return RunOutput(entry.values, entry.stderr, entry.metadata.get("stderr_method", "sampled"),
                                  request.batch_size, list(entry.job_ids), submissions=0,
                                  raw={"from_journal": True}, replayed=True)
-            if entry is not None and entry.state == "submitted" and entry.job_ids:
-                out = self._call(lambda: self._collect(entry.job_ids, request))
-                out.raw["retrieved_from_journal"] = True
-                out.replayed = True  # paid for in the run that submitted it
-                j.done(key, out.values, out.stderr, {"stderr_method": out.stderr_method})
-                return out
-            j.begin(key, self.name, self.profile.sha256, request.batch_size,
-                    None if request.shots is None else int(np.max(request.row_shots)))
+            if entry is None:
+                j.begin(key, self.name, self.profile.sha256, request.batch_size,
+                        None if request.shots is None else int(np.max(request.row_shots)))
+            elif entry.state == "failed":
+                j.restart(key)
+            elif entry.state == "submitted":
+                have = list(entry.job_ids)
+        record = (lambda job_id: j.add_job(key, job_id)) if j is not None else (lambda job_id: None)
+        # Idempotency tokens derive from this: stable across reruns of one journal attempt,
+        # fresh after a failure (restart) and for unjournaled calls.
+        attempt = f"{key}:{j.get(key).created!r}" if j is not None else f"{key}:{uuid.uuid4()}"
         try:
-            job_ids = self._call(lambda: self._submit(request))
-            if j is not None:
-                j.submitted(key, job_ids)
+            job_ids = self._submit_incremental(request, attempt, have, record)
             out = self._call(lambda: self._collect(job_ids, request))
         except Exception as exc:
-            if j is not None and not self._is_transient(exc):
+            # A result still queued on the device is not a failure: the rerun retrieves it.
+            if j is not None and not self._is_transient(exc) and not getattr(exc, "resumable", False):
                 j.failed(key, f"{type(exc).__name__}: {exc}")
             raise
+        if have:
+            out.raw["retrieved_from_journal"] = len(have)
+            new = len(job_ids) - len(have)
+            out.submissions = new
+            out.replayed = new == 0  # paid for in the run that submitted it
         if j is not None:
             j.done(key, out.values, out.stderr, {"stderr_method": out.stderr_method})
         return out

@@ -36,5 +36,19 @@ class MissingCredentialsError(BackendUnavailableError):
     """No credentials were found for a cloud backend."""
 
 
+class TaskFailedError(BackendUnavailableError):
+    """The provider ended a job/task as FAILED or CANCELLED, or rejected it (permanent)."""
+
+
+class ResultPendingError(BackendUnavailableError):
+    """A submitted job is still queued or running when polling gave up; rerun to retrieve it.
+
+    ``resumable``: the journal keeps the job as ``submitted``, so a rerun fetches it by id
+    instead of paying again.
+    """
+
+    resumable = True
+
+
 class ProfileError(InvalidRequestError):
     """A backend profile file is malformed; the message names the file and key."""

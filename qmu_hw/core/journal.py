@@ -78,6 +78,27 @@ class JobJournal:
                 (request_hash, backend, profile_sha256, rows, shots, now, now),
             )
 
+    def restart(self, request_hash: str) -> None:
+        """A ``failed`` entry goes back to ``pending`` with no job ids (a rerun tries again)."""
+        with self._db() as db:
+            now = time.time()  # a new ``created`` marks a new attempt (fresh idempotency tokens)
+            db.execute("UPDATE jobs SET state = 'pending', job_ids = '[]', error = NULL, created = ?, updated = ?"
+                       " WHERE request_hash = ? AND state = 'failed'", (now, now, request_hash))
+
+    def add_job(self, request_hash: str, job_id: str) -> None:
+        """Append one job id / task ARN the moment the provider returns it.
+
+        A request that becomes many tasks (Braket) is journaled task by task, so a crash
+        between two creations loses nothing that was paid for.
+        """
+        with self._db() as db:
+            row = db.execute("SELECT job_ids FROM jobs WHERE request_hash = ?", (request_hash,)).fetchone()
+            if row is None:
+                raise KeyError(f"journal has no entry {request_hash[:12]}…; call begin() first")
+            ids = json.loads(row["job_ids"] or "[]") + [job_id]
+            db.execute("UPDATE jobs SET state = 'submitted', job_ids = ?, updated = ? WHERE request_hash = ?",
+                       (json.dumps(ids), time.time(), request_hash))
+
     def submitted(self, request_hash: str, job_ids: list[str]) -> None:
         with self._db() as db:
             db.execute("UPDATE jobs SET state = 'submitted', job_ids = ?, updated = ? WHERE request_hash = ?",

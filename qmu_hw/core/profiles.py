@@ -27,7 +27,8 @@ SECTION_KEYS = {
     "noise": {"kind", "p1", "p2", "readout", "t1_us", "t2_us", "gate_time_ns", "device", "qubits"},
     "limits": {"max_qubits", "max_circuits_per_job", "max_shots"},
     "budget": {"total_shots", "max_cost"},
-    "cost": {"currency", "per_task", "per_shot", "per_second", "seconds_per_shot", "task_latency_s"},
+    "cost": {"currency", "per_task", "per_shot", "per_second", "seconds_per_shot", "min_billed_seconds",
+             "task_latency_s"},
     "credentials": {"env", "channel", "instance_env", "token_env", "region_env"},
 }
 NOISE_KINDS = ("none", "depolarizing", "fake-device")

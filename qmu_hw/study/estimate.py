@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.backend import price
 from .config import StudyConfig
 from .grid import Cell, expand, profile_of
 
@@ -121,6 +122,23 @@ def _time_per_circuit(backend: str, shots: int | None, circuit) -> tuple[float, 
     return max(t_small - 16 * per_row, 0.0), per_row
 
 
+def _tasks(prof, circuits: float, submissions: float, shots: int | None) -> float:
+    """Provider tasks/jobs: one per request unless ``[limits] max_circuits_per_job`` splits it.
+
+    ``max_circuits_per_job = 1`` (Braket without program sets) is one task per circuit; a
+    larger limit (a program set's executables) adds at most one partial task per request.
+    Exact requests on Braket simulators cannot use program sets (they need shots > 0).
+    """
+    limit = prof.limits.get("max_circuits_per_job")
+    if prof.adapter == "braket" and shots is None:
+        limit = 1
+    if not limit:
+        return submissions
+    if limit == 1:
+        return circuits
+    return math.ceil(circuits / limit) + submissions
+
+
 def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_time: bool = True) -> Estimate:
     from ..core.ansatz import hqml
     from ..unlearning import method_defaults
@@ -136,7 +154,7 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
     head_blocks = 6 if mk["name"] == "hqml-iris-deep" else 2  # trainable blocks after the quantum layer
     timing: dict = {}
     est = Estimate()
-    keys = ("circuits", "shots", "submissions", "wall_time_s", "cost")
+    keys = ("circuits", "shots", "submissions", "tasks", "qpu_seconds", "wall_time_s", "cost")
     totals = dict.fromkeys(keys, 0.0)
     for cell in cells:
         s = sizes[cell.scenario]
@@ -158,10 +176,11 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
         shots = 0 if cell.shots is None else (grad_rows + eval_rows + nograd_rows) * cell.shots + grad_circuits * (grad_shots or 0)
         work_subs = grad_steps * (1 if exact_bp else 2) + nograd_req
         submissions = work_subs + eval_subs
-        # Per-second pricing (IBM) bills QPU time: shots × the profile's seconds per shot.
-        qpu_seconds = shots * float(prof.cost.get("seconds_per_shot", 0.0))
-        cost = (float(prof.cost.get("per_task", 0.0)) * submissions + float(prof.cost.get("per_shot", 0.0)) * shots
-                + float(prof.cost.get("per_second", 0.0)) * qpu_seconds)
+        tasks = _tasks(prof, circuits, submissions, cell.shots)
+        # Billed device time: shots × seconds per shot, at least the per-task minimum.
+        qpu_seconds = max(shots * float(prof.cost.get("seconds_per_shot", 0.0)),
+                          tasks * float(prof.cost.get("min_billed_seconds", 0.0)))
+        cost = price(prof.cost, shots, tasks)
         wall = 0.0
         if measure_time:
             # Unlearning runs on the surrogate when one is configured, evaluation on the target.
@@ -174,10 +193,12 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
             wall = work_subs * o_w + work_circuits * r_w + eval_subs * o_e + eval_rows * r_e
         row = {"cell": cell.label, "backend": cell.backend, "shots": cell.shots, "method": cell.method,
                "scenario": cell.scenario, "seed": cell.seed, "circuits": int(circuits), "shots_total": int(shots),
-               "submissions": int(submissions), "wall_time_s": wall, "cost": cost}
+               "submissions": int(submissions), "tasks": int(tasks), "qpu_seconds": qpu_seconds,
+               "wall_time_s": wall, "cost": cost}
         est.cells.append(row)
-        for k, v in zip(keys, (circuits, shots, submissions, wall, cost), strict=True):
+        for k, v in zip(keys, (circuits, shots, submissions, tasks, qpu_seconds, wall, cost), strict=True):
             totals[k] += v
-    est.totals = {k: (int(v) if k in ("circuits", "shots", "submissions") else float(v)) for k, v in totals.items()}
+    ints = ("circuits", "shots", "submissions", "tasks")
+    est.totals = {k: (int(v) if k in ints else float(v)) for k, v in totals.items()}
     est.totals["cells"] = len(cells)
     return est

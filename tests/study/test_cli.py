@@ -155,7 +155,7 @@ def test_estimate_lists_cells_and_totals(tmp_path):
     cfg = write(tmp_path, TINY)
     res = qmu("estimate", cfg, "--per-cell")
     assert res.returncode == 0, res.stderr
-    assert "24 cells" in res.stdout and "submissions" in res.stdout and "exact-shots@64 ga" in res.stdout
+    assert "24 cells" in res.stdout and "provider tasks/jobs" in res.stdout and "exact-shots@64 ga" in res.stdout
 
 
 def test_lock_stops_a_second_writer(tmp_path):

@@ -169,7 +169,8 @@ class FakeBraketService:
         reply = {"quantumTaskArn": arn, "status": task["status"], "deviceArn": task["device"],
                  "deviceParameters": task["deviceParameters"], "shots": task["shots"],
                  "outputS3Bucket": task["bucket"], "outputS3Directory": task["dir"],
-                 "createdAt": dt.datetime.fromisoformat(task["created"])}
+                 "createdAt": dt.datetime.fromisoformat(task["created"]),
+                 "actionMetadata": {"actionType": json.loads(task["action"])["braketSchemaHeader"]["name"]}}
         if task["status"] in ("FAILED", "CANCELLED"):
             reply["failureReason"] = ("Device calibration in progress" if task["status"] == "FAILED"
                                       else "Cancelled by the account owner")
@@ -183,9 +184,9 @@ class FakeBraketService:
 
         program = BraketSchemaBase.parse_raw_schema(task["action"])
         sim = DensityMatrixSimulator() if task["device"] == DM1 else StateVectorSimulator()
-        # Seeded by the program: the same task always samples the same shots, so two runs
-        # of a study (one killed and resumed, one clean) see identical results.
-        seed = int(hashlib.sha256(task["action"].encode()).hexdigest()[:8], 16)
+        # Seeded by the program and the task's creation index: fresh shots for every task, yet
+        # two runs of a study (one killed and resumed, one clean) see identical results.
+        seed = int(hashlib.sha256(f"{task['index']}:{task['action']}".encode()).hexdigest()[:8], 16)
         real_rng = np.random.default_rng
         with mock.patch("numpy.random.default_rng", lambda *a, **k: real_rng(seed)):
             raw = sim.run(program, shots=task["shots"])

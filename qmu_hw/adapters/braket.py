@@ -64,6 +64,7 @@ class BraketBackend(JournaledBackend):
         except ImportError as exc:  # pragma: no cover
             raise MissingDependencyError("Braket backends need amazon-braket-sdk") from exc
         options = check_options(profile, options, OPTIONS)
+        self.options = options
         self.device_name = str(options.get("device", "braket_sv"))
         self.p1, self.p2, self.readout = profile.parametric_noise("Braket")
         noisy = bool(self.p1 or self.p2 or self.readout)
@@ -135,11 +136,11 @@ class BraketBackend(JournaledBackend):
                 getattr(bc, _GATE[g.name])(q)
             if self.p1:
                 bc.depolarizing(q, 0.75 * self.p1)
-        for q, c in enumerate(basis):  # gates after the circuit are basis changes, not noisy operations
-            if c == "X":
-                bc.h(q)
-            elif c == "Y":
-                bc.si(q).h(q)
+        for q, c in enumerate(basis):  # the basis change runs as real (noisy) gates, as in Aer
+            for name in {"X": ("h",), "Y": ("si", "h")}.get(c, ()):
+                getattr(bc, name)(q)
+                if self.p1:
+                    bc.depolarizing(q, 0.75 * self.p1)
         if self.readout:
             for q in range(circuit.n_qubits):
                 bc.bit_flip(q, self.readout)

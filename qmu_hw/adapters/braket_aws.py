@@ -14,6 +14,7 @@ needs its own clients (assumed roles, VPC endpoints, tests answering with botoco
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -60,7 +61,8 @@ def region_of(arn: str) -> str | None:
 
 
 def is_transient(exc: BaseException) -> bool:
-    from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, ReadTimeoutError
+    from botocore.exceptions import ClientError, ReadTimeoutError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
 
     if isinstance(exc, (ConnectionError, TimeoutError, BotoConnectionError, ReadTimeoutError)):
         return True
@@ -108,7 +110,7 @@ def _session_class():
     return QmuAwsSession
 
 
-def make_session(profile: Profile, region: str, bucket: str):
+def make_session(profile: Profile, aws_profile: str | None, region: str, bucket: str | None):
     """An AwsSession in ``region`` (credentials checked now, so a missing account fails fast)."""
     import boto3
     from botocore.exceptions import BotoCoreError
@@ -119,7 +121,6 @@ def make_session(profile: Profile, region: str, bucket: str):
         session = cls(boto_session=boto3.Session(region_name=region), braket_client=braket, default_bucket=bucket)
         session._s3 = s3
         return session
-    aws_profile = profile.options.get("aws_profile")
     hint = ("set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws configure`"
             + (f" for profile {aws_profile!r}" if aws_profile else " (or `aws sso login`)")
             + "; qmu-hw never stores credentials")
@@ -152,15 +153,16 @@ class AwsTarget:
             raise InvalidRequestError(
                 f"backend profile {profile.path}: options.region {region!r} differs from the device's "
                 f"region {arn_region!r}")
-        bucket = options.get("s3_bucket")
+        bucket = options.get("s3_bucket") or os.environ.get("AMZN_BRAKET_OUT_S3_BUCKET")
+        self.session = make_session(profile, options.get("aws_profile"), region, bucket)
         if not isinstance(bucket, str) or not bucket:
             raise InvalidRequestError(
-                f"backend profile {profile.path}: key 'options.s3_bucket' names the S3 bucket for results "
-                "(Braket requires one whose name starts with 'amazon-braket-')")
+                f"backend {profile.name!r}: name the S3 bucket for results in options.s3_bucket (profile "
+                f"{profile.path}, or get_backend(..., s3_bucket=...)) or in AMZN_BRAKET_OUT_S3_BUCKET; Braket "
+                "requires a bucket whose name starts with 'amazon-braket-'")
         self.s3_folder = (bucket, str(options.get("s3_prefix", "qmu-hw")).strip("/"))
         self.poll_interval = float(options.get("poll_interval_s", 1.0))
         self.poll_timeout = float(options.get("poll_timeout_s", 5 * 24 * 3600))
-        self.session = make_session(profile, region, bucket)
         from braket.aws import AwsDevice
 
         try:

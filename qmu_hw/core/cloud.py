@@ -3,6 +3,8 @@ retrieve instead of resubmitting, retry transient errors with capped exponential
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -14,6 +16,10 @@ from .backend import BaseBackend, RunOutput
 from .contract import EstimateRequest
 from .exceptions import BackendUnavailableError
 from .journal import JobJournal
+
+# Options that change how results are fetched, not what they are.
+OPERATIONAL_OPTIONS = frozenset({"poll_interval_s", "poll_timeout_s", "max_parallel", "aws_profile", "s3_bucket",
+                                 "s3_prefix", "channel"})
 
 
 def retry(fn: Callable[[], Any], is_transient: Callable[[BaseException], bool], *, attempts: int = 6,
@@ -66,8 +72,22 @@ class JournaledBackend(BaseBackend):
     def _is_transient(self, exc: BaseException) -> bool:
         return isinstance(exc, (ConnectionError, TimeoutError))
 
+    def result_fingerprint(self) -> str:
+        """sha256 of the profile parts that decide results (device, noise, options, limits).
+
+        The journal is keyed by this rather than the file's bytes, so editing a budget, a
+        price, a poll timeout or the description between a crash and the rerun does not make
+        finished work look new (and get paid for again).
+        """
+        options = getattr(self, "options", None) or self.profile.options
+        parts = {"adapter": self.profile.adapter, "noise": self.profile.noise, "limits": self.profile.limits,
+                 "seed": self.profile.seed,
+                 "options": {k: v for k, v in options.items() if k not in OPERATIONAL_OPTIONS}}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
     def _run(self, request: EstimateRequest) -> RunOutput:
-        key = request.digest(self.profile.sha256, self.name)
+        fingerprint = self.result_fingerprint()
+        key = request.digest(fingerprint, self.name)
         j = self.journal
         have: list[str] = []
         if j is not None:
@@ -77,7 +97,7 @@ class JournaledBackend(BaseBackend):
                                  request.batch_size, list(entry.job_ids), submissions=0,
                                  raw={"from_journal": True}, replayed=True)
             if entry is None:
-                j.begin(key, self.name, self.profile.sha256, request.batch_size,
+                j.begin(key, self.name, fingerprint, request.batch_size,
                         None if request.shots is None else int(np.max(request.row_shots)))
             elif entry.state == "failed":
                 j.restart(key)

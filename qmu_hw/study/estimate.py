@@ -125,13 +125,15 @@ def _time_per_circuit(backend: str, shots: int | None, circuit) -> tuple[float, 
 def _tasks(prof, circuits: float, submissions: float, shots: int | None) -> float:
     """Provider tasks/jobs: one per request unless ``[limits] max_circuits_per_job`` splits it.
 
-    ``max_circuits_per_job = 1`` (Braket without program sets) is one task per circuit; a
-    larger limit (a program set's executables) adds at most one partial task per request.
-    Exact requests on Braket simulators cannot use program sets (they need shots > 0).
+    ``max_circuits_per_job = 1`` is one task per circuit; a larger limit (a program set's
+    executables) adds at most one partial task per request. Braket counts one task per
+    circuit unless the profile states a program-set limit (the device's own limit is only
+    known after GetDevice, and an estimate must not be too low), and always for exact
+    requests (program sets need shots > 0).
     """
     limit = prof.limits.get("max_circuits_per_job")
-    if prof.adapter == "braket" and shots is None:
-        limit = 1
+    if prof.adapter == "braket":
+        limit = 1 if shots is None else (limit or 1)
     if not limit:
         return submissions
     if limit == 1:

@@ -60,7 +60,8 @@ def cmd_run(args) -> int:
 
 
 def _confirm_hardware(cfg, args) -> None:
-    """Real devices (profiles with requires_confirmation) need --yes or an interactive yes."""
+    """Billed backends (profiles with requires_confirmation: real devices, cloud simulators) need
+    --yes or an interactive yes."""
     from .core.exceptions import BudgetExceededError
     from .study.grid import profile_of
 
@@ -73,7 +74,7 @@ def _confirm_hardware(cfg, args) -> None:
     reason = est.refusal(cfg)
     if reason:
         raise BudgetExceededError(reason)
-    msg = (f"this study submits to real devices {real}: up to {est.totals['shots']:,} shots, "
+    msg = (f"this study submits to billed backends {real}: up to {est.totals['shots']:,} shots, "
            f"{est.totals['tasks']:,} tasks/jobs, estimated cost {est.totals['cost']:.2f}")
     if args.yes:
         print(msg + " (confirmed by --yes)", file=sys.stderr)
@@ -145,6 +146,15 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def _aws_credentials_visible() -> bool:
+    """Whether boto3 could find AWS credentials without asking the network (env or ~/.aws)."""
+    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
+        return True
+    files = [os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+             os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")]
+    return any(Path(f).expanduser().is_file() for f in files)
+
+
 def cmd_backends(args) -> int:
     import importlib.util
 
@@ -159,6 +169,8 @@ def cmd_backends(args) -> int:
         installed = importlib.util.find_spec(mod) is not None
         creds = p.credentials.get("env", [])
         have = all(os.environ.get(v) for v in creds) if creds else True
+        if p.is_cloud and p.adapter == "braket":
+            have = _aws_credentials_visible()
         avail = "yes" if installed and have else ("no SDK" if not installed else "no credentials")
         rows.append([name, p.adapter, p.describe_noise(), "exact" if p.shots is None else p.shots, avail, str(path)])
     print(_table(["profile", "adapter", "noise", "shots", "available", "file"], rows))
@@ -174,8 +186,12 @@ def cmd_jobs(args) -> int:
         return EXIT_INPUT
     entries = JobJournal(path).entries()
     rows = [[e.request_hash[:12], e.backend, e.state, e.rows, "exact" if e.shots is None else e.shots,
-             len(e.job_ids), (e.job_ids[0][:36] if e.job_ids else "-"), (e.error or "")[:40]] for e in entries]
-    print(_table(["request", "backend", "state", "rows", "shots", "jobs", "first job id / task ARN", "error"], rows))
+             len(e.job_ids), (e.job_ids[-1] if e.job_ids else "-"), (e.error or "")[:60]] for e in entries]
+    print(_table(["request", "backend", "state", "rows", "shots", "jobs", "last job id / task ARN", "error"], rows))
+    if args.ids:
+        for e in entries:
+            for job_id in e.job_ids:
+                print(f"{e.request_hash[:12]}  {job_id}")
     states = {s: sum(e.state == s for e in entries) for s in ("pending", "submitted", "done", "failed")}
     print("\n" + ", ".join(f"{k}: {v}" for k, v in states.items()))
     return EXIT_OK
@@ -206,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_report)
     j = sub.add_parser("jobs", help="list the job journal of a results folder")
     j.add_argument("dir")
+    j.add_argument("--ids", action="store_true", help="every job id / task ARN, one per line")
     j.set_defaults(fn=cmd_jobs)
     b = sub.add_parser("backends", help="list backend profiles")
     b.set_defaults(fn=cmd_backends)

@@ -84,8 +84,10 @@ class FakeBraketService:
     # -- clients --------------------------------------------------------------------------
     def client(self, service: str, region: str):
         """A real boto3 client whose every call this service answers through a Stubber."""
-        session = boto3.Session(aws_access_key_id="AKIATESTTESTTEST", aws_secret_access_key="test-secret",
-                                region_name=region)
+        session = boto3.Session(region_name=region)  # credentials from the environment, as in production
+        if session.get_credentials() is None:
+            session = boto3.Session(aws_access_key_id="AKIATESTTESTTEST", aws_secret_access_key="test-secret",
+                                    region_name=region)
         client = session.client(service, region_name=region)
         stubber = Stubber(client)
         stubber.activate()

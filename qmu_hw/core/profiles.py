@@ -58,6 +58,13 @@ class Profile:
     def noise_kind(self) -> str:
         return self.noise.get("kind", "none")
 
+    @property
+    def is_cloud(self) -> bool:
+        """Submits to a provider's service (IBM device, Braket ARN): billed, needs credentials."""
+        device = str(self.options.get("device", ""))
+        return (self.adapter == "ibm" and not device.startswith("Fake")) or (
+            self.adapter == "braket" and device.startswith("arn:"))
+
     def parametric_noise(self, engine: str) -> tuple[float, float, float]:
         """``(p1, p2, readout)`` for engines that model only depolarizing + readout noise;
         any other noise in the profile is refused by name."""

@@ -102,7 +102,7 @@ def _sizes(cfg: StudyConfig) -> dict[str, Sizes]:
 def _time_per_circuit(backend: str, shots: int | None, circuit) -> tuple[float, float]:
     """(seconds per request, seconds per circuit row) measured locally; cloud: profile rate."""
     prof = profile_of(backend)
-    if prof.adapter in ("ibm", "braket") and prof.requires_confirmation:
+    if prof.is_cloud:
         return float(prof.cost.get("task_latency_s", 5.0)), 1024 * float(prof.cost.get("seconds_per_shot", 0.0003))
     from ..adapters.registry import get_backend
     from ..core.contract import EstimateRequest
@@ -120,6 +120,12 @@ def _time_per_circuit(backend: str, shots: int | None, circuit) -> tuple[float, 
     t_small, t_big = timed(16), timed(256)
     per_row = max((t_big - t_small) / 240, 1e-7)
     return max(t_small - 16 * per_row, 0.0), per_row
+
+
+def _billed_seconds(prof, shots: float, tasks: float) -> float:
+    """Billed device time: shots × seconds per shot, at least the per-task minimum."""
+    return max(shots * float(prof.cost.get("seconds_per_shot", 0.0)),
+               tasks * float(prof.cost.get("min_billed_seconds", 0.0)))
 
 
 def _tasks(prof, circuits: float, submissions: float, shots: int | None) -> float:
@@ -175,14 +181,19 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
         work_circuits = grad_rows + nograd_rows + grad_circuits
         circuits = work_circuits + eval_rows
         grad_shots = cell.shots if cfg.grad_shots == "same" else cfg.grad_shots
-        shots = 0 if cell.shots is None else (grad_rows + eval_rows + nograd_rows) * cell.shots + grad_circuits * (grad_shots or 0)
+        per = cell.shots or 0
+        work_shots = (grad_rows + nograd_rows) * per + (0 if cell.shots is None else grad_circuits * (grad_shots or 0))
+        eval_shots = eval_rows * per
+        shots = work_shots + eval_shots
         work_subs = grad_steps * (1 if exact_bp else 2) + nograd_req
         submissions = work_subs + eval_subs
-        tasks = _tasks(prof, circuits, submissions, cell.shots)
-        # Billed device time: shots × seconds per shot, at least the per-task minimum.
-        qpu_seconds = max(shots * float(prof.cost.get("seconds_per_shot", 0.0)),
-                          tasks * float(prof.cost.get("min_billed_seconds", 0.0)))
-        cost = price(prof.cost, shots, tasks)
+        # Unlearning is paid on the surrogate when one is configured, evaluation on the target.
+        work_prof = profile_of(cfg.surrogates.get(cell.backend, cell.backend))
+        work_tasks = _tasks(work_prof, work_circuits, work_subs, cell.shots)
+        eval_tasks = _tasks(prof, eval_rows, eval_subs, cell.shots)
+        tasks = work_tasks + eval_tasks
+        qpu_seconds = _billed_seconds(work_prof, work_shots, work_tasks) + _billed_seconds(prof, eval_shots, eval_tasks)
+        cost = price(work_prof.cost, work_shots, work_tasks) + price(prof.cost, eval_shots, eval_tasks)
         wall = 0.0
         if measure_time:
             # Unlearning runs on the surrogate when one is configured, evaluation on the target.

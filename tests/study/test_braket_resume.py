@@ -1,6 +1,7 @@
 """Kill a study on the (stubbed) Braket AWS path, rerun it, count what the service saw."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -36,13 +37,20 @@ epochs = 1
 """
 
 
+SECRET = "qmu-aws-secret-5d1e-never-written"
+ENV = dict(os.environ, AWS_ACCESS_KEY_ID="AKIAQMUHWTESTKEY", AWS_SECRET_ACCESS_KEY=SECRET)
+
+
 def run(tmp_path, name, script):
-    """One CLI run against the service state ``<name>.json``; returns the process result."""
+    """One CLI run against the service state ``<name>.json``; returns the process result.
+
+    The AWS secret key sits in the environment, where boto3 picks it up, as in production.
+    """
     cfg = tmp_path / f"{name}.toml"
     cfg.write_text(STUDY.format(out=tmp_path / name, profile=tmp_path / "sv1.toml"))
     return subprocess.run([sys.executable, "-m", "tests.braket_driver", str(tmp_path / f"{name}.json"),
                            json.dumps(script), "--", "run", str(cfg), "--yes"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=900)
+                          capture_output=True, text=True, cwd=ROOT, timeout=900, env=ENV)
 
 
 @pytest.fixture(scope="module")
@@ -64,9 +72,14 @@ def test_killed_study_resumes_without_paying_twice(tmp_path, clean, kill):
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     svc = FakeBraketService(tmp_path / "resumed.json")
     at_kill = svc.state()
-    journal = subprocess.run([sys.executable, "-m", "qmu_hw.cli", "jobs", str(tmp_path / "resumed")],
-                             capture_output=True, text=True, cwd=ROOT)
+    journal = subprocess.run([sys.executable, "-m", "qmu_hw.cli", "jobs", str(tmp_path / "resumed"), "--ids"],
+                             capture_output=True, text=True, cwd=ROOT, env=ENV)
     assert journal.returncode == 0 and "submitted" in journal.stdout
+    journaled = {line.split()[-1] for line in journal.stdout.splitlines() if "quantum-task/" in line}
+    # every task the service created before the kill is in the journal, except one created
+    # in the instant the process died (the idempotency token covers that one)
+    missing = set(at_kill["tasks"]) - journaled
+    assert len(missing) == (1 if "kill_after_creates" in kill else 0)
 
     rerun = run(tmp_path, "resumed", {})
     assert rerun.returncode == 0, rerun.stderr
@@ -92,3 +105,8 @@ def test_killed_study_resumes_without_paying_twice(tmp_path, clean, kill):
     assert [m for m, _ in resumed] == [m for m, _ in ref] == ["ga", "identity"]
     for (_, a), (_, b) in zip(resumed, ref, strict=True):
         assert {k: a[k] for k in ACCURACY_KEYS} == {k: b[k] for k in ACCURACY_KEYS}
+    # No secret in anything the runs wrote or printed.
+    assert SECRET not in killed.stdout + killed.stderr + rerun.stdout + rerun.stderr + journal.stdout
+    for path in (tmp_path / "resumed").rglob("*"):
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path

@@ -20,7 +20,31 @@ def test_every_example_validates_and_estimates(path):
 
 def test_examples_are_the_documented_ones():
     names = {p.stem for p in EXAMPLES}
-    assert {"quickstart", "noise_ladder", "shot_budget", "digits_cnn", "paper_protocol", "ibm_hardware"} <= names
+    assert {"quickstart", "noise_ladder", "shot_budget", "digits_cnn", "paper_protocol", "ibm_hardware",
+            "braket_hardware"} <= names
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     for n in names:
         assert f"examples/{n}.toml" in readme, n
+
+
+def test_cloud_estimates_follow_the_price_tables():
+    """Per-cell money from the profiles' tables, recomputed by hand from the cell's counts."""
+    from qmu_hw.study.grid import profile_of
+
+    cfg = load_config(Path(__file__).resolve().parents[2] / "examples" / "braket_hardware.toml")
+    est = estimate_study(cfg, measure_time=False)
+    garnet = profile_of("braket-iqm-garnet").cost
+    dm1 = profile_of("braket-dm1-depol-0.01").cost
+    for c in est.cells:
+        if c["method"] != "identity":
+            continue  # identity does no unlearning work: every circuit is an evaluation task
+        assert c["tasks"] == c["circuits"]  # no program-set limit stated: one task per circuit
+        if c["backend"] == "braket-iqm-garnet":
+            assert c["cost"] == pytest.approx(garnet["per_task"] * c["tasks"] + garnet["per_shot"] * c["shots_total"])
+        else:  # simulator time: 3 s minimum per task at $0.075 per minute
+            assert c["qpu_seconds"] == pytest.approx(3.0 * c["tasks"])
+            assert c["cost"] == pytest.approx(dm1["per_second"] * 3.0 * c["tasks"])
+    # with a surrogate, unlearning work on Garnet is simulated locally: only evaluation is paid
+    cost = {(c["backend"], c["method"]): c["cost"] for c in est.cells}
+    assert cost[("braket-iqm-garnet", "ga")] == pytest.approx(cost[("braket-iqm-garnet", "identity")])
+    assert cost[("braket-dm1-depol-0.01", "ga")] > 10 * cost[("braket-dm1-depol-0.01", "identity")]

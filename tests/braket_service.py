@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import os
 import signal
@@ -190,8 +191,9 @@ class FakeBraketService:
         # study (one killed and resumed, one clean) see identical results. (Not by the program
         # text: the SDK declares inputs in set order, which varies between processes.)
         seed = 7919 * task["index"] + 17
-        real_rng = np.random.default_rng
-        with mock.patch("numpy.random.default_rng", lambda *a, **k: real_rng(seed)):
+        real_rng, calls = np.random.default_rng, itertools.count()
+        # one generator per simulated executable, each with its own stream
+        with mock.patch("numpy.random.default_rng", lambda *a, **k: real_rng([seed, next(calls)])):
             raw = sim.run(program, shots=task["shots"])
         result = json.loads(raw.json())
         meta = result["taskMetadata"]

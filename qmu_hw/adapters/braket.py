@@ -299,6 +299,18 @@ class BraketBackend(JournaledBackend):
                              + c.get("per_second", 0.0) * billed_s)
         return out
 
+    def _call(self, fn):
+        if self.aws is None:
+            return super()._call(fn)
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from .braket_aws import as_qmu_error
+
+        try:
+            return super()._call(fn)
+        except (ClientError, BotoCoreError) as exc:
+            raise as_qmu_error(exc, self.name) from exc
+
     def _is_transient(self, exc: BaseException) -> bool:
         if self.aws is None:
             return super()._is_transient(exc)

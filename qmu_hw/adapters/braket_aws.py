@@ -73,6 +73,21 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+AUTH_CODES = frozenset({"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
+                        "AccessDeniedException", "InvalidClientTokenId"})
+
+
+def as_qmu_error(exc: BaseException, backend: str) -> Exception:
+    """A provider error that survived the retries, as the qmu-hw error that stops a study."""
+    from botocore.exceptions import ClientError, NoCredentialsError
+
+    if isinstance(exc, NoCredentialsError):
+        return MissingCredentialsError(f"backend {backend!r}: no AWS credentials found")
+    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in AUTH_CODES:
+        return MissingCredentialsError(f"backend {backend!r}: AWS refused the credentials ({describe(exc)})")
+    return TaskFailedError(f"backend {backend!r}: Amazon Braket refused the request ({describe(exc)})")
+
+
 def describe(exc: BaseException) -> str:
     """A one-line reason for a provider error (code and message; never request contents)."""
     from botocore.exceptions import ClientError

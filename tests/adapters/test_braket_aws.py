@@ -150,11 +150,15 @@ def test_permanent_rejection_is_not_retried(tmp_path):
         b = get_backend(profile(tmp_path, "sv1", SV1))
         b.retry_sleep = lambda s: pytest.fail("a permanent error must not be retried")
         c = hqml(2, 1)
-        with pytest.raises(Exception, match="ValidationException"):
+        j = JobJournal(tmp_path / "journal.sqlite")
+        b.attach_journal(j)
+        with pytest.raises(TaskFailedError, match="refused the request \\(ValidationException: Invalid OpenQASM"):
             b.estimate(EstimateRequest(c, np.zeros((1, c.n_params)), shots=10))
     finally:
         braket_aws.set_client_factory(None)
     assert svc.calls("CreateQuantumTask") == 1
+    (entry,) = j.entries()
+    assert entry.state == "failed" and entry.job_ids == [] and "ValidationException" in entry.error
 
 
 def test_pending_result_is_retrieved_by_arn_on_rerun(tmp_path):

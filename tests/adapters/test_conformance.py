@@ -25,3 +25,14 @@ class TestConformance(BackendConformance):
     @pytest.fixture
     def make_backend(self, profile_name):
         return lambda **kw: get_backend(profile_name, **kw)
+
+
+@pytest.mark.pennylane
+class TestPennyLaneLightning(BackendConformance):
+    """Any PennyLane device by name: lightning.qubit through the same adapter."""
+
+    calibration_seeds = 12
+
+    @pytest.fixture
+    def make_backend(self):
+        return lambda **kw: get_backend("pennylane-default-qubit", device="lightning.qubit", **kw)

@@ -33,12 +33,43 @@ from botocore.stub import Stubber
 ACCOUNT = "123456789012"
 SV1 = "arn:aws:braket:::device/quantum-simulator/amazon/sv1"
 DM1 = "arn:aws:braket:::device/quantum-simulator/amazon/dm1"
+GARNET = "arn:aws:braket:eu-north-1::device/qpu/iqm/Garnet"
 BUCKET = "amazon-braket-qmu-hw-tests"
+
+# A QPU's capabilities in IQM's schema (values as Garnet publishes them: 20 qubits, shots
+# 1…20,000, program sets); the service plays the QPU with a noiseless simulator.
+GARNET_CAPABILITIES = {
+    "braketSchemaHeader": {"name": "braket.device_schema.iqm.iqm_device_capabilities", "version": "1"},
+    "service": {"braketSchemaHeader": {"name": "braket.device_schema.device_service_properties", "version": "1"},
+                "executionWindows": [{"executionDay": "Everyday", "windowStartHour": "00:00",
+                                      "windowEndHour": "23:59:59"}],
+                "shotsRange": [1, 20000], "getTaskPollIntervalMillis": 1},
+    "action": {
+        "braket.ir.openqasm.program": {
+            "version": ["1"], "actionType": "braket.ir.openqasm.program",
+            "supportedOperations": ["ccnot", "cnot", "cphaseshift", "cz", "h", "i", "rx", "ry", "rz", "s", "si",
+                                    "swap", "x", "y", "z", "prx"],
+            "supportedResultTypes": [{"name": "Expectation", "observables": ["x", "y", "z", "h", "i"],
+                                      "minShots": 1, "maxShots": 20000},
+                                     {"name": "Probability", "minShots": 1, "maxShots": 20000}],
+            "supportPhysicalQubits": True, "supportsPartialVerbatimBox": False,
+            "requiresContiguousQubitIndices": False, "requiresAllQubitsMeasurement": False,
+            "supportsUnassignedMeasurements": True, "disabledQubitRewiringSupported": True},
+        "braket.ir.openqasm.program_set": {"version": ["1"], "actionType": "braket.ir.openqasm.program_set",
+                                           "maximumExecutables": 100, "maximumTotalShots": 200000}},
+    "deviceParameters": {},
+    "paradigm": {"braketSchemaHeader": {"name": "braket.device_schema.gate_model_qpu_paradigm_properties",
+                                        "version": "1"},
+                 "qubitCount": 20, "nativeGateSet": ["cz", "prx"],
+                 "connectivity": {"fullyConnected": False, "connectivityGraph": {"1": ["2", "4"], "2": ["1", "5"]}}},
+}
 
 
 def capabilities(arn: str, program_sets: bool) -> str:
     """A valid capabilities document (Braket's local simulators describe themselves in the
     same schema as SV1/DM1), with or without the program-set action."""
+    if arn == GARNET:
+        return json.dumps(GARNET_CAPABILITIES)
     from braket.devices import LocalSimulator
 
     doc = json.loads(LocalSimulator("braket_dm" if arn == DM1 else "braket_sv").properties.json())
@@ -63,7 +94,7 @@ class FakeBraketService:
     def __init__(self, path: str | Path, devices: dict[str, bool] | None = None, polls_before_done: int = 1,
                  script: dict | None = None) -> None:
         self.path = Path(path)
-        self.devices = devices if devices is not None else {SV1: True, DM1: False}
+        self.devices = devices if devices is not None else {SV1: True, DM1: False, GARNET: True}
         self.polls_before_done = polls_before_done
         self.script = script or {}
         if not self.path.exists():
@@ -126,9 +157,10 @@ class FakeBraketService:
         arn = params["deviceArn"]
         if arn not in self.devices:
             return ("error", "ResourceNotFoundException", 404, f"Braket device {arn} not found")
-        name = arn.rsplit("/", 1)[-1].upper()
-        return ("ok", {"deviceArn": arn, "deviceName": name, "providerName": "Amazon Braket",
-                       "deviceType": "SIMULATOR", "deviceStatus": "ONLINE",
+        qpu = arn == GARNET
+        return ("ok", {"deviceArn": arn, "deviceName": arn.rsplit("/", 1)[-1].upper(),
+                       "providerName": "IQM" if qpu else "Amazon Braket",
+                       "deviceType": "QPU" if qpu else "SIMULATOR", "deviceStatus": "ONLINE",
                        "deviceCapabilities": capabilities(arn, self.devices[arn])})
 
     def _op_CreateQuantumTask(self, st, params, region):

@@ -86,6 +86,7 @@ class IBMBackend(JournaledBackend):
                 f"profile ({creds.get('token_env', 'QISKIT_IBM_TOKEN')}, "
                 f"{creds.get('instance_env', 'QISKIT_IBM_INSTANCE')})."
             ) from None
+        self.service = service  # retrieves jobs by id after a crash, with the same account
         return service.backend(name)
 
     # -- execution context: Batch or Session held open by the caller -------------------------
@@ -169,9 +170,7 @@ class IBMBackend(JournaledBackend):
                 self._submit(request)
                 job = self._last_job
             else:
-                from qiskit_ibm_runtime import QiskitRuntimeService
-
-                job = QiskitRuntimeService().job(job_ids[0])
+                job = self.service.job(job_ids[0])
         result = job.result()
         data = result[0].data
         coeffs = np.array([t.coeff for t in request.observables])

@@ -94,7 +94,8 @@ def test_program_sets_pack_groups_and_rows_at_device_limits(service, tmp_path):
     z = (r.values - exact(c, p, obs)) / r.stderr
     assert np.all(np.abs(z) < 5)
     # the SDK Tracker saw the three tasks and all their shots
-    assert r.metadata["raw"]["tracker"] == {"tasks": 3, "shots": 30000, "billed_seconds": 0.0}
+    # program-set results carry no duration: the 3-s minimum per task is what gets billed
+    assert r.metadata["raw"]["tracker"] == {"tasks": 3, "shots": 30000, "billed_seconds": 9.0}
 
 
 def test_tracker_figures_replace_the_estimate(service, tmp_path):
@@ -233,3 +234,24 @@ def test_missing_aws_credentials_fail_fast(tmp_path, monkeypatch):
     assert secret not in str(info.value)
     with pytest.raises(MissingCredentialsError, match="ProfileNotFound"):
         get_backend("braket-sv1", aws_profile="no-such-profile")
+
+
+def test_qpu_by_regional_arn(service, tmp_path):
+    """The shipped Garnet profile: region from the ARN, sampling only, billed per task and shot."""
+    from qmu_hw import UnsupportedFeatureError
+    from tests.braket_service import BUCKET
+
+    b = get_backend("braket-iqm-garnet", s3_bucket=BUCKET, poll_interval_s=0.0)
+    assert b.aws.is_qpu and not b.capabilities.exact and b.program_sets
+    assert b.aws.session.region == "eu-north-1"
+    c = hqml(2, 1)
+    p = np.random.default_rng(4).uniform(-3, 3, (4, c.n_params))
+    with pytest.raises(UnsupportedFeatureError, match="cannot compute exact"):
+        b.estimate(EstimateRequest(c, p))
+    r = b.estimate(EstimateRequest(c, p, ["ZI", "IZ"], shots=2000))
+    assert np.all(np.abs((r.values - exact(c, p, ["ZI", "IZ"])) / r.stderr) < 5)
+    entry = b.ledger.entries[0]
+    assert entry.submissions == 1 and entry.qpu_seconds == 0.0
+    assert entry.cost == pytest.approx(0.30 + 0.00145 * 8000)  # one program-set task, 4 rows × 2000 shots
+    with pytest.raises(InvalidRequestError, match="differs from the device's region"):
+        get_backend("braket-iqm-garnet", s3_bucket=BUCKET, region="us-east-1")

@@ -132,6 +132,13 @@ class StudyRunner:
             self._backends[key] = be
         return self._backends[key]
 
+    def _connect_cloud(self, todo: list[Cell]) -> None:
+        """Open every cloud backend the cells need before any training: a missing account, an
+        unknown device or a missing S3 bucket stops the run now, not after the teachers."""
+        for cell in todo:
+            if profile_of(cell.backend).is_cloud:
+                self.backend(cell.backend, cell.shots, cell.seed)
+
     # -- teachers and oracles, cached ------------------------------------------------------
     def _ckpt(self, kind: str, seed: int, extra: str) -> Path:
         return self.ckpt_dir / f"{kind}-seed{seed}-{extra}-{self.cfg.digest()[:12]}.pt"
@@ -193,6 +200,7 @@ class StudyRunner:
                 for c in todo:
                     self.log(f"would run: {c.label}")
                 return RunSummary(len(cells), skipped, 0, 0, time.perf_counter() - t0, output=cfg.output)
+            self._connect_cloud(todo)
             self._save_config()
             self.store.set_meta("current_cells", sorted(ids.values()))
             self._charge_previous_runs(ids)

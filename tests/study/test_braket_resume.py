@@ -110,3 +110,14 @@ def test_killed_study_resumes_without_paying_twice(tmp_path, clean, kill):
     for path in (tmp_path / "resumed").rglob("*"):
         if path.is_file():
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_missing_aws_account_stops_before_training(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(STUDY.format(out=tmp_path / "out", profile="braket-sv1"))
+    env = dict(os.environ, AMZN_BRAKET_OUT_S3_BUCKET="amazon-braket-test", AWS_SECRET_ACCESS_KEY=SECRET)
+    res = subprocess.run([sys.executable, "-m", "qmu_hw.cli", "run", str(cfg), "--yes"], capture_output=True,
+                         text=True, cwd=ROOT, env=env, timeout=300)
+    assert res.returncode == 4 and "no AWS credentials found" in res.stderr
+    assert "training teacher" not in res.stderr + res.stdout and SECRET not in res.stderr + res.stdout
+    assert not list((tmp_path / "out").glob("checkpoints/*"))

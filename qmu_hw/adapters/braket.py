@@ -25,20 +25,20 @@ from typing import Any
 
 import numpy as np
 
-from ..core.backend import RunOutput, check_options
+from ..core.backend import RunOutput, billed_seconds, check_options, price
 from ..core.circuit import Circuit
 from ..core.cloud import JournaledBackend
 from ..core.contract import Capabilities, EstimateRequest
 from ..core.exceptions import InvalidRequestError, MissingDependencyError, TaskFailedError
 from ..core.observables import measurement_groups
 from ..core.profiles import Profile
+from .braket_aws import BRAKET_OPS
 from .registry import register_adapter
 from .sampling import pauli_stderr
 
 OPTIONS = {"device", "max_parallel", "max_qubits", "region", "s3_bucket", "s3_prefix", "aws_profile",
            "program_sets", "poll_interval_s", "poll_timeout_s"}
 LOCAL_DEVICES = ("braket_sv", "braket_dm")
-_GATE = {"H": "h", "X": "x", "Y": "y", "Z": "z", "S": "s", "SDG": "si", "RX": "rx", "RY": "ry", "RZ": "rz"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,11 @@ class TaskSpec:
     shots: int
     program_set: bool
 
+    def rows_by_group(self) -> list[tuple[int, list[int]]]:
+        """``[(group, rows)]`` in group order: one circuit binding per group, results in this order."""
+        groups = sorted({g for g, _ in self.executables})
+        return [(g, [r for gg, r in self.executables if gg == g]) for g in groups]
+
 
 @register_adapter("braket")
 class BraketBackend(JournaledBackend):
@@ -67,7 +72,7 @@ class BraketBackend(JournaledBackend):
         self.options = options
         self.device_name = str(options.get("device", "braket_sv"))
         self.p1, self.p2, self.readout = profile.parametric_noise("Braket")
-        noisy = bool(self.p1 or self.p2 or self.readout)
+        self.noisy = noisy = bool(self.p1 or self.p2 or self.readout)
         self._built: dict[tuple, object] = {}
         self._last: dict[str, list] = {}
         self.max_parallel = int(options.get("max_parallel", 1))
@@ -76,7 +81,7 @@ class BraketBackend(JournaledBackend):
             from .braket_aws import AwsTarget
 
             self.aws = AwsTarget(profile, options)
-            self.aws.check_gates({"RX", "RY", "RZ", "CZ", "H", "SDG"}, noisy)
+            self.aws.check_gates(set(), noisy)
             want = options.get("program_sets", "auto")
             if want not in ("auto", True, False):
                 raise InvalidRequestError(f"backend {profile.name!r}: options.program_sets must be \"auto\", "
@@ -121,6 +126,10 @@ class BraketBackend(JournaledBackend):
         from braket.circuits import Circuit as BCircuit
         from braket.circuits import FreeParameter, Observable
 
+        change = {"X": ("H",), "Y": ("SDG", "H")}  # rotates each Pauli to Z before measurement
+        if self.aws is not None:  # the device must support this circuit's gates and basis change
+            self.aws.check_gates({g.name for g in circuit.gates} | {n for c in basis for n in change.get(c, ())},
+                                 self.noisy)
         bc = BCircuit()
         slot_of = {gi: s for s, gi in enumerate(circuit.slots)}
         for gi, g in enumerate(circuit.gates):
@@ -131,14 +140,14 @@ class BraketBackend(JournaledBackend):
                 continue
             q = g.qubits[0]
             if g.is_rotation:
-                getattr(bc, _GATE[g.name])(q, FreeParameter(f"s{slot_of[gi]}"))
+                getattr(bc, BRAKET_OPS[g.name])(q, FreeParameter(f"s{slot_of[gi]}"))
             else:
-                getattr(bc, _GATE[g.name])(q)
+                getattr(bc, BRAKET_OPS[g.name])(q)
             if self.p1:
                 bc.depolarizing(q, 0.75 * self.p1)
         for q, c in enumerate(basis):  # the basis change runs as real (noisy) gates, as in Aer
-            for name in {"X": ("h",), "Y": ("si", "h")}.get(c, ()):
-                getattr(bc, name)(q)
+            for name in change.get(c, ()):
+                getattr(bc, BRAKET_OPS[name])(q)
                 if self.p1:
                     bc.depolarizing(q, 0.75 * self.p1)
         if self.readout:
@@ -218,8 +227,7 @@ class BraketBackend(JournaledBackend):
         from braket.program_sets import CircuitBinding, ProgramSet
 
         bindings = []
-        for g in sorted({g for g, _ in spec.executables}):
-            rows = [r for gg, r in spec.executables if gg == g]
+        for g, rows in spec.rows_by_group():
             sets = {f"s{s}": [float(angles[r, s]) for r in rows] for s in range(circuit.n_slots)}
             bindings.append(CircuitBinding(self.build(circuit, groups[g][0], None), input_sets=sets))
         ps = ProgramSet(bindings, shots_per_executable=spec.shots)
@@ -252,9 +260,7 @@ class BraketBackend(JournaledBackend):
                 g, r = spec.executables[0]
                 vals[r, groups[g][1]] = np.asarray(result.values, dtype=float)
                 continue
-            order = sorted({g for g, _ in spec.executables})
-            for g, composite in zip(order, result.entries, strict=True):
-                rows = [r for gg, r in spec.executables if gg == g]
+            for (g, rows), composite in zip(spec.rows_by_group(), result.entries, strict=True):
                 members = groups[g][1]
                 for r, entry in zip(rows, composite.entries, strict=True):
                     vals[r, members] = _parities(entry, arn, [request.observables[m].label for m in members])
@@ -290,15 +296,13 @@ class BraketBackend(JournaledBackend):
         stats = tracker.quantum_tasks_statistics().get(self.aws.arn, {})
         tasks = sum(stats.get("tasks", {}).values())
         billed = stats.get("billed_execution_duration")
-        billed_s = billed.total_seconds() if billed is not None else 0.0
-        c = self.profile.cost
-        if not self.aws.is_qpu:  # program-set results report no duration; Braket still bills 3 s a task
-            billed_s = max(billed_s, tasks * float(c.get("min_billed_seconds", 0.0)))
-        out.qpu_seconds = billed_s
-        out.raw["tracker"] = {"tasks": tasks, "shots": int(stats.get("shots", 0)), "billed_seconds": billed_s}
+        shots = int(stats.get("shots", 0))
+        # Program-set results report no duration, yet Braket bills 3 s a task: the profile's minimum.
+        seconds = billed_seconds(self.profile.cost, shots, tasks, billed.total_seconds() if billed else 0.0)
+        out.qpu_seconds = seconds
+        out.raw["tracker"] = {"tasks": tasks, "shots": shots, "billed_seconds": seconds}
         if not out.replayed:  # the provider's figures replace the estimate
-            out.cost = float(c.get("per_task", 0.0) * tasks + c.get("per_shot", 0.0) * stats.get("shots", 0)
-                             + c.get("per_second", 0.0) * billed_s)
+            out.cost = price(self.profile.cost, shots, tasks, seconds)
         return out
 
     def _call(self, fn):

@@ -160,17 +160,21 @@ class BaseBackend:
         return f"{type(self).__name__}(profile={self.name!r}, shots={self.shots})"
 
 
-def price(cost: dict[str, Any], shots: float, tasks: float) -> float:
-    """Money for ``tasks`` tasks/jobs and ``shots`` shots under a profile's ``[cost]`` table.
+def billed_seconds(cost: dict[str, Any], shots: float, tasks: float, measured: float | None = None) -> float:
+    """Device seconds billed under a profile's ``[cost]`` table.
 
-    Time is billed per second (IBM QPU seconds, Braket simulator minutes): ``seconds_per_shot``
-    × shots, but at least ``min_billed_seconds`` per task (Braket bills a simulator task for
-    3 s or more).
+    ``measured`` (the provider's own figure) or else ``seconds_per_shot`` × shots, but at
+    least ``min_billed_seconds`` per task (Braket bills a simulator task for 3 s or more).
     """
-    seconds = max(float(cost.get("seconds_per_shot", 0.0)) * shots,
-                  float(cost.get("min_billed_seconds", 0.0)) * tasks)
+    seconds = float(cost.get("seconds_per_shot", 0.0)) * shots if measured is None else measured
+    return max(seconds, float(cost.get("min_billed_seconds", 0.0)) * tasks)
+
+
+def price(cost: dict[str, Any], shots: float, tasks: float, seconds: float | None = None) -> float:
+    """Money for ``tasks`` tasks/jobs and ``shots`` shots under a profile's ``[cost]`` table;
+    time (IBM QPU seconds, Braket simulator minutes) per :func:`billed_seconds`."""
     return float(cost.get("per_task", 0.0) * tasks + cost.get("per_shot", 0.0) * shots
-                 + cost.get("per_second", 0.0) * seconds)
+                 + cost.get("per_second", 0.0) * billed_seconds(cost, shots, tasks, seconds))
 
 
 def check_options(profile: Profile, options: dict[str, Any] | None, allowed: set[str]) -> dict[str, Any]:

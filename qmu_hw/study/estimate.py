@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.backend import price
+from ..core.backend import billed_seconds, price
 from .config import StudyConfig
 from .grid import Cell, expand, profile_of
 
@@ -122,12 +122,6 @@ def _time_per_circuit(backend: str, shots: int | None, circuit) -> tuple[float, 
     return max(t_small - 16 * per_row, 0.0), per_row
 
 
-def _billed_seconds(prof, shots: float, tasks: float) -> float:
-    """Billed device time: shots × seconds per shot, at least the per-task minimum."""
-    return max(shots * float(prof.cost.get("seconds_per_shot", 0.0)),
-               tasks * float(prof.cost.get("min_billed_seconds", 0.0)))
-
-
 def _tasks(prof, circuits: float, submissions: float, shots: int | None) -> float:
     """Provider tasks/jobs: one per request unless ``[limits] max_circuits_per_job`` splits it.
 
@@ -192,7 +186,8 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
         work_tasks = _tasks(work_prof, work_circuits, work_subs, cell.shots)
         eval_tasks = _tasks(prof, eval_rows, eval_subs, cell.shots)
         tasks = work_tasks + eval_tasks
-        qpu_seconds = _billed_seconds(work_prof, work_shots, work_tasks) + _billed_seconds(prof, eval_shots, eval_tasks)
+        qpu_seconds = (billed_seconds(work_prof.cost, work_shots, work_tasks)
+                       + billed_seconds(prof.cost, eval_shots, eval_tasks))
         cost = price(work_prof.cost, work_shots, work_tasks) + price(prof.cost, eval_shots, eval_tasks)
         wall = 0.0
         if measure_time:

@@ -10,7 +10,7 @@ import torch
 
 from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.contract import Capabilities, EstimateRequest
-from ..core.exceptions import InvalidRequestError
+from ..core.exceptions import InvalidRequestError, ProfileError
 from ..core.ledger import LedgerEntry
 from ..core.observables import PauliTerm, as_observables, measurement_groups
 from ..core.profiles import Profile
@@ -28,6 +28,14 @@ class StatevectorBackend(BaseBackend):
 
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(profile, **kw)
+        if profile.noise_kind != "none":
+            # A noiseless engine that ignored [noise] would report noise-free numbers under a
+            # noisy profile's name.
+            raise ProfileError(
+                f"backend profile {profile.path}: key 'noise.kind': the statevector engine is noiseless, "
+                f"got {profile.noise_kind!r}; use adapter = \"density-matrix\" (depolarizing + readout) or "
+                "\"aer\" for noisy simulation, or drop the [noise] table"
+            )
         options = check_options(profile, options, {"max_qubits", "dtype"})
         self.dtype = {"float64": torch.float64, "float32": torch.float32}[options.get("dtype", "float64")]
         max_q = int(options.get("max_qubits", profile.limits.get("max_qubits", 20)))

@@ -1,13 +1,31 @@
-"""Study configuration (TOML), validated with errors that name the key and its line."""
+"""Study configuration (TOML): one frozen dataclass per table, each key's check next to it.
+
+A study file has the tables ``[study] [data] [model] [training] [grid] [budget] [report]``
+and ``[methods.NAME]``. Each table is parsed by :func:`_parse_table` from the fields of its
+dataclass below: a field's ``metadata`` holds the TOML type(s) it accepts and a ``check``
+returning what was expected when the value is wrong. Errors name the file, the table, the
+key and its line. Checks that need more than one key (model vs dataset, per_class vs the
+splits, backends vs qubit count) run in :func:`_check_across` and :func:`check_backends`.
+
+``cfg.tables.<table>.<key>`` reads like the TOML. The flat names other code uses
+(``cfg.seeds``, ``cfg.n_oracles``, ``cfg.train_backend`` ...) are read-only properties; the
+mapping is :data:`FLAT`. ``cfg.model`` is ``[model] name``, ``cfg.methods`` is
+``[grid] methods`` and ``cfg.hyperparameters`` the ``[methods.NAME]`` tables. A new key is
+one field in its table (plus one :data:`FLAT` entry if code reads it flat).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import re
 import sys
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -18,28 +36,206 @@ from ..core.exceptions import InvalidRequestError
 from ..data.datasets import DATASETS
 from ..data.splits import parse_scenario
 
-SCHEMA: dict[str, dict[str, type | tuple]] = {
-    "study": {"name": str, "output": str, "seeds": list},
-    "data": {"dataset": str, "data_dir": str, "per_class": int, "angle_range": str},
-    "model": {"name": str, "n_qubits": int, "n_layers": int, "entangler": str},
-    "training": {"epochs": int, "patience": int, "lr": float, "batch_size": int, "n_oracles": int,
-                 "train_backend": str, "gradient": str, "grad_shots": (int, str)},
-    "grid": {"scenarios": list, "methods": (list, str), "backends": list, "shots": list,
-             "surrogates": dict},
-    "budget": {"max_total_shots": int, "max_cost": float, "per_phase": dict},
-    "report": {"compare_with": str, "title": str},
-    "methods": {},  # [methods.NAME] tables of hyperparameter overrides
+# What the config check needs to know of each dataset without loading it:
+# (kind, features per sample for tabular sets, classes).
+DATASET_SHAPES: dict[str, tuple[str, int | None, int]] = {
+    "iris": ("tabular", 4, 3), "digits": ("image", None, 10), "mnist": ("image", None, 10),
+    "fashion-mnist": ("image", None, 10),
 }
+TABULAR_MODELS = ("hqml-iris", "hqml-iris-deep")
+IMAGE_MODELS = ("hqml-cnn",)
 
 
 class ConfigError(InvalidRequestError):
     """A study config is malformed; the message names the file, key and line."""
 
 
+# -- one key: its TOML type(s), default and check ---------------------------------------------
+def key(default: Any = None, types: type | tuple = str, check: Callable[[Any], str | None] | None = None,
+        factory: Callable[[], Any] | None = None):
+    """A table field. ``check(value)`` returns what was expected, or None if the value is fine."""
+    meta = {"types": types if isinstance(types, tuple) else (types,), "check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive_int(v: Any) -> str | None:
+    return None if _is_int(v) and v >= 1 else f"a positive integer, got {v!r}"
+
+
+def _one_of(options) -> Callable[[Any], str | None]:
+    return lambda v: None if v in tuple(options) else f"one of {tuple(options)}, got {v!r}"
+
+
+def _unique_list(what: str, item_check: Callable[[Any], bool], *, empty_ok: bool = False):
+    def check(v):
+        if not v and not empty_ok:
+            return f"a non-empty list of {what}, got {v!r}"
+        bad = [x for x in v if not item_check(x)]
+        if bad:
+            return f"a list of {what}, got {bad[0]!r}"
+        dup = sorted({repr(x) for x in v if list(v).count(x) > 1})
+        if dup:  # a repeated entry would run (and be averaged) twice
+            return f"a list of distinct {what}; {', '.join(dup)} appears more than once"
+        return None
+
+    return check
+
+
+def _scenario_ok(s: Any) -> bool:
+    try:
+        parse_scenario(s)
+    except InvalidRequestError:
+        return False
+    return True
+
+
+def _shots_entry_ok(s: Any) -> bool:
+    return s == "exact" or (_is_int(s) and s > 0)
+
+
+def _positive_finite(v: Any) -> str | None:
+    return None if math.isfinite(float(v)) and v > 0 else f"a positive number, got {v!r}"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if math.isfinite(float(v)) and v >= 0 else f"a number >= 0, got {v!r}"
+
+
+# -- the tables --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StudyTable:
+    name: str | None = key(None, str)  # default: the config file's stem
+    output: str | None = key(None, str)  # default: runs/<name>; relative to the working directory
+    seeds: tuple[int, ...] = key((0,), list, _unique_list("non-negative integers", lambda s: _is_int(s) and s >= 0))
+
+
+@dataclass(frozen=True)
+class DataTable:
+    dataset: str = key("iris", str, _one_of(DATASETS))
+    data_dir: str | None = key(None, str)  # relative paths resolve against the config's folder
+    per_class: int | None = key(None, int, _positive_int)
+    angle_range: str = key("half-pi", str, _one_of(("half-pi", "pi")))
+
+
+@dataclass(frozen=True)
+class ModelTable:
+    name: str | None = key(None, str, _one_of(TABULAR_MODELS + IMAGE_MODELS))  # default per dataset
+    n_qubits: int | None = key(None, int, _positive_int)
+    n_layers: int | None = key(None, int, _positive_int)
+    entangler: str = key("ring", str, _one_of(("ring", "linear", "all", "none")))
+
+
+@dataclass(frozen=True)
+class TrainingTable:
+    epochs: int = key(100, int, _positive_int)
+    patience: int = key(25, int, _positive_int)
+    lr: float = key(0.01, (float, int), _positive_finite)
+    batch_size: int = key(32, int, _positive_int)
+    n_oracles: int = key(2, int, _positive_int)
+    train_backend: str = key("exact", str)  # a profile, or "same" (train on each cell's backend)
+    gradient: str = key("parameter-shift", str, lambda v: None if v in ("parameter-shift", "spsa") else
+                        f"'parameter-shift' or 'spsa' (the exact backend uses backprop), got {v!r}")
+    grad_shots: int | str = key("same", (int, str), lambda v: None if v == "same" or (_is_int(v) and v > 0)
+                                else f"a positive integer or \"same\", got {v!r}")
+
+
+@dataclass(frozen=True)
+class GridTable:
+    scenarios: tuple[str, ...] = key(("subset:0.02", "class:0"), list,
+                                     _unique_list("scenarios ('subset:FRACTION' or 'class:K')", _scenario_ok))
+    methods: tuple[str, ...] | str = key("all", (list, str))  # checked against the method registry
+    backends: tuple[str, ...] = key(("exact",), list, _unique_list("backend profile names or paths",
+                                                                   lambda b: isinstance(b, str) and b != ""))
+    shots: tuple[int | None, ...] = key(("exact",), list,
+                                        _unique_list("positive integers or \"exact\"", _shots_entry_ok))
+    surrogates: dict[str, str] = key(types=dict, factory=dict)  # cell backend -> backend doing the unlearning
+
+
+@dataclass(frozen=True)
+class BudgetTable:
+    max_total_shots: int | None = key(None, int, _positive_int)
+    max_cost: float | None = key(None, (float, int), _non_negative)
+    per_phase: dict[str, int] = key(types=dict, factory=dict,
+                                    check=lambda d: next((f"positive integer shot caps, got {k} = {v!r}"
+                                                          for k, v in d.items() if _positive_int(v)), None))
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    compare_with: str | None = key(None, str)  # a CSV; relative paths resolve against the config's folder
+    title: str | None = key(None, str)
+
+
+TABLES: dict[str, type] = {"study": StudyTable, "data": DataTable, "model": ModelTable, "training": TrainingTable,
+                           "grid": GridTable, "budget": BudgetTable, "report": ReportTable}
+
+
+@dataclass(frozen=True)
+class Tables:
+    study: StudyTable = field(default_factory=StudyTable)
+    data: DataTable = field(default_factory=DataTable)
+    model: ModelTable = field(default_factory=ModelTable)
+    training: TrainingTable = field(default_factory=TrainingTable)
+    grid: GridTable = field(default_factory=GridTable)
+    budget: BudgetTable = field(default_factory=BudgetTable)
+    report: ReportTable = field(default_factory=ReportTable)
+    methods: dict[str, dict] = field(default_factory=dict)  # [methods.NAME] hyperparameter overrides
+
+
+# Flat attribute -> (table, key), for code that reads ``cfg.seeds`` etc.
+FLAT: dict[str, tuple[str, str]] = {
+    "name": ("study", "name"), "output": ("study", "output"), "seeds": ("study", "seeds"),
+    "dataset": ("data", "dataset"), "data_dir": ("data", "data_dir"), "per_class": ("data", "per_class"),
+    "angle_range": ("data", "angle_range"),
+    "model": ("model", "name"), "n_qubits": ("model", "n_qubits"), "n_layers": ("model", "n_layers"),
+    "entangler": ("model", "entangler"),
+    **{k: ("training", k) for k in ("epochs", "patience", "lr", "batch_size", "n_oracles", "train_backend",
+                                    "gradient", "grad_shots")},
+    **{k: ("grid", k) for k in ("scenarios", "methods", "backends", "shots", "surrogates")},
+    **{k: ("budget", k) for k in ("max_total_shots", "max_cost", "per_phase")},
+    "compare_with": ("report", "compare_with"), "title": ("report", "title"),
+}
+# Not part of what decides results (kept out of the digest, hence out of cell ids).
+_NOT_RESULTS = ("output", "name", "compare_with", "title")
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A validated study. ``path`` is the file it came from (None if built in code)."""
+
+    tables: Tables
+    path: str | None = None
+
+    @property
+    def hyperparameters(self) -> dict[str, dict]:
+        return self.tables.methods
+
+    def digest(self) -> str:
+        """sha256 of everything that determines results (not the output folder or name)."""
+        d = {k: getattr(self, k) for k in FLAT if k not in _NOT_RESULTS}
+        d["hyperparameters"] = self.hyperparameters
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _flat(table: str, name: str) -> property:
+    return property(lambda self: getattr(getattr(self.tables, table), name),
+                    doc=f"``[{table}] {name}``")
+
+
+for _attr, (_table, _key) in FLAT.items():
+    setattr(StudyConfig, _attr, _flat(_table, _key))
+
+
+# -- reading -----------------------------------------------------------------------------------
 def _line_of(text: str, section: str, key: str | None) -> int | None:
-    lines = text.splitlines()
     current = ""
-    for i, line in enumerate(lines, start=1):
+    for i, line in enumerate(text.splitlines(), start=1):
         m = re.match(r"^\s*\[([^\]]+)\]", line)
         if m:
             current = m.group(1).strip()
@@ -51,51 +247,46 @@ def _line_of(text: str, section: str, key: str | None) -> int | None:
     return None
 
 
-@dataclass(frozen=True)
-class StudyConfig:
-    """A validated study. ``path`` is the file it came from (None if built in code)."""
+class _Reader:
+    """Builds errors that name the file, the table, the key and its line."""
 
-    name: str
-    output: str
-    seeds: tuple[int, ...]
-    dataset: str
-    scenarios: tuple[str, ...]
-    methods: tuple[str, ...]
-    backends: tuple[str, ...]
-    shots: tuple[int | None, ...]
-    data_dir: str | None = None
-    per_class: int | None = None
-    angle_range: str = "half-pi"
-    model: str | None = None
-    n_qubits: int | None = None
-    n_layers: int | None = None
-    entangler: str = "ring"
-    epochs: int = 100
-    patience: int = 25
-    lr: float = 0.01
-    batch_size: int = 32
-    n_oracles: int = 2
-    train_backend: str = "exact"
-    gradient: str = "parameter-shift"
-    grad_shots: int | str = "same"
-    surrogates: dict[str, str] = field(default_factory=dict)
-    hyperparameters: dict[str, dict] = field(default_factory=dict)
-    max_total_shots: int | None = None
-    max_cost: float | None = None
-    per_phase: dict[str, int] = field(default_factory=dict)
-    compare_with: str | None = None
-    title: str | None = None
-    path: str | None = None
+    def __init__(self, text: str, path: str) -> None:
+        self.text, self.path = text, path
 
-    def digest(self) -> str:
-        """sha256 of everything that determines results (not the output folder or name)."""
-        d = asdict(self)
-        for k in ("path", "output", "name", "compare_with", "title"):
-            d.pop(k)
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+    def err(self, section: str, key: str | None, msg: str) -> ConfigError:
+        line = _line_of(self.text, section, key)
+        where = f"[{section}]" + (f" {key}" if key else "")
+        return ConfigError(f"study config {self.path}: {where}{f' (line {line})' if line else ''}: {msg}")
 
 
-def load_config(path: str | Path, output: str | None = None) -> StudyConfig:
+def _parse_table(cls: type, section: str, table: Any, r: _Reader):
+    if not isinstance(table, dict):
+        raise r.err(section, None, "must be a table")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for k, v in table.items():
+        if k not in fields:
+            raise r.err(section, k, f"unknown key; expected one of {sorted(fields)}")
+        meta = fields[k].metadata
+        types = meta["types"]
+        if isinstance(v, bool) or not isinstance(v, types):
+            names = "/".join(t.__name__ for t in types)
+            raise r.err(section, k, f"expected {names}, got {v!r}")
+        problem = meta["check"](v) if meta["check"] else None
+        if problem:
+            raise r.err(section, k, f"expected {problem}")
+        values[k] = tuple(v) if isinstance(v, list) else v
+    return cls(**values)
+
+
+def load_config(path: str | Path, output: str | None = None, *, check_backends_now: bool = True,
+                base_dir: str | Path | None = None) -> StudyConfig:
+    """Read and validate a study config.
+
+    ``check_backends_now``: build every local backend and check options and qubit counts
+    (no cloud connection is opened). ``base_dir``: the folder relative paths resolve
+    against (default: the config file's folder).
+    """
     p = Path(path)
     try:
         text = p.read_text()
@@ -105,122 +296,185 @@ def load_config(path: str | Path, output: str | None = None) -> StudyConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"study config {p}: not valid TOML: {exc}") from None
-    return parse_config(data, text, str(p), output)
+    cfg = parse_config(data, text, str(p), output, base_dir=base_dir)
+    if check_backends_now:
+        check_backends(cfg, text)
+    return cfg
 
 
-def parse_config(data: dict, text: str = "", path: str = "<config>", output: str | None = None) -> StudyConfig:
-    from ..core.profiles import builtin_profiles
-    from ..models.hybrid import MODELS
-    from ..unlearning import method_defaults, method_names
-
-    def err(section: str, key: str | None, msg: str) -> ConfigError:
-        line = _line_of(text, section, key)
-        where = f"[{section}]" + (f" {key}" if key else "")
-        return ConfigError(f"study config {path}: {where}{f' (line {line})' if line else ''}: {msg}")
-
+def parse_config(data: dict, text: str = "", path: str = "<config>", output: str | None = None, *,
+                 base_dir: str | Path | None = None) -> StudyConfig:
+    """Validate a parsed TOML document; ``base_dir`` as in :func:`load_config`."""
+    r = _Reader(text, path)
+    base = Path(base_dir) if base_dir is not None else (Path(path).parent if path != "<config>" else Path.cwd())
     for section in data:
-        if section not in SCHEMA:
-            raise err(section, None, f"unknown section; expected one of {sorted(SCHEMA)}")
-    for section, keys in SCHEMA.items():
-        table = data.get(section, {})
-        if not isinstance(table, dict):
-            raise err(section, None, "must be a table")
-        if section == "methods":
-            continue
-        for key, value in table.items():
-            if key not in keys:
-                raise err(section, key, f"unknown key; expected one of {sorted(keys)}")
-            want = keys[key]
-            if want is float and isinstance(value, int) and not isinstance(value, bool):
-                continue
-            if isinstance(value, bool) or not isinstance(value, want):
-                names = "/".join(t.__name__ for t in (want if isinstance(want, tuple) else (want,)))
-                raise err(section, key, f"expected {names}, got {value!r}")
-    study, dat, mod = data.get("study", {}), data.get("data", {}), data.get("model", {})
-    tr, grid, bud = data.get("training", {}), data.get("grid", {}), data.get("budget", {})
+        if section not in TABLES and section != "methods":
+            raise r.err(section, None, f"unknown section; expected one of {sorted([*TABLES, 'methods'])}")
+    parsed = {name: _parse_table(cls, name, data.get(name, {}), r) for name, cls in TABLES.items()}
+    parsed["methods"] = _parse_methods(data.get("methods", {}), r)
+    study, grid = parsed["study"], parsed["grid"]
+    name = study.name or Path(path).stem
+    parsed["study"] = dataclasses.replace(study, name=name, output=output or study.output or f"runs/{name}")
+    parsed["grid"] = dataclasses.replace(
+        grid, methods=_resolve_methods(grid.methods, r),
+        backends=tuple(_resolve_backend(b, base, r, "grid", "backends") for b in grid.backends),
+        shots=tuple(None if s == "exact" else s for s in grid.shots),
+        surrogates={k: _resolve_backend(v, base, r, "grid", "surrogates") for k, v in grid.surrogates.items()})
+    tr = parsed["training"] = dataclasses.replace(parsed["training"], lr=float(parsed["training"].lr))
+    if tr.train_backend != "same":
+        parsed["training"] = dataclasses.replace(
+            tr, train_backend=_resolve_backend(tr.train_backend, base, r, "training", "train_backend"))
+    dat, rep = parsed["data"], parsed["report"]
+    if dat.data_dir is not None:
+        parsed["data"] = dataclasses.replace(dat, data_dir=str(_against(dat.data_dir, base)))
+    if rep.compare_with is not None:
+        compare = _against(rep.compare_with, base)
+        if not compare.is_file():
+            raise r.err("report", "compare_with", f"file {compare} not found (relative paths are read from {base})")
+        parsed["report"] = dataclasses.replace(rep, compare_with=str(compare))
+    cfg = StudyConfig(Tables(**parsed), path=path)
+    _check_across(cfg, r)
+    return cfg
 
-    dataset = dat.get("dataset", "iris")
-    if dataset not in DATASETS:
-        raise err("data", "dataset", f"unknown dataset {dataset!r}; expected one of {DATASETS}")
-    if mod.get("name") is not None and mod["name"] not in MODELS:
-        raise err("model", "name", f"unknown model {mod['name']!r}; expected one of {MODELS}")
-    seeds = study.get("seeds", [0])
-    if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
-        raise err("study", "seeds", f"expected a non-empty list of non-negative integers, got {seeds!r}")
-    scenarios = grid.get("scenarios", ["subset:0.02", "class:0"])
-    if not scenarios:
-        raise err("grid", "scenarios", "must not be empty")
-    for s in scenarios:
-        try:
-            parse_scenario(s)
-        except InvalidRequestError as exc:
-            raise err("grid", "scenarios", str(exc)) from None
-    methods = grid.get("methods", "all")
+
+def _against(p: str, base: Path) -> Path:
+    q = Path(p).expanduser()
+    return q if q.is_absolute() else (base / q).resolve()
+
+
+def _resolve_methods(methods, r: _Reader) -> tuple[str, ...]:
+    from ..unlearning import method_names
+
     if methods == "all":
-        methods = method_names()
-    elif isinstance(methods, str):
-        raise err("grid", "methods", f"expected \"all\" or a list of method names, got {methods!r}")
+        return tuple(method_names())
+    if isinstance(methods, str):
+        raise r.err("grid", "methods", f"expected \"all\" or a list of method names, got {methods!r}")
     if not methods:
-        raise err("grid", "methods", "the method list is empty; name at least one method or use \"all\"")
+        raise r.err("grid", "methods", "the method list is empty; name at least one method or use \"all\"")
     for m in methods:
         if m not in method_names():
-            raise err("grid", "methods", f"unknown method {m!r}; expected one of {method_names()}")
-    backends = grid.get("backends", ["exact"])
-    if not backends:
-        raise err("grid", "backends", "must not be empty")
-    known = builtin_profiles()
-    for b in backends + [tr.get("train_backend", "exact")] + list(grid.get("surrogates", {}).values()):
-        if b == "same":
-            continue
-        if b not in known and not (b.endswith(".toml") and Path(b).is_file()):
-            raise err("grid", "backends", f"unknown backend {b!r}; expected a profile path or one of {sorted(known)}")
-    shots = []
-    for s in grid.get("shots", ["exact"]):
-        if s == "exact":
-            shots.append(None)
-        elif isinstance(s, int) and not isinstance(s, bool) and s > 0:
-            shots.append(s)
-        else:
-            raise err("grid", "shots", f"each entry must be a positive integer or \"exact\", got {s!r}")
-    if not shots:
-        raise err("grid", "shots", "must not be empty")
-    hp = {}
-    for name, table in data.get("methods", {}).items():
+            raise r.err("grid", "methods", f"unknown method {m!r}; expected one of {method_names()}")
+    if len(set(methods)) != len(methods):
+        raise r.err("grid", "methods", f"a method appears more than once in {list(methods)}")
+    return tuple(methods)
+
+
+def _parse_methods(table: Any, r: _Reader) -> dict[str, dict]:
+    from ..unlearning import method_defaults, method_names
+
+    if not isinstance(table, dict):
+        raise r.err("methods", None, "must hold [methods.NAME] tables")
+    out = {}
+    for name, hp in table.items():
         if name not in method_names():
-            raise err(f"methods.{name}", None, f"unknown method {name!r}; expected one of {method_names()}")
+            raise r.err(f"methods.{name}", None, f"unknown method {name!r}; expected one of {method_names()}")
+        if not isinstance(hp, dict):
+            raise r.err(f"methods.{name}", None, "must be a table of hyperparameters")
         valid = method_defaults(name)
-        for k in table:
+        for k in hp:
             if k not in valid:
-                raise err(f"methods.{name}", k, f"unknown hyperparameter; valid: {sorted(valid)}")
-        hp[name] = dict(table)
-    gradient = tr.get("gradient", "parameter-shift")
-    if gradient not in ("parameter-shift", "spsa"):
-        raise err("training", "gradient", f"expected 'parameter-shift' or 'spsa' (the exact backend uses backprop), got {gradient!r}")
-    grad_shots = tr.get("grad_shots", "same")
-    if isinstance(grad_shots, str) and grad_shots != "same" or isinstance(grad_shots, int) and grad_shots <= 0:
-        raise err("training", "grad_shots", f"expected a positive integer or \"same\", got {grad_shots!r}")
-    for key in ("epochs", "patience", "batch_size", "n_oracles"):
-        if key in tr and tr[key] < (0 if key == "n_oracles" else 1):
-            raise err("training", key, f"must be positive, got {tr[key]}")
-    if "max_total_shots" in bud and bud["max_total_shots"] <= 0:
-        raise err("budget", "max_total_shots", f"must be positive, got {bud['max_total_shots']}")
-    out = output or study.get("output") or f"runs/{study.get('name', Path(path).stem)}"
-    rep = data.get("report", {})
-    compare = rep.get("compare_with")
-    if compare is not None:
-        compare_path = Path(compare) if Path(compare).is_absolute() else Path(path).parent / compare
-        if not compare_path.is_file():
-            raise err("report", "compare_with", f"file {compare_path} not found")
-        compare = str(compare_path)
-    return StudyConfig(
-        name=study.get("name", Path(path).stem), output=out, seeds=tuple(seeds), dataset=dataset,
-        scenarios=tuple(scenarios), methods=tuple(methods), backends=tuple(backends), shots=tuple(shots),
-        data_dir=dat.get("data_dir"), per_class=dat.get("per_class"), angle_range=dat.get("angle_range", "half-pi"),
-        model=mod.get("name"), n_qubits=mod.get("n_qubits"), n_layers=mod.get("n_layers"),
-        entangler=mod.get("entangler", "ring"), epochs=tr.get("epochs", 100), patience=tr.get("patience", 25),
-        lr=float(tr.get("lr", 0.01)), batch_size=tr.get("batch_size", 32), n_oracles=tr.get("n_oracles", 2),
-        train_backend=tr.get("train_backend", "exact"), gradient=gradient, grad_shots=grad_shots,
-        surrogates=dict(grid.get("surrogates", {})), hyperparameters=hp,
-        max_total_shots=bud.get("max_total_shots"), max_cost=bud.get("max_cost"),
-        per_phase=dict(bud.get("per_phase", {})), compare_with=compare, title=rep.get("title"), path=path,
-    )
+                raise r.err(f"methods.{name}", k, f"unknown hyperparameter; valid: {sorted(valid)}")
+        out[name] = dict(hp)
+    return out
+
+
+def _resolve_backend(b: str, base: Path, r: _Reader, section: str, key_: str) -> str:
+    """A built-in profile name stays a name; a path becomes absolute (against ``base``)."""
+    from ..core.profiles import builtin_profiles
+
+    if not isinstance(b, str):
+        raise r.err(section, key_, f"expected a profile name or path, got {b!r}")
+    known = builtin_profiles()
+    if b in known:
+        return b
+    if b.endswith(".toml") or "/" in b:
+        p = _against(b, base)
+        if p.is_file():
+            return str(p)
+        raise r.err(section, key_, f"profile file {p} not found (relative paths are read from {base})")
+    raise r.err(section, key_, f"unknown backend {b!r}; expected a profile path or one of {sorted(known)}")
+
+
+def _check_across(cfg: StudyConfig, r: _Reader) -> None:
+    """Checks that involve more than one key; all before any data is loaded or model trained."""
+    t = cfg.tables
+    kind, features, n_classes = DATASET_SHAPES[cfg.dataset]
+    model = cfg.model or ("hqml-iris" if kind == "tabular" else "hqml-cnn")
+    if kind == "tabular" and model not in TABULAR_MODELS or kind == "image" and model not in IMAGE_MODELS:
+        raise r.err("model", "name", f"model {model!r} does not take {kind} inputs of dataset {cfg.dataset!r}; "
+                                     f"expected one of {TABULAR_MODELS if kind == 'tabular' else IMAGE_MODELS}")
+    if kind == "tabular" and cfg.n_qubits is not None and cfg.n_qubits != features:
+        raise r.err("model", "n_qubits", f"dataset {cfg.dataset!r} has {features} features, one per qubit: "
+                                         f"expected n_qubits = {features}, got {cfg.n_qubits}")
+    for s in cfg.scenarios:
+        kind_s, value = parse_scenario(s)
+        if kind_s == "class" and int(value) >= n_classes:
+            raise r.err("grid", "scenarios", f"scenario {s!r}: dataset {cfg.dataset!r} has classes "
+                                             f"0..{n_classes - 1}")
+    if cfg.per_class is not None:
+        problem = _splits_problem(cfg.per_class, any(s.startswith("subset") for s in cfg.scenarios))
+        if problem:
+            raise r.err("data", "per_class", problem)
+    for k in t.grid.surrogates:
+        if k not in cfg.backends:
+            raise r.err("grid", "surrogates", f"surrogate for {k!r}, which is not in [grid] backends "
+                                              f"{list(cfg.backends)}")
+
+
+def _splits_problem(per_class: int, subset: bool) -> str | None:
+    """Whether ``per_class`` samples of a class leave every split at least one sample (and
+    the training split two, so a subset scenario keeps a retain sample); simulated with the
+    real split code on one class, which is what balanced subsampling gives every class."""
+    import numpy as np
+
+    from ..data.splits import make_splits
+
+    s = make_splits(np.zeros(per_class, dtype=np.int64), 0)
+    sizes = {"train": len(s.train), "val": len(s.val), "test": len(s.test), "pool": len(s.pool)}
+    need_train = 2 if subset else 1
+    if min(sizes["val"], sizes["test"], sizes["pool"]) < 1 or sizes["train"] < need_train:
+        return (f"per_class = {per_class} is too small for the train/val/test/pool splits (per class: "
+                f"{sizes}); expected a value that leaves every split a sample of each class, e.g. >= 10")
+    return None
+
+
+def check_backends(cfg: StudyConfig, text: str = "") -> None:
+    """Build every local backend the study names (options typos, noise the engine cannot
+    simulate) and check its qubit limit against the model; for cloud profiles check the
+    options against the adapter's schema and the profile's ``[limits]``, without connecting."""
+    from ..adapters.registry import adapter_class, get_backend
+    from .grid import profile_of
+
+    r = _Reader(text, cfg.path or "<config>")
+    n_qubits = _model_qubits(cfg)
+    where = {b: ("grid", "backends") for b in cfg.backends}
+    where.update({b: ("grid", "surrogates") for b in cfg.surrogates.values()})
+    if cfg.train_backend != "same":
+        where.setdefault(cfg.train_backend, ("training", "train_backend"))
+    for b, (section, key_) in where.items():
+        try:
+            prof = profile_of(b)
+            if prof.is_cloud:
+                cls = adapter_class(prof.adapter)
+                allowed = getattr(cls, "OPTIONS", None) or getattr(sys.modules[cls.__module__], "OPTIONS", None)
+                bad = sorted(set(prof.options) - set(allowed)) if allowed is not None else []
+                if bad:
+                    raise InvalidRequestError(f"backend {prof.name!r}: unknown option(s) {bad}; expected "
+                                              f"{sorted(allowed)}")
+                max_q = prof.options.get("max_qubits", prof.limits.get("max_qubits"))
+            else:
+                max_q = get_backend(b).capabilities.max_qubits
+        except InvalidRequestError as exc:  # profile and option errors: already name the file/key
+            raise r.err(section, key_, f"backend {b!r}: {exc}") from None
+        if max_q is not None and n_qubits > int(max_q):
+            raise r.err(section, key_, f"backend {b!r} allows at most {max_q} qubits; the model needs {n_qubits} "
+                                       "([model] n_qubits)")
+
+
+def _model_qubits(cfg: StudyConfig) -> int:
+    from .protocol import DEFAULT_QUBITS
+
+    if cfg.n_qubits is not None:
+        return cfg.n_qubits
+    kind, features, _ = DATASET_SHAPES[cfg.dataset]
+    return features if kind == "tabular" else DEFAULT_QUBITS.get(cfg.dataset, 8)

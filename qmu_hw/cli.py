@@ -1,6 +1,7 @@
 """``qmu-hw``: run, estimate and report studies; list backends.
 
-Exit codes: 0 ok, 2 bad config or input, 3 budget refused, 4 backend unavailable.
+Exit codes: 0 ok, 1 some cells failed (the others are stored), 2 bad config or input (nothing
+was run), 3 budget refused, 4 backend unavailable, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -10,7 +11,16 @@ import os
 import sys
 from pathlib import Path
 
-EXIT_OK, EXIT_INPUT, EXIT_BUDGET, EXIT_UNAVAILABLE = 0, 2, 3, 4
+EXIT_OK, EXIT_CELLS_FAILED, EXIT_INPUT, EXIT_BUDGET, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_CODES = """exit codes:
+  0    ok
+  1    some cells failed (their errors are printed and stored; the other cells are saved)
+  2    bad config, arguments or input files; nothing was run
+  3    budget refused (before anything was submitted)
+  4    backend unavailable (no account, unreachable, job failed on the provider)
+  130  interrupted (finished cells are saved; rerun to resume)"""
+# The output folder of the command in flight, named in disk errors that carry no path.
+_OUTPUT: list[str] = []
 
 
 def _err(msg: str) -> None:
@@ -35,6 +45,7 @@ def cmd_run(args) -> int:
     from .study.runner import StudyRunner
 
     cfg = _load(args)
+    _OUTPUT.append(str(cfg.output))
     _confirm_hardware(cfg, args)
     runner = StudyRunner(cfg, progress=not args.quiet and sys.stderr.isatty() or args.progress,
                          log=(lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
@@ -56,7 +67,7 @@ def cmd_run(args) -> int:
     print("backend time by phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in split.items()))
     for label, err in summary.failures:
         _err(f"cell failed: {label}: {err}")
-    return EXIT_OK if summary.failed == 0 else 1
+    return EXIT_OK if summary.failed == 0 else EXIT_CELLS_FAILED
 
 
 def _confirm_hardware(cfg, args) -> None:
@@ -133,11 +144,16 @@ def cmd_report(args) -> int:
     if not (folder / "results.sqlite").is_file():
         _err(f"{folder} holds no results.sqlite; run a study first (qmu-hw run CONFIG)")
         return EXIT_INPUT
+    _OUTPUT.append(str(folder))
     store = ResultsStore(folder)
     cells = store.get_meta("current_cells")
     rows = store.rows(set(cells) if cells else None)
     cfg_path = folder / "config.toml"
-    cfg = load_config(cfg_path, output=str(folder)) if cfg_path.is_file() else None
+    # The copy's relative paths (compare_with, profiles) were written against the original
+    # config's folder, which the run recorded; older folders fall back to their own folder.
+    base = store.get_meta("config_dir") or folder
+    cfg = (load_config(cfg_path, output=str(folder), check_backends_now=False, base_dir=base)
+           if cfg_path.is_file() else None)
     ref = Path(cfg.compare_with) if cfg and cfg.compare_with else None
     path = build_report(folder, rows, title=(cfg.title or f"qmu-hw study: {cfg.name}") if cfg else f"qmu-hw study: {folder.name}",
                         reference=ref)
@@ -153,6 +169,24 @@ def _aws_credentials_visible() -> bool:
     files = [os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
              os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")]
     return any(Path(f).expanduser().is_file() for f in files)
+
+
+def _ibm_account_visible(p) -> bool:
+    """Whether qiskit-ibm-runtime could find an account without the network: the token
+    variable the profile names, or a saved account file."""
+    if os.environ.get(p.credentials.get("token_env", "QISKIT_IBM_TOKEN")):
+        return True
+    return (Path("~").expanduser() / ".qiskit" / "qiskit-ibm.json").is_file()
+
+
+def _noise_label(p) -> str:
+    """A real device's noise is its own (calibrated); simulators describe their model."""
+    device = str(p.options.get("device", ""))
+    if p.is_cloud and (p.adapter == "ibm" or "/qpu/" in device):
+        return "device (calibrated)"
+    if p.adapter == "ibm" and device.startswith("Fake"):  # local testing mode simulates the device's noise
+        return f"calibrated from {device} (local testing)"
+    return p.describe_noise()
 
 
 def cmd_backends(args) -> int:
@@ -171,8 +205,10 @@ def cmd_backends(args) -> int:
         have = all(os.environ.get(v) for v in creds) if creds else True
         if p.is_cloud and p.adapter == "braket":
             have = _aws_credentials_visible()
-        avail = "yes" if installed and have else ("no SDK" if not installed else "no credentials")
-        rows.append([name, p.adapter, p.describe_noise(), "exact" if p.shots is None else p.shots, avail, str(path)])
+        if p.is_cloud and p.adapter == "ibm":
+            have = _ibm_account_visible(p)
+        avail = "yes" if installed and have else ("no SDK" if not installed else "needs account")
+        rows.append([name, p.adapter, _noise_label(p), "exact" if p.shots is None else p.shots, avail, str(path)])
     print(_table(["profile", "adapter", "noise", "shots", "available", "file"], rows))
     return EXIT_OK
 
@@ -181,10 +217,13 @@ def cmd_jobs(args) -> int:
     from .core.journal import JobJournal
 
     path = Path(args.dir) / "journal.sqlite"
-    if not path.is_file():
-        _err(f"{args.dir} holds no journal.sqlite (only cloud backends write one)")
+    if not path.is_file() and not (Path(args.dir) / "results.sqlite").is_file():
+        _err(f"{args.dir} holds no study (no results.sqlite or journal.sqlite); give a study's output folder")
         return EXIT_INPUT
-    entries = JobJournal(path).entries()
+    entries = JobJournal(path).entries() if path.is_file() else []
+    if not entries:
+        print(f"{args.dir}: no cloud jobs; this study ran on local backends only (nothing was submitted)")
+        return EXIT_OK
     rows = [[e.request_hash[:12], e.backend, e.state, e.rows, "exact" if e.shots is None else e.shots,
              len(e.job_ids), (e.job_ids[-1] if e.job_ids else "-"), (e.error or "")[:60]] for e in entries]
     print(_table(["request", "backend", "state", "rows", "shots", "jobs", "last job id / task ARN", "error"], rows))
@@ -197,12 +236,32 @@ def cmd_jobs(args) -> int:
     return EXIT_OK
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {n} (use --dry-run to run no cells)")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="qmu-hw", description=__doc__.splitlines()[0])
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("qmu-hw")
+    except PackageNotFoundError:  # a checkout on PYTHONPATH without installation
+        ver = "unknown (not installed)"
+    ap = argparse.ArgumentParser(prog="qmu-hw", description=__doc__.splitlines()[0], epilog=EXIT_CODES,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"qmu-hw {ver}")
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run a study grid and write results + report")
+    r = sub.add_parser("run", help="run a study grid and write results + report", epilog=EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("config")
-    r.add_argument("--max-cells", type=int, default=None, help="run at most N unfinished cells")
+    r.add_argument("--max-cells", type=_at_least_one, default=None,
+                   help="run at most N (>= 1) unfinished cells; use --dry-run to run none")
     r.add_argument("--dry-run", action="store_true", help="list the cells that would run; run nothing")
     r.add_argument("--output", help="output folder (overrides [study] output)")
     r.add_argument("--yes", action="store_true", help="confirm submissions to real devices")
@@ -241,12 +300,29 @@ def main(argv: list[str] | None = None) -> int:
     except BackendUnavailableError as exc:
         _err(f"backend unavailable: {exc}")
         return EXIT_UNAVAILABLE
-    except (QmuHwError, ValueError, OSError) as exc:
+    except OSError as exc:
+        _err(_os_error_text(exc))
+        return EXIT_INPUT
+    except (QmuHwError, ValueError) as exc:
         _err(str(exc))
         return EXIT_INPUT
     except KeyboardInterrupt:
         _err("interrupted; finished cells are saved, rerun to resume")
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def _os_error_text(exc: OSError) -> str:
+    """An OS error with the path it concerns (a bare ``[Errno 28]`` does not say where)."""
+    import errno
+
+    from .core.exceptions import QmuHwError
+
+    if isinstance(exc, QmuHwError):  # qmu-hw's own OS errors already name their path
+        return str(exc)
+    where = exc.filename or (f"the output folder {_OUTPUT[-1]}" if _OUTPUT else "the output folder")
+    if exc.errno == errno.ENOSPC:
+        return f"no space left on the device while writing {where}; free space or choose another --output"
+    return f"{exc.strerror or exc} ({where})"
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import socket
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,31 +23,14 @@ os.environ["QISKIT_SETTINGS"] = os.path.join(_EMPTY, "qiskit-settings.conf")
 os.environ["HOME"] = _EMPTY
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-_real_connect = socket.socket.connect
-_real_connect_ex = socket.socket.connect_ex
+# The outbound-network guard (TCP, UDP, DNS), here and in every child Python process: the
+# guard's folder goes first on PYTHONPATH, where its sitecustomize.py installs it at start-up.
+_GUARD_DIR = str(Path(__file__).resolve().parent / "netguard")
+sys.path.insert(0, _GUARD_DIR)
+import qmu_netguard  # noqa: E402
 
-
-def _is_local(address) -> bool:
-    if isinstance(address, (str, bytes)):  # AF_UNIX path
-        return True
-    host = str(address[0])
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def _guarded_connect(self, address):
-    if not _is_local(address):
-        raise OSError(f"qmu-hw tests block outbound network: connect to {address!r} refused")
-    return _real_connect(self, address)
-
-
-def _guarded_connect_ex(self, address):
-    if not _is_local(address):
-        raise OSError(f"qmu-hw tests block outbound network: connect to {address!r} refused")
-    return _real_connect_ex(self, address)
-
-
-socket.socket.connect = _guarded_connect
-socket.socket.connect_ex = _guarded_connect_ex
+qmu_netguard.install()
+os.environ["PYTHONPATH"] = os.pathsep.join([_GUARD_DIR, *filter(None, [os.environ.get("PYTHONPATH")])])
 
 
 @pytest.fixture

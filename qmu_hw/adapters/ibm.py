@@ -156,6 +156,13 @@ class IBMBackend(JournaledBackend):
         bindings = BindingsArray({tuple(p for _, p in cols): values[:, None, :]}) if cols else None
         return (isa, [obs], bindings)
 
+    def shots_charged(self, request: EstimateRequest) -> int:
+        """EstimatorV2 takes one shot count per PUB, so every row runs at the largest row's
+        shots (per measurement group): that is what the device spends and the ledger records."""
+        if request.shots is None:
+            return 0
+        return int(np.max(request.row_shots)) * request.batch_size * self.n_groups(request)
+
     def _submit(self, request: EstimateRequest) -> list[str]:
         if request.shots is None:
             raise InvalidRequestError(f"backend {self.name!r} samples; request shots=N")

@@ -56,6 +56,18 @@ class _QuantumFunction(torch.autograd.Function):
         return grad_x, grad_w, None, None
 
 
+def _check_finite(inputs: torch.Tensor, weights: torch.Tensor) -> None:
+    """NaN/inf in the inputs or weights would give NaN outputs on the backprop path."""
+    for name, t in (("inputs", inputs), ("weights", weights)):
+        bad = ~torch.isfinite(t.detach())
+        if bool(bad.any()):
+            where = tuple(int(i) for i in bad.nonzero()[0])
+            raise InvalidRequestError(
+                f"QuantumLayer {name} must be finite; got {t.detach()[where].item()} at index {where} "
+                f"({int(bad.sum())} non-finite values)"
+            )
+
+
 class QuantumLayer(nn.Module):
     """A parametrised circuit as a torch layer: ``(B, n_inputs) -> (B, O)``.
 
@@ -171,6 +183,7 @@ class QuantumLayer(nn.Module):
         if not inputs.is_floating_point():
             inputs = inputs.to(torch.float64)
         if self.gradient == "backprop":
+            _check_finite(inputs, self.weights)  # parameter shift refuses these in EstimateRequest
             out = self.backend.torch_expectation(
                 self.circuit, inputs, self.weights, self.observables, self.phase
             ).to(inputs.dtype)

@@ -9,6 +9,7 @@ states and result arrays only.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import sqlite3
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .exceptions import InvalidRequestError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -35,6 +38,47 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 """
 STATES = ("pending", "submitted", "done", "failed")
+
+
+class DatabaseFileError(InvalidRequestError):
+    """A study's SQLite file (results store or job journal) is corrupted or cannot be written;
+    the message names the file and what to do."""
+
+
+_ADVICE = {
+    "results": "move it aside (e.g. rename it to {name}.corrupt) and rerun: the cells it held are run again",
+    "journal": ("move it aside (e.g. rename it to {name}.corrupt) and rerun; jobs it recorded as submitted "
+                "cannot be retrieved without it, so check the provider's job list first to avoid paying twice"),
+}
+
+
+def database_error(path: Path, what: str, exc: sqlite3.DatabaseError) -> DatabaseFileError:
+    """A qmu-hw error for a SQLite failure on ``path`` (``what``: ``results`` | ``journal``)."""
+    text = str(exc)
+    if "disk is full" in text:
+        return DatabaseFileError(f"no space left on the device while writing {path}; free space and rerun "
+                                 "(finished work is kept)")
+    if isinstance(exc, sqlite3.OperationalError) and "malformed" not in text and "not a database" not in text:
+        return DatabaseFileError(f"{what} database {path}: {text}")
+    advice = _ADVICE.get(what, _ADVICE["results"]).format(name=path.name)
+    return DatabaseFileError(f"{what} database {path} is corrupted ({text}); {advice}")
+
+
+@contextlib.contextmanager
+def sqlite_connection(path: Path, what: str):
+    """One connection, one transaction; SQLite failures become :class:`DatabaseFileError`."""
+    try:
+        db = sqlite3.connect(path, timeout=30)
+    except sqlite3.DatabaseError as exc:
+        raise database_error(path, what, exc) from None
+    db.row_factory = sqlite3.Row
+    try:
+        with db:
+            yield db
+    except sqlite3.DatabaseError as exc:
+        raise database_error(path, what, exc) from None
+    finally:
+        db.close()
 
 
 @dataclass(frozen=True)
@@ -63,10 +107,8 @@ class JobJournal:
         with self._db() as db:
             db.executescript(SCHEMA)
 
-    def _db(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        return db
+    def _db(self):
+        return sqlite_connection(self.path, "journal")
 
     def begin(self, request_hash: str, backend: str, profile_sha256: str, rows: int, shots: int | None) -> None:
         """Record the intent to submit (before anything is sent)."""

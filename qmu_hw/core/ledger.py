@@ -93,6 +93,17 @@ class ShotLedger:
         for fn in list(self.listeners):
             fn(entry)
 
+    def __getstate__(self) -> dict:
+        # torch.save / pickle of a model keeps the entries; the lock and the listeners
+        # (progress-bar callbacks of the process that recorded them) belong to that process.
+        with self._lock:
+            return {"_entries": list(self._entries)}
+
+    def __setstate__(self, state: dict) -> None:
+        self._entries = list(state["_entries"])
+        self._lock = threading.Lock()
+        self.listeners = []
+
     @property
     def entries(self) -> list[LedgerEntry]:
         with self._lock:

@@ -53,7 +53,8 @@ class ConfigError(InvalidRequestError):
 # -- one key: its TOML type(s), default and check ---------------------------------------------
 def key(default: Any = None, types: type | tuple = str, check: Callable[[Any], str | None] | None = None,
         factory: Callable[[], Any] | None = None):
-    """A table field. ``check(value)`` returns what was expected, or None if the value is fine."""
+    """A table field. ``check(value)`` returns the error (what was expected, what was got), or
+    None if the value is fine."""
     meta = {"types": types if isinstance(types, tuple) else (types,), "check": check}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
@@ -65,23 +66,23 @@ def _is_int(v: Any) -> bool:
 
 
 def _positive_int(v: Any) -> str | None:
-    return None if _is_int(v) and v >= 1 else f"a positive integer, got {v!r}"
+    return None if _is_int(v) and v >= 1 else f"expected a positive integer, got {v!r}"
 
 
-def _one_of(options) -> Callable[[Any], str | None]:
-    return lambda v: None if v in tuple(options) else f"one of {tuple(options)}, got {v!r}"
+def _one_of(options, what: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in tuple(options) else f"unknown {what} {v!r}; expected one of {tuple(options)}"
 
 
 def _unique_list(what: str, item_check: Callable[[Any], bool], *, empty_ok: bool = False):
     def check(v):
         if not v and not empty_ok:
-            return f"a non-empty list of {what}, got {v!r}"
+            return f"expected a non-empty list of {what}, got {v!r}"
         bad = [x for x in v if not item_check(x)]
         if bad:
-            return f"a list of {what}, got {bad[0]!r}"
+            return f"expected a list of {what}, got {bad[0]!r}"
         dup = sorted({repr(x) for x in v if list(v).count(x) > 1})
         if dup:  # a repeated entry would run (and be averaged) twice
-            return f"a list of distinct {what}; {', '.join(dup)} appears more than once"
+            return f"expected a list of distinct {what}; {', '.join(dup)} appears more than once"
         return None
 
     return check
@@ -100,11 +101,11 @@ def _shots_entry_ok(s: Any) -> bool:
 
 
 def _positive_finite(v: Any) -> str | None:
-    return None if math.isfinite(float(v)) and v > 0 else f"a positive number, got {v!r}"
+    return None if math.isfinite(float(v)) and v > 0 else f"expected a positive number, got {v!r}"
 
 
 def _non_negative(v: Any) -> str | None:
-    return None if math.isfinite(float(v)) and v >= 0 else f"a number >= 0, got {v!r}"
+    return None if math.isfinite(float(v)) and v >= 0 else f"expected a number >= 0, got {v!r}"
 
 
 # -- the tables --------------------------------------------------------------------------------
@@ -117,18 +118,18 @@ class StudyTable:
 
 @dataclass(frozen=True)
 class DataTable:
-    dataset: str = key("iris", str, _one_of(DATASETS))
+    dataset: str = key("iris", str, _one_of(DATASETS, "dataset"))
     data_dir: str | None = key(None, str)  # relative paths resolve against the config's folder
     per_class: int | None = key(None, int, _positive_int)
-    angle_range: str = key("half-pi", str, _one_of(("half-pi", "pi")))
+    angle_range: str = key("half-pi", str, _one_of(("half-pi", "pi"), "angle_range"))
 
 
 @dataclass(frozen=True)
 class ModelTable:
-    name: str | None = key(None, str, _one_of(TABULAR_MODELS + IMAGE_MODELS))  # default per dataset
+    name: str | None = key(None, str, _one_of(TABULAR_MODELS + IMAGE_MODELS, "model"))  # default per dataset
     n_qubits: int | None = key(None, int, _positive_int)
     n_layers: int | None = key(None, int, _positive_int)
-    entangler: str = key("ring", str, _one_of(("ring", "linear", "all", "none")))
+    entangler: str = key("ring", str, _one_of(("ring", "linear", "all", "none"), "entangler"))
 
 
 @dataclass(frozen=True)
@@ -140,9 +141,9 @@ class TrainingTable:
     n_oracles: int = key(2, int, _positive_int)
     train_backend: str = key("exact", str)  # a profile, or "same" (train on each cell's backend)
     gradient: str = key("parameter-shift", str, lambda v: None if v in ("parameter-shift", "spsa") else
-                        f"'parameter-shift' or 'spsa' (the exact backend uses backprop), got {v!r}")
+                        f"expected 'parameter-shift' or 'spsa' (the exact backend uses backprop), got {v!r}")
     grad_shots: int | str = key("same", (int, str), lambda v: None if v == "same" or (_is_int(v) and v > 0)
-                                else f"a positive integer or \"same\", got {v!r}")
+                                else f"expected a positive integer or \"same\", got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class BudgetTable:
     max_total_shots: int | None = key(None, int, _positive_int)
     max_cost: float | None = key(None, (float, int), _non_negative)
     per_phase: dict[str, int] = key(types=dict, factory=dict,
-                                    check=lambda d: next((f"positive integer shot caps, got {k} = {v!r}"
+                                    check=lambda d: next((f"expected positive integer shot caps, got {k} = {v!r}"
                                                           for k, v in d.items() if _positive_int(v)), None))
 
 
@@ -274,7 +275,7 @@ def _parse_table(cls: type, section: str, table: Any, r: _Reader):
             raise r.err(section, k, f"expected {names}, got {v!r}")
         problem = meta["check"](v) if meta["check"] else None
         if problem:
-            raise r.err(section, k, f"expected {problem}")
+            raise r.err(section, k, problem)
         values[k] = tuple(v) if isinstance(v, list) else v
     return cls(**values)
 

@@ -27,7 +27,7 @@ from .protocol import (
     transfer,
     unlearn_data,
 )
-from .store import ResultsStore
+from .store import ResultsStore, UnwritableOutputError
 
 
 @dataclass
@@ -105,6 +105,20 @@ def _model_kw(cfg: StudyConfig, backend, shots: int | None) -> dict:
     return {"gradient": cfg.gradient, "shots": shots, "grad_shots": grad_shots}
 
 
+def _save_checkpoint(model, path: Path, extra: dict) -> None:
+    """A checkpoint that cannot be written (full disk, permissions) stops the study with the
+    path named, instead of failing every later cell with torch's bare writer error."""
+    try:
+        save_checkpoint(model, path, extra)
+    except (OSError, RuntimeError) as exc:
+        if isinstance(exc, RuntimeError) and "writ" not in str(exc).lower():
+            raise
+        Path(str(path) + ".tmp").unlink(missing_ok=True)
+        reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
+        raise UnwritableOutputError(f"cannot write checkpoint {path} ({reason}); free space on the device or "
+                                    "choose another --output, then rerun (finished cells are kept)") from None
+
+
 class StudyRunner:
     def __init__(self, cfg: StudyConfig, *, progress: bool = False, log=print) -> None:
         self.cfg = cfg
@@ -150,7 +164,7 @@ class StudyRunner:
             return load_checkpoint(path, be, **_model_kw(self.cfg, be, shots))[0]
         self.log(f"training teacher (seed {seed}) on {backend_name}")
         model = train_teacher(prep, be, _settings(self.cfg), **_model_kw(self.cfg, be, shots))
-        save_checkpoint(model, path, {"seed": seed})
+        _save_checkpoint(model, path, {"seed": seed})
         return model
 
     def oracles(self, prep: Prepared, sc, seed: int, backend_name: str, shots: int | None):
@@ -164,7 +178,7 @@ class StudyRunner:
             self.log(f"training oracle {k + 1}/{self.cfg.n_oracles} (seed {seed}, {sc.name}) on {backend_name}")
             model = train_oracle(prep, sc, be, seed * 1000 + 17 * (k + 1), _settings(self.cfg),
                                  **_model_kw(self.cfg, be, shots))
-            save_checkpoint(model, path, {"seed": seed, "scenario": sc.name})
+            _save_checkpoint(model, path, {"seed": seed, "scenario": sc.name})
             out.append(model)
         return out
 
@@ -176,6 +190,10 @@ class StudyRunner:
         cfg = self.cfg
         if workers < 1:
             raise InvalidRequestError(f"workers must be >= 1, got {workers}")
+        if max_cells is not None and (isinstance(max_cells, bool) or not isinstance(max_cells, int) or max_cells < 1):
+            # todo[:-1] would silently drop the last cell; 0 would look like a finished run
+            raise InvalidRequestError(f"max_cells must be an integer >= 1 or None (all), got {max_cells!r}; "
+                                      "use dry_run=True to run no cells")
         if workers > 1:
             remote = [b for b in cfg.backends if profile_of(b).adapter in ("ibm", "braket")
                       or profile_of(b).requires_confirmation]
@@ -217,13 +235,17 @@ class StudyRunner:
         if self.cfg.path and Path(self.cfg.path).is_file():
             shutil.copyfile(self.cfg.path, Path(self.cfg.output) / "config.toml")
         self.store.set_meta("config_hash", self.cfg.digest())
+        if self.cfg.path:  # `qmu-hw report` resolves the copy's relative paths against this folder
+            self.store.set_meta("config_dir", str(Path(self.cfg.path).resolve().parent))
 
     def _charge_previous_runs(self, ids: dict) -> None:
-        """A resumed study's budget includes what its finished cells already spent."""
-        wanted = set(ids.values())
-        spent = sum(int(r.get("cost_shots", 0)) for r in self.store.rows(wanted))
-        if spent:
-            self.ledger.record(LedgerEntry("previous-runs", "-", "-", 0, spent, 0, 0.0, 0.0, False))
+        """A resumed study's budget (shots AND cost) includes what its finished cells already
+        spent on unlearning and evaluation."""
+        rows = self.store.rows(set(ids.values()))
+        shots = sum(int(r.get("cost_shots") or 0) + int(r.get("cost_eval_shots") or 0) for r in rows)
+        cost = sum(float(r.get("cost_qpu_cost") or 0.0) + float(r.get("cost_eval_cost") or 0.0) for r in rows)
+        if shots or cost:
+            self.ledger.record(LedgerEntry("previous-runs", "-", "-", 0, shots, 0, 0.0, cost, False))
 
     def _run_cells(self, todo: list[Cell], ids: dict) -> RunSummary:
         cfg = self.cfg
@@ -345,7 +367,8 @@ class StudyRunner:
         cost = {
             "circuits": unl["circuits"], "shots": unl["shots"], "submissions": unl["submissions"],
             "qpu_cost": unl["cost"], "unlearn_wall_s": t_unlearn, "eval_wall_s": t_eval,
-            "eval_circuits": ev["circuits"], "eval_shots": ev["shots"], "steps": report.steps,
+            "eval_circuits": ev["circuits"], "eval_shots": ev["shots"], "eval_cost": ev["cost"],
+            "steps": report.steps,
             "surrogate": work_name if work_name != cell.backend else None,
         }
         metrics.update({f"detail_{k}": v for k, v in report.details.items() if isinstance(v, (int, float))})

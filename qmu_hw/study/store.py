@@ -11,12 +11,12 @@ import contextlib
 import csv
 import json
 import os
-import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
 from ..core.exceptions import QmuHwError
+from ..core.journal import sqlite_connection
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -71,10 +71,8 @@ class ResultsStore:
         with self._connect() as db:
             db.executescript(SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        return db
+    def _connect(self):
+        return sqlite_connection(self.path, "results")
 
     @contextlib.contextmanager
     def lock(self):
@@ -164,11 +162,16 @@ class ResultsStore:
         for r in rows:
             cols += [k for k in r if k not in cols]
         tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=cols)
-            w.writeheader()
-            w.writerows(rows)
-        tmp.replace(path)
+        try:
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=cols)
+                w.writeheader()
+                w.writerows(rows)
+            tmp.replace(path)
+        except OSError as exc:  # e.g. a full disk: a bare Errno would not say which file
+            tmp.unlink(missing_ok=True)
+            raise UnwritableOutputError(f"cannot write {path} ({exc.strerror or exc}); the results stay in "
+                                        f"{self.path}") from None
         return path
 
     def dataframe(self, cell_ids: set[str] | None = None):

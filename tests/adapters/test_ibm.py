@@ -54,13 +54,29 @@ def test_transpiles_once_and_one_job_per_request(req):
 
 @pytest.mark.parametrize("mode", ["batch", "session"])
 def test_batch_and_session_modes(req, mode):
+    from qiskit_ibm_runtime import Batch, Session
+
     b = get_backend("ibm-local-fake-manila", mode=mode)
+    modes = []
+    make = b._estimator
+
+    def spy(*args, **kw):  # the EstimatorV2 each request runs on
+        est = make(*args, **kw)
+        modes.append(est.mode)
+        return est
+
+    b._estimator = spy
     with b.execution_context():
-        assert b._context is not None
+        ctx = b._context
+        assert isinstance(ctx, Batch if mode == "batch" else Session)
         r1 = b.estimate(req)
         r2 = b.estimate(EstimateRequest(req.circuit, req.params, shots=500, seed=8))
     assert b._context is None
+    # Both requests ran inside the one Batch/Session, not on the bare device.
+    assert len(modes) == 2 and all(m is ctx for m in modes), modes
     assert r1.values.shape == r2.values.shape == (4, 3)
+    exact = get_backend("aer-fake-manila").estimate(EstimateRequest(req.circuit, req.params)).values
+    assert np.abs(r1.values - exact).max() < 0.15
 
 
 def test_journal_replays_without_submitting(tmp_path, req):
@@ -75,6 +91,21 @@ def test_journal_replays_without_submitting(tmp_path, req):
     assert again.ledger.entries[0].submissions == 0 and again.ledger.entries[0].shots == 0
     (entry,) = JobJournal(tmp_path / "journal.sqlite").entries()
     assert entry.state == "done" and entry.job_ids == first.metadata["job_ids"]
+
+
+def test_ledger_charges_the_shots_that_ran_with_per_row_shots():
+    """EstimatorV2 runs every row of a PUB at one shot count (the largest row's): the ledger
+    and the budget must charge that, not the sum of the requested per-row shots."""
+    c = hqml(3, 1)
+    params = np.random.default_rng(0).uniform(-3, 3, (4, c.n_params))
+    row_shots = np.array([100, 200, 300, 4000])
+    b = get_backend("ibm-local-fake-manila")
+    r = b.estimate(EstimateRequest(c, params, shots=row_shots, seed=3))
+    (entry,) = b.ledger.entries
+    ran = int(r.metadata["raw"]["shots_run"])
+    assert ran >= 4000
+    assert entry.shots == 4000 * 4  # one measurement group (Z on every qubit), 4 rows at 4000
+    assert entry.shots != int(row_shots.sum())
 
 
 def test_missing_account_fails_fast_and_clearly():

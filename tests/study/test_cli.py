@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -121,16 +122,27 @@ def test_sigkill_then_resume(tmp_path):
         (lambda t: t.replace("shots = [64]", "shots = [-64]"), "positive integer"),
         (lambda t: t.replace('methods = ["identity", "ga", "finetune"]', "methods = []"), "method list is empty"),
         (lambda t: t.replace("[methods.ga]\nepochs = 2", "[methods.ga]\ntemperature = 2"), "unknown hyperparameter"),
+        # caught when the config is read, before any teacher or oracle trains
+        (lambda t: t.replace("seeds = [0, 1]", "seeds = [0, 0]"), r"\[study\] seeds .*0 appears more than once"),
+        (lambda t: t.replace("n_oracles = 2", "n_oracles = 2\nlr = 0.0"), r"\[training\] lr .*positive number"),
+        (lambda t: t.replace("[training]", "[model]\nn_qubits = 5\n\n[training]"), "expected n_qubits = 4, got 5"),
+        (lambda t: t.replace("per_class = 20", "per_class = 2"), "per_class = 2 is too small"),
+        (lambda t: t.replace('"exact-shots"]', '"exact-shots", "aer-fake-manila"]').replace(
+            "[training]", '[model]\nname = "hqml-iris"\nn_qubits = 4\n\n[training]').replace(
+            'dataset = "iris"', 'dataset = "iris"'), None),
     ],
 )
 def test_bad_configs_exit_2_and_write_nothing(tmp_path, mutate, message):
     import re
 
+    if message is None:  # a valid variant (control): the checks do not refuse good configs
+        assert qmu("run", write(tmp_path, mutate(TINY)), "--dry-run").returncode == 0
+        return
     cfg = write(tmp_path, mutate(TINY))
     res = qmu("run", cfg)
     assert res.returncode == 2, res.stderr
     assert re.search(message, res.stderr), res.stderr
-    assert str(cfg) in res.stderr
+    assert str(cfg) in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "out").exists()
 
 
@@ -229,3 +241,100 @@ def test_workers_give_the_same_cells_as_one_process(tmp_path):
     assert len(a) == 12 and a == b  # every cell is seeded from itself, not from run order
     bad = qmu("run", one, "--workers", "0")
     assert bad.returncode == 2 and "workers must be >= 1" in bad.stderr
+
+
+def test_help_lists_every_exit_code_and_version_exists():
+    res = qmu("--help")
+    assert res.returncode == 0
+    for code, meaning in (("0", "ok"), ("1", "some cells failed"), ("2", "bad config"), ("3", "budget"),
+                          ("4", "backend unavailable"), ("130", "interrupted")):
+        assert re.search(rf"^\s+{code}\s+{meaning}", res.stdout, re.M), (code, res.stdout)
+    assert "some cells failed" in qmu("run", "--help").stdout
+    ver = qmu("--version")
+    assert ver.returncode == 0 and re.match(r"qmu-hw \S+", ver.stdout)
+
+
+@pytest.mark.parametrize("n", ["-1", "0", "two"])
+def test_max_cells_below_one_is_refused(tmp_path, n):
+    cfg = write(tmp_path, TINY)
+    res = qmu("run", cfg, "--max-cells", n)
+    assert res.returncode == 2 and "--max-cells: expected a whole number >= 1" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "out").exists()
+
+
+def test_max_cells_below_one_is_refused_by_the_python_api(tmp_path):
+    from qmu_hw.core.exceptions import InvalidRequestError
+    from qmu_hw.study.config import load_config
+    from qmu_hw.study.runner import StudyRunner
+
+    runner = StudyRunner(load_config(write(tmp_path, TINY)))
+    with pytest.raises(InvalidRequestError, match="max_cells must be an integer >= 1"):
+        runner.run(max_cells=-1)
+
+
+def test_corrupted_results_store_is_a_clear_error(tmp_path):
+    cfg = write(tmp_path, TINY)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.sqlite").write_bytes(b"this is not a database, it was overwritten" * 100)
+    for args in (("run", cfg), ("report", out)):
+        res = qmu(*args)
+        assert res.returncode == 2, res.stderr
+        assert f"results database {out / 'results.sqlite'} is corrupted" in res.stderr, res.stderr
+        assert "move it aside" in res.stderr and "Traceback" not in res.stderr
+    assert not (out / "checkpoints").exists()
+
+
+def test_corrupted_journal_is_a_clear_error(tmp_path):
+    from qmu_hw.study.store import ResultsStore
+
+    out = tmp_path / "out"
+    ResultsStore(out)
+    (out / "journal.sqlite").write_bytes(b"\x00garbage" * 500)
+    res = qmu("jobs", out)
+    assert res.returncode == 2 and f"journal database {out / 'journal.sqlite'} is corrupted" in res.stderr
+    assert "provider's job list" in res.stderr and "Traceback" not in res.stderr
+    run = qmu("run", write(tmp_path, TINY))
+    assert run.returncode == 2 and "journal database" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_jobs_on_a_local_study_says_there_are_none(tmp_path):
+    from qmu_hw.core.journal import JobJournal
+    from qmu_hw.study.store import ResultsStore
+
+    out = tmp_path / "out"
+    ResultsStore(out)
+    JobJournal(out / "journal.sqlite")  # every run opens one, cloud or not
+    res = qmu("jobs", out)
+    assert res.returncode == 0 and "no cloud jobs" in res.stdout and "request" not in res.stdout
+    assert qmu("jobs", tmp_path / "nothing").returncode == 2
+
+
+def test_backends_reports_accounts_and_device_noise():
+    res = qmu("backends")
+    rows = {line.split()[0]: line for line in res.stdout.splitlines()[2:]}
+    assert "needs account" in rows["ibm-brisbane"] and "device (calibrated)" in rows["ibm-brisbane"]
+    assert "needs account" in rows["braket-iqm-garnet"] and "device (calibrated)" in rows["braket-iqm-garnet"]
+    assert "calibrated from FakeManilaV2" in rows["ibm-local-fake-manila"]
+    assert " yes " in rows["exact"] and "none" in rows["exact"]
+
+
+def test_report_from_another_folder_reads_relative_paths_against_the_config(tmp_path):
+    """The output's config copy says compare_with = "ref/..." relative to the ORIGINAL config."""
+    import shutil
+
+    study = tmp_path / "study"
+    (study / "ref").mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[2] / "examples/reference/hqml_results_iris.csv", study / "ref")
+    text = (TINY.replace("seeds = [0, 1]", "seeds = [0]").replace('methods = ["identity", "ga", "finetune"]',
+                                                                 'methods = ["identity"]')
+            + '\n[report]\ncompare_with = "ref/hqml_results_iris.csv"\n')
+    cfg = write(study, text, out=tmp_path / "out")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run = qmu("run", cfg, "--max-cells", "1", cwd=elsewhere)
+    assert run.returncode == 0, run.stderr
+    (tmp_path / "out" / "report.md").unlink()
+    rep = qmu("report", tmp_path / "out", cwd=elsewhere)
+    assert rep.returncode == 0, rep.stderr
+    assert "Ours vs the paper (hqml_results_iris.csv)" in (tmp_path / "out" / "report.md").read_text()

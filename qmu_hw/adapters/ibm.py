@@ -163,6 +163,13 @@ class IBMBackend(JournaledBackend):
             return 0
         return int(np.max(request.row_shots)) * request.batch_size * self.n_groups(request)
 
+    def shots_spent(self, request: EstimateRequest, out: RunOutput, charged: int) -> int:
+        """What ran, from the result's metadata (local testing mode turns shots into a precision
+        and back, so 4000 requested shots run as 4001)."""
+        if request.shots is None or out.shots_run is None:
+            return charged
+        return int(out.shots_run) * request.batch_size * self.n_groups(request)
+
     def _submit(self, request: EstimateRequest) -> list[str]:
         if request.shots is None:
             raise InvalidRequestError(f"backend {self.name!r} samples; request shots=N")

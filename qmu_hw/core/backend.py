@@ -88,7 +88,7 @@ class BaseBackend:
                 backend=self.name,
                 profile=self.profile.path,
                 circuits=out.n_circuits,
-                shots=0 if out.replayed else shots_charged,
+                shots=0 if out.replayed else self.shots_spent(request, out, shots_charged),
                 submissions=0 if out.replayed else out.submissions,
                 wall_time_s=wall,
                 cost=0.0 if out.replayed else (cost if out.cost is None else out.cost),
@@ -146,6 +146,11 @@ class BaseBackend:
         if request.shots is None:
             return 0
         return int(request.row_shots.sum()) * self.n_groups(request)
+
+    def shots_spent(self, request: EstimateRequest, out: RunOutput, charged: int) -> int:
+        """Shots the ledger records once the request ran: by default what was charged before
+        submission; adapters whose provider reports what ran (and may round it) override."""
+        return charged
 
     def submissions_for(self, request: EstimateRequest) -> int:
         limit = self.capabilities.max_circuits_per_job

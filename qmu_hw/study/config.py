@@ -320,7 +320,8 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
         grid, methods=_resolve_methods(grid.methods, r),
         backends=tuple(_resolve_backend(b, base, r, "grid", "backends") for b in grid.backends),
         shots=tuple(None if s == "exact" else s for s in grid.shots),
-        surrogates={k: _resolve_backend(v, base, r, "grid", "surrogates") for k, v in grid.surrogates.items()})
+        surrogates={_resolve_backend(k, base, r, "grid", "surrogates"): _resolve_backend(v, base, r, "grid", "surrogates")
+                    for k, v in grid.surrogates.items()})
     tr = parsed["training"] = dataclasses.replace(parsed["training"], lr=float(parsed["training"].lr))
     if tr.train_backend != "same":
         parsed["training"] = dataclasses.replace(

@@ -103,9 +103,11 @@ def test_ledger_charges_the_shots_that_ran_with_per_row_shots():
     r = b.estimate(EstimateRequest(c, params, shots=row_shots, seed=3))
     (entry,) = b.ledger.entries
     ran = int(r.metadata["raw"]["shots_run"])
-    assert ran >= 4000
-    assert entry.shots == 4000 * 4  # one measurement group (Z on every qubit), 4 rows at 4000
+    assert ran >= 4000  # local testing mode rounds 4000 up to 4001
+    assert entry.shots == ran * 4  # one measurement group (Z on every qubit), 4 rows at `ran` each
     assert entry.shots != int(row_shots.sum())
+    # the budget is checked before submission on the same rule (largest row x rows x groups)
+    assert b.shots_charged(EstimateRequest(c, params, shots=row_shots)) == 4000 * 4
 
 
 def test_missing_account_fails_fast_and_clearly():

@@ -74,7 +74,7 @@ class StudyConfig:
     patience: int = 25
     lr: float = 0.01
     batch_size: int = 32
-    n_oracles: int = 2
+    n_oracles: int = 5
     train_backend: str = "exact"
     gradient: str = "parameter-shift"
     grad_shots: int | str = "same"
@@ -218,7 +218,7 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
         data_dir=dat.get("data_dir"), per_class=dat.get("per_class"), angle_range=dat.get("angle_range", "half-pi"),
         model=mod.get("name"), n_qubits=mod.get("n_qubits"), n_layers=mod.get("n_layers"),
         entangler=mod.get("entangler", "ring"), epochs=tr.get("epochs", 100), patience=tr.get("patience", 25),
-        lr=float(tr.get("lr", 0.01)), batch_size=tr.get("batch_size", 32), n_oracles=tr.get("n_oracles", 2),
+        lr=float(tr.get("lr", 0.01)), batch_size=tr.get("batch_size", 32), n_oracles=tr.get("n_oracles", 5),
         train_backend=tr.get("train_backend", "exact"), gradient=gradient, grad_shots=grad_shots,
         surrogates=dict(grid.get("surrogates", {})), hyperparameters=hp,
         max_total_shots=bud.get("max_total_shots"), max_cost=bud.get("max_cost"),

@@ -134,11 +134,18 @@ def _probs(model: HybridModel, split: Split) -> np.ndarray:
     return predict_proba(model, split.X).double().numpy()
 
 
+REFERENCE_PARTS = ("retain", "forget", "test")
+
+
+def oracle_probs(oracles: list[HybridModel], parts: dict[str, Split]) -> list[dict]:
+    """Each oracle's outputs on retain/forget/test."""
+    return [{n: _probs(o, parts[n]) for n in REFERENCE_PARTS} for o in oracles]
+
+
 def reference_probs(teacher: HybridModel, oracles: list[HybridModel], parts: dict[str, Split]):
     """Teacher and oracle outputs on retain/forget/test: the same for every method of a
     (scenario, seed, backend, shots) group, so the runner computes them once."""
-    names = ("retain", "forget", "test")
-    return {n: _probs(teacher, parts[n]) for n in names}, [{n: _probs(o, parts[n]) for n in names} for o in oracles]
+    return {n: _probs(teacher, parts[n]) for n in REFERENCE_PARTS}, oracle_probs(oracles, parts)
 
 
 def evaluate(
@@ -165,7 +172,7 @@ def evaluate(
     if exact_oracles is None:
         OX = O
     elif exact_oracles and not isinstance(exact_oracles[0], dict):
-        OX = [{n: _probs(o, parts[n]) for n in ("retain", "forget", "test")} for o in exact_oracles]
+        OX = oracle_probs(exact_oracles, parts)
     else:
         OX = exact_oracles
     y = {n: parts[n].y.numpy() for n in P}

@@ -20,6 +20,7 @@ from .protocol import (
     Prepared,
     TrainSettings,
     evaluate,
+    oracle_probs,
     prepare,
     reference_probs,
     train_oracle,
@@ -27,6 +28,7 @@ from .protocol import (
     transfer,
     unlearn_data,
 )
+from .references import exact_reference, same_noise_reference
 from .store import ResultsStore
 
 
@@ -275,12 +277,17 @@ class StudyRunner:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         cfg = self.cfg
-        if cfg.train_backend != "same":
-            for seed in sorted({c.seed for c in todo}):
-                prep = _prepare(cfg, seed)
+        # Checkpoints shared by several groups are trained here first, so that no two workers
+        # train (and write) the same teacher or oracle at once.
+        for seed in sorted({c.seed for c in todo}):
+            prep = _prepare(cfg, seed)
+            if cfg.train_backend != "same":
                 self.teacher(prep, seed, cfg.train_backend, None)
-                for spec in sorted({c.scenario for c in todo if c.seed == seed}):
-                    self.oracles(prep, prep.scenario(spec), seed, cfg.train_backend, None)
+            for spec in sorted({c.scenario for c in todo if c.seed == seed}):
+                refs = {exact_reference(cfg)} | {same_noise_reference(cfg, c.backend) for c in todo
+                                                 if c.seed == seed and c.scenario == spec}
+                for name in sorted(refs):
+                    self.oracles(prep, prep.scenario(spec), seed, name, None)
         groups: dict[tuple, list[Cell]] = {}
         for c in todo:
             groups.setdefault((c.seed, c.scenario, c.backend, c.shots), []).append(c)
@@ -313,7 +320,10 @@ class StudyRunner:
         train_name, train_shots = (cell.backend, cell.shots) if cfg.train_backend == "same" else (cfg.train_backend, None)
         teacher = self.teacher(prep, seed, train_name, train_shots)
         sc = prep.scenario(cell.scenario)
-        oracles = self.oracles(prep, sc, seed, train_name, train_shots)
+        # Two reference ensembles: retrained exactly, and retrained under this noise level.
+        exact_name, same_name = exact_reference(cfg), same_noise_reference(cfg, cell.backend)
+        oracles_exact = self.oracles(prep, sc, seed, exact_name, None)
+        oracles = oracles_exact if same_name == exact_name else self.oracles(prep, sc, seed, same_name, None)
         target = self.backend(cell.backend, cell.shots, seed)
         work_name = cfg.surrogates.get(cell.backend, cell.backend)
         work = self.backend(work_name, cell.shots, seed)
@@ -333,11 +343,13 @@ class StudyRunner:
         t1 = time.perf_counter()
         ref_key = (seed, cell.scenario, cell.backend, cell.shots, train_name)
         if ref_key not in self._reference:
-            self._reference = {ref_key: reference_probs(
-                transfer(teacher, prep, target, seed, **kw_eval),
-                [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)}
-        T, O = self._reference[ref_key]
-        metrics = evaluate(model_e, T, O, parts, sc, seed)
+            T, O = reference_probs(transfer(teacher, prep, target, seed, **kw_eval),
+                                   [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)
+            OX = O if oracles_exact is oracles else oracle_probs(
+                [transfer(o, prep, target, seed, **kw_eval) for o in oracles_exact], parts)
+            self._reference = {ref_key: (T, O, OX)}
+        T, O, OX = self._reference[ref_key]
+        metrics = evaluate(model_e, T, O, parts, sc, seed, exact_oracles=OX)
         t_eval = time.perf_counter() - t1
         spent = self.ledger.since(mark)
         unl = spent.summary("unlearn")
@@ -347,6 +359,7 @@ class StudyRunner:
             "qpu_cost": unl["cost"], "unlearn_wall_s": t_unlearn, "eval_wall_s": t_eval,
             "eval_circuits": ev["circuits"], "eval_shots": ev["shots"], "steps": report.steps,
             "surrogate": work_name if work_name != cell.backend else None,
+            "reference_same": same_name, "reference_exact": exact_name,
         }
         metrics.update({f"detail_{k}": v for k, v in report.details.items() if isinstance(v, (int, float))})
         return metrics, cost

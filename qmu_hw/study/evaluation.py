@@ -106,3 +106,37 @@ def ensemble_comparison(model: dict, oracles: list[dict], y: dict, reference: st
     row[f"within_oracle_spread{sfx}"] = row[f"{HEADLINE}_within{sfx}"]
     row[f"n_oracles{sfx}"] = float(K)
     return row
+
+
+def _clearly_below(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Interval of ``a`` (mean, half-width) lies entirely below that of ``b``."""
+    (ma, ha), (mb, hb) = a, b
+    if math.isnan(ma) or math.isnan(mb):
+        return False
+    return ma + (ha if not math.isnan(ha) else 0.0) < mb - (hb if not math.isnan(hb) else 0.0)
+
+
+def overlap_ranks(primary: list[tuple[float, float]], secondary: list[tuple[float, float]]) -> list[int]:
+    """Ranks (1 = closest to retraining) that are equal where the evidence cannot order.
+
+    Each entry is ``(mean, CI half-width)`` of a distance (lower is better). Method j beats
+    method i when j's primary interval lies entirely below i's, or when the primary
+    intervals overlap and j's secondary interval lies entirely below i's. A method's rank is
+    one plus the number of methods that beat it, so overlapping methods share a rank.
+    """
+    if len(primary) != len(secondary):
+        raise InvalidRequestError(f"primary and secondary need one entry per method, got {len(primary)} and "
+                                  f"{len(secondary)}")
+    n = len(primary)
+    ranks = []
+    for i in range(n):
+        beaten_by = 0
+        for j in range(n):
+            if j == i:
+                continue
+            if _clearly_below(primary[j], primary[i]) or (
+                not _clearly_below(primary[i], primary[j]) and _clearly_below(secondary[j], secondary[i])
+            ):
+                beaten_by += 1
+        ranks.append(1 + beaten_by)
+    return ranks

@@ -33,6 +33,7 @@ ORACLE_METRICS = ("js_forget", "js_test", "kl_forget", "disagree_forget", "acc_f
 PLAIN_METRICS = ("acc_forget", "acc_retain", "acc_test", "acc_test_retained", "mia_pop_auc", "uqi")
 BOOTSTRAP_FROM = 10
 BOOTSTRAP_RESAMPLES = 10_000
+ROUNDING = 1e-12  # differences this small (relative) are floating-point noise, not effects
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def metric_columns() -> list[tuple[str, str, str]]:
 def mean_ci_p(d, seed: int = 0) -> tuple[float, float, float, float]:
     """``(mean, ci_low, ci_high, p)`` of paired differences ``d``: a 95 % t-interval (a
     percentile bootstrap from 10 pairs on) and the two-sided one-sample t-test of mean 0.
-    With zero spread the t statistic is 0 or infinite: p = 1 or 0."""
+    With zero spread (up to rounding) the t statistic is 0 or infinite: p = 1 or 0."""
     from scipy import stats
 
     d = np.asarray(d, float)
@@ -89,7 +90,9 @@ def mean_ci_p(d, seed: int = 0) -> tuple[float, float, float, float]:
     if n == 1:
         return m, float("nan"), float("nan"), float("nan")
     sd = float(d.std(ddof=1))
-    if sd == 0.0:
+    scale = float(np.abs(d).max())
+    if sd <= ROUNDING * max(scale, 1.0):  # e.g. a least-squares slope of constant values: ~1e-15
+        m = 0.0 if abs(m) <= ROUNDING * max(scale, 1.0) else m
         return m, m, m, 1.0 if m == 0.0 else 0.0
     se = sd / math.sqrt(n)
     p = float(2 * stats.t.sf(abs(m / se), n - 1))

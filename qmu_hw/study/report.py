@@ -24,12 +24,14 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p", "d", "8",
 
 
 def method_styles(methods) -> dict[str, dict]:
-    """A distinct (colour, marker) per method: tab20 colours and 15 markers, assigned in
-    sorted order, so ten or more methods never share a look (tab10 repeats after ten)."""
+    """A distinct (colour, marker) per method, assigned in sorted order: the ten saturated
+    tab20 colours first, then their light twins, each with its own marker, so ten or more
+    methods never share a look (tab10 alone repeats after ten)."""
     import matplotlib
 
     cmap = matplotlib.colormaps["tab20"]
-    return {m: {"color": cmap(i % 20), "marker": MARKERS[i % len(MARKERS)]} for i, m in enumerate(sorted(methods))}
+    return {m: {"color": cmap((2 * i) % 20 + (i // 10) % 2), "marker": MARKERS[i % len(MARKERS)]}
+            for i, m in enumerate(sorted(methods))}
 
 
 def _floor_band(ax, x, rows_at, metric: str) -> None:
@@ -58,7 +60,12 @@ def _finish(ax, key: str) -> None:
 
 
 def _legend(fig_axes, legend_ax) -> None:
-    handles, labels = fig_axes[0].get_legend_handles_labels()
+    handles, labels = [], []
+    for ax in fig_axes:  # methods from the first panel, reference lines/bands from any
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
     legend_ax.axis("off")
     legend_ax.legend(handles, labels, loc="center", fontsize=9, title="method")
 PAPER_NAMES = {"ga": "GA", "fisher": "Fisher", "neggrad+": "NegGradPlus", "cf-k": "CF-k1", "eu-k": "EU-k1",

@@ -107,6 +107,14 @@ def _model_kw(cfg: StudyConfig, backend, shots: int | None) -> dict:
     return {"gradient": cfg.gradient, "shots": shots, "grad_shots": grad_shots}
 
 
+def _method_hp(cfg: StudyConfig, method: str) -> dict:
+    """A method's hyperparameters; ``retrain`` follows the [training] table (as the oracles
+    do, and as ``qmu-hw estimate`` counts it) unless [methods.retrain] says otherwise, so
+    that it is one more oracle and not a differently trained model."""
+    base = {"epochs": cfg.epochs, "patience": cfg.patience, "lr": cfg.lr} if method == "retrain" else {}
+    return {**base, **cfg.hyperparameters.get(method, {})}
+
+
 class StudyRunner:
     def __init__(self, cfg: StudyConfig, *, progress: bool = False, log=print) -> None:
         self.cfg = cfg
@@ -335,8 +343,7 @@ class StudyRunner:
         # IBM Batch/Session (per profile) stays open across one method's steps.
         context = work.execution_context() if hasattr(work, "execution_context") else contextlib.nullcontext()
         with context:
-            model, report = unlearn(cell.method, teacher_w, data, seed=seed,
-                                    **cfg.hyperparameters.get(cell.method, {}))
+            model, report = unlearn(cell.method, teacher_w, data, seed=seed, **_method_hp(cfg, cell.method))
         t_unlearn = time.perf_counter() - t0
         kw_eval = _model_kw(cfg, target, cell.shots)
         model_e = transfer(model, prep, target, seed, **kw_eval)

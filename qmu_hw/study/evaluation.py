@@ -75,7 +75,8 @@ def ensemble_comparison(model: dict, oracles: list[dict], y: dict, reference: st
         reference: ``same`` (unsuffixed columns) or ``exact`` (columns suffixed ``_exact``).
 
     Returns a flat dict: ``<metric>`` (mean over the K oracles), ``<metric>_floor_mean``,
-    ``<metric>_floor_max``, ``<metric>_excess``, ``<metric>_within``, the oracles' mean
+    ``<metric>_floor_threshold`` (the within-spread limit), ``<metric>_excess``,
+    ``<metric>_within``, the oracles' mean
     ``acc_<part>_oracle``, and the headline ``excess`` / ``within_oracle_spread`` (forget-set
     JS). ``within`` is 1.0/0.0, NaN when K < 2 (no pair, no floor).
     """
@@ -93,12 +94,11 @@ def ensemble_comparison(model: dict, oracles: list[dict], y: dict, reference: st
         if len(floor):
             thr = spread_threshold(floor, K)
             row[f"{metric}_floor_mean{sfx}"] = float(floor.mean())
-            row[f"{metric}_floor_max{sfx}"] = float(floor.max())
             row[f"{metric}_floor_threshold{sfx}"] = thr
             row[f"{metric}_excess{sfx}"] = dist - float(floor.mean())
             row[f"{metric}_within{sfx}"] = float(dist <= thr) if not math.isnan(dist) else float("nan")
         else:
-            for k in ("floor_mean", "floor_max", "floor_threshold", "excess", "within"):
+            for k in ("floor_mean", "floor_threshold", "excess", "within"):
                 row[f"{metric}_{k}{sfx}"] = float("nan")
     for n in PARTS:
         row[f"acc_{n}_oracle{sfx}"] = float(np.mean([_accuracy(o[n], y[n]) for o in oracles]))

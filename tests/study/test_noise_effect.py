@@ -154,3 +154,14 @@ def test_no_planted_effect_no_finding(tmp_path):
 def test_findings_without_an_exact_twin_say_so():
     lines = findings_lines([], [])
     assert lines[0] == "## Findings\n" and "exact" in lines[1]
+
+
+def test_every_method_has_its_own_colour_and_marker():
+    from qmu_hw.study.report import method_styles
+    from qmu_hw.unlearning import method_names
+
+    styles = method_styles(method_names())
+    assert len(method_names()) > 10  # more than tab10 has colours
+    colours = [tuple(s["color"]) for s in styles.values()]
+    assert len(set(colours)) == len(colours)
+    assert styles["certified"] != styles["retrain"]

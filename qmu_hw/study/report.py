@@ -250,7 +250,7 @@ def _summary_table(rows) -> list[str]:
     from .evaluation import overlap_ranks
 
     lines = []
-    is_class = any(not math.isnan(r.get("acc_test_forgotten", float("nan")) or float("nan")) for r in rows)
+    is_class = any(str(r["scenario"]).startswith("class:") for r in rows)
     for (backend, shots), brows in sorted(_group(rows, "backend", "shots").items(),
                                           key=lambda kv: (noise_level(kv[0][0]), kv[0][0], kv[0][1] or 0)):
         n_seeds = len({r["seed"] for r in brows})

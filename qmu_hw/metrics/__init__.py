@@ -8,11 +8,12 @@ from .functional import (
     tpr_at_fpr,
     uqi,
 )
-from .mia import confidence_auc, population_attack
+from .mia import class_matched, confidence_auc, population_attack
 
 __all__ = [
     "accuracy",
     "agreement",
+    "class_matched",
     "confidence_auc",
     "js_divergence",
     "kl_divergence",

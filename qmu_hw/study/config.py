@@ -138,7 +138,7 @@ class TrainingTable:
     patience: int = key(25, int, _positive_int)
     lr: float = key(0.01, (float, int), _positive_finite)
     batch_size: int = key(32, int, _positive_int)
-    n_oracles: int = key(2, int, _positive_int)
+    n_oracles: int = key(5, int, _positive_int)
     train_backend: str = key("exact", str)  # a profile, or "same" (train on each cell's backend)
     gradient: str = key("parameter-shift", str, lambda v: None if v in ("parameter-shift", "spsa") else
                         f"expected 'parameter-shift' or 'spsa' (the exact backend uses backprop), got {v!r}")

@@ -18,10 +18,8 @@ from ..data.datasets import Dataset
 from ..data.splits import DataSplits, ForgetScenario
 from ..data.tensors import Split, select, split_tensors
 from ..metrics import (
-    agreement,
+    class_matched,
     confidence_auc,
-    js_divergence,
-    kl_divergence,
     population_attack,
     uqi,
 )
@@ -62,8 +60,12 @@ class Prepared:
         val = t["val"]
         if sc.forget_class is not None:
             val = val.subset(np.flatnonzero(val.y.numpy() != sc.forget_class))
+        # Non-members for membership inference: the pool and the FULL validation split (never
+        # trained on; selection reads only its accuracy). The test split trains the attack.
+        holdout = Split(torch.cat([t["pool"].X, t["val"].X]), torch.cat([t["pool"].y, t["val"].y]),
+                        np.concatenate([t["pool"].index, t["val"].index]))
         return {"retain": select(t["train"], sc.retain), "forget": select(t["train"], sc.forget),
-                "val": val, "test": t["test"], "pool": t["pool"]}
+                "val": val, "test": t["test"], "pool": t["pool"], "holdout": holdout}
 
 
 def prepare(
@@ -132,11 +134,18 @@ def _probs(model: HybridModel, split: Split) -> np.ndarray:
     return predict_proba(model, split.X).double().numpy()
 
 
+REFERENCE_PARTS = ("retain", "forget", "test")
+
+
+def oracle_probs(oracles: list[HybridModel], parts: dict[str, Split]) -> list[dict]:
+    """Each oracle's outputs on retain/forget/test."""
+    return [{n: _probs(o, parts[n]) for n in REFERENCE_PARTS} for o in oracles]
+
+
 def reference_probs(teacher: HybridModel, oracles: list[HybridModel], parts: dict[str, Split]):
     """Teacher and oracle outputs on retain/forget/test: the same for every method of a
     (scenario, seed, backend, shots) group, so the runner computes them once."""
-    names = ("retain", "forget", "test")
-    return {n: _probs(teacher, parts[n]) for n in names}, [{n: _probs(o, parts[n]) for n in names} for o in oracles]
+    return {n: _probs(teacher, parts[n]) for n in REFERENCE_PARTS}, oracle_probs(oracles, parts)
 
 
 def evaluate(
@@ -146,38 +155,57 @@ def evaluate(
     parts: dict[str, Split],
     sc: ForgetScenario,
     seed: int = 0,
+    exact_oracles: list | None = None,
 ) -> dict[str, float]:
     """Every metric of one (scenario, method) cell. Rows are aligned: every model sees the
     same samples in the same order. ``teacher``/``oracles`` may be models or the output of
-    :func:`reference_probs`."""
-    names = ("retain", "forget", "test", "pool")
-    P = {n: _probs(unlearned, parts[n]) for n in names}
+    :func:`reference_probs`. ``oracles`` are the same-noise references; ``exact_oracles``
+    the exact-trained ones (``None``: the same ones, as on a noiseless backend)."""
+    from .evaluation import ensemble_comparison
+
+    names = ("retain", "forget", "test", "pool", "holdout")
+    P = {n: _probs(unlearned, parts[n]) for n in names if n in parts}
     if isinstance(teacher, dict):
         T, O = teacher, oracles
     else:
         T, O = reference_probs(teacher, oracles, parts)
-    y = {n: parts[n].y.numpy() for n in names}
+    if exact_oracles is None:
+        OX = O
+    elif exact_oracles and not isinstance(exact_oracles[0], dict):
+        OX = oracle_probs(exact_oracles, parts)
+    else:
+        OX = exact_oracles
+    y = {n: parts[n].y.numpy() for n in P}
     acc = lambda p, n: float((p.argmax(1) == y[n]).mean()) if len(y[n]) else float("nan")  # noqa: E731
     row: dict[str, float] = {}
     for n in ("retain", "forget", "test"):
         row[f"acc_{n}"] = acc(P[n], n)
         row[f"acc_{n}_teacher"] = acc(T[n], n)
-        row[f"acc_{n}_oracle"] = acc(O[0][n], n)
         row[f"{n}_drop"] = row[f"acc_{n}_teacher"] - row[f"acc_{n}"]
-        row[f"kl_{n}"] = kl_divergence(P[n], O[0][n])
-        row[f"js_{n}"] = js_divergence(P[n], O[0][n])
-        row[f"agree_{n}"] = agreement(P[n], O[0][n])
-        if len(O) > 1:  # the floor: how far two equally valid oracles are from each other
-            row[f"js_{n}_oracle_floor"] = js_divergence(O[1][n], O[0][n])
-            row[f"agree_{n}_oracle_floor"] = agreement(O[1][n], O[0][n])
-    row["uqi"] = uqi(row["forget_drop"], row["retain_drop"], row["test_drop"])
-    pool_p, pool_y = P["pool"], y["pool"]
-    if sc.forget_class is not None and (pool_y == sc.forget_class).any():
-        keep = pool_y == sc.forget_class  # non-members of the same class
-        pool_p, pool_y = pool_p[keep], pool_y[keep]
-    row["mia_conf_auc"] = confidence_auc(P["forget"], pool_p)
-    attack = population_attack((P["retain"], y["retain"]), (P["test"], y["test"]),
-                               (P["forget"], y["forget"]), (pool_p, pool_y), seed=seed)
+    for reference, refs in (("same", O), ("exact", OX)):
+        row.update(ensemble_comparison(P, refs, y, reference))
+    for sfx in ("", "_exact"):
+        for n in ("retain", "forget", "test"):
+            row[f"agree_{n}{sfx}"] = 1.0 - row[f"disagree_{n}{sfx}"]
+    # Utility on what should be kept: in a class scenario the overall test accuracy mixes in
+    # the class that SHOULD be lost, so a perfect retrain would look a third worse.
+    if sc.forget_class is not None:
+        kept = y["test"] != sc.forget_class
+        row["acc_test_retained"] = float((P["test"][kept].argmax(1) == y["test"][kept]).mean())
+        row["acc_test_forgotten"] = float((P["test"][~kept].argmax(1) == y["test"][~kept]).mean()) \
+            if (~kept).any() else float("nan")
+    else:
+        row["acc_test_retained"], row["acc_test_forgotten"] = row["acc_test"], float("nan")
+    row["uqi"] = uqi(row["forget_drop"], row["retain_drop"], row["test_drop"])  # the paper's index
+    # Membership inference: forget set vs never-trained-on non-members of the same classes,
+    # at least as many as members (members are subsampled when the held-out data is smaller).
+    non = "holdout" if "holdout" in P else "pool"
+    mem_pos, non_pos = class_matched(y["forget"], y[non], seed)
+    fp, fy = P["forget"][mem_pos], y["forget"][mem_pos]
+    pool_p, pool_y = P[non][non_pos], y[non][non_pos]
+    row["mia_conf_auc"] = confidence_auc(fp, pool_p)
+    attack = population_attack((P["retain"], y["retain"]), (P["test"], y["test"]), (fp, fy), (pool_p, pool_y),
+                               seed=seed)
     row.update({f"mia_pop_{k}": v for k, v in attack.items()})
     return row
 

@@ -13,13 +13,36 @@ from .grid import noise_level
 
 METRICS = [
     ("acc_forget", "forget accuracy", "acc_forget_oracle"),
-    ("acc_test", "test accuracy", "acc_test_oracle"),
-    ("uqi", "UQI (paper's index)", None),
-    ("js_forget", "JS divergence to oracle, forget set (nats)", "js_forget_oracle_floor"),
-    ("mia_pop_auc", "population MIA AUC (forget vs held-out)", None),
+    ("acc_test_retained", "test accuracy on retained classes", None),
+    ("uqi", "UQI (the paper's index)", None),
+    ("js_forget", "JS to the same-noise oracles, forget set (nats)", "js_forget"),
+    ("mia_pop_auc", "population MIA AUC (forget vs class-matched non-members)", None),
 ]
-LIMITS = {"acc_forget": (-0.02, 1.02), "acc_test": (-0.02, 1.02), "uqi": (-1.02, 1.02),
+LIMITS = {"acc_forget": (-0.02, 1.02), "acc_test_retained": (-0.02, 1.02), "uqi": (-1.02, 1.02),
           "js_forget": (-0.01, math.log(2) + 0.01), "mia_pop_auc": (-0.02, 1.02)}
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "*", "p", "d", "8", "H")
+
+
+def method_styles(methods) -> dict[str, dict]:
+    """A distinct (colour, marker) per method, assigned in sorted order: the ten saturated
+    tab20 colours first, then their light twins, each with its own marker, so ten or more
+    methods never share a look (tab10 alone repeats after ten)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20"]
+    return {m: {"color": cmap((2 * i) % 20 + (i // 10) % 2), "marker": MARKERS[i % len(MARKERS)]}
+            for i, m in enumerate(sorted(methods))}
+
+
+def _floor_band(ax, x, rows_at, metric: str) -> None:
+    """The oracle-vs-oracle floor of a distance: its mean (dashed) and the band up to the
+    within-spread threshold (95th percentile, or max when K < 8), averaged over seeds."""
+    mean = [mean_ci([r.get(f"{metric}_floor_mean") for r in rows_at(i)])[0] for i in range(len(x))]
+    thr = [mean_ci([r.get(f"{metric}_floor_threshold") for r in rows_at(i)])[0] for i in range(len(x))]
+    if all(math.isnan(v) for v in mean):
+        return
+    ax.fill_between(x, 0, thr, color="grey", alpha=0.2, label="oracle-vs-oracle spread")
+    ax.plot(x, mean, "k--", lw=1.2, label="oracle floor (mean)")
 
 
 def _panels(plt, title: str):
@@ -37,7 +60,12 @@ def _finish(ax, key: str) -> None:
 
 
 def _legend(fig_axes, legend_ax) -> None:
-    handles, labels = fig_axes[0].get_legend_handles_labels()
+    handles, labels = [], []
+    for ax in fig_axes:  # methods from the first panel, reference lines/bands from any
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
     legend_ax.axis("off")
     legend_ax.legend(handles, labels, loc="center", fontsize=9, title="method")
 PAPER_NAMES = {"ga": "GA", "fisher": "Fisher", "neggrad+": "NegGradPlus", "cf-k": "CF-k1", "eu-k": "EU-k1",
@@ -95,6 +123,7 @@ def _plot_vs_noise(rows, scenario, out: Path, plt) -> Path | None:
         return None
     sel = [r for r in rows if (math.inf if r["shots"] is None else r["shots"]) == per_backend[r["backend"]]]
     methods = sorted({r["method"] for r in sel})
+    style = method_styles(methods)
     fig, axes, leg = _panels(plt, f"{scenario}: metrics vs noise level (mean ± 95% CI over seeds)")
     x = np.arange(len(backends))
     for ax, (key, label, floor) in zip(axes, METRICS, strict=True):
@@ -102,10 +131,12 @@ def _plot_vs_noise(rows, scenario, out: Path, plt) -> Path | None:
         for m in methods:
             stats_ = [mean_ci([r.get(key) for r in g.get((m, b), [])]) for b in backends]
             ys, es = np.array([s[0] for s in stats_]), np.array([s[1] for s in stats_])
-            ax.errorbar(x, ys, yerr=es, marker="o", ms=4, capsize=3, label=m)
-        if floor:
+            ax.errorbar(x, ys, yerr=es, ms=4, capsize=3, label=m, **style[m])
+        if floor and key.startswith("acc"):
             fl = [mean_ci([r.get(floor) for r in sel if r["backend"] == b])[0] for b in backends]
-            ax.plot(x, fl, "k--", lw=1.5, label="oracle" if "acc" in key else "oracle-vs-oracle floor")
+            ax.plot(x, fl, "k--", lw=1.5, label="oracle")
+        elif floor:
+            _floor_band(ax, x, lambda i: [r for r in sel if r["backend"] == backends[i]], floor)
         if key == "mia_pop_auc":
             ax.axhline(0.5, color="grey", lw=1, ls=":")
         ax.set_xticks(x)
@@ -128,15 +159,18 @@ def _plot_vs_shots(rows, scenario, out: Path, plt) -> list[Path]:
         if len(shots) < 2:
             continue
         methods = sorted({r["method"] for r in brows})
+        style = method_styles(methods)
         fig, axes, leg = _panels(plt, f"{scenario} on {backend[0]}: metrics vs shots (mean ± 95% CI over seeds)")
         g = _group(brows, "method", "shots")
         for ax, (key, label, floor) in zip(axes, METRICS, strict=True):
             for m in methods:
                 st = [mean_ci([r.get(key) for r in g.get((m, s), [])]) for s in shots]
-                ax.errorbar(shots, [s[0] for s in st], yerr=[s[1] for s in st], marker="o", ms=3, capsize=2, label=m)
-            if floor:
+                ax.errorbar(shots, [s[0] for s in st], yerr=[s[1] for s in st], ms=3, capsize=2, label=m, **style[m])
+            if floor and key.startswith("acc"):
                 ax.plot(shots, [mean_ci([r.get(floor) for r in brows if r["shots"] == s])[0] for s in shots],
-                        "k--", lw=1.5, label="oracle" if "acc" in key else "oracle-vs-oracle floor")
+                        "k--", lw=1.5, label="oracle")
+            elif floor:
+                _floor_band(ax, shots, lambda i, shots=shots, brows=brows: [r for r in brows if r["shots"] == shots[i]], floor)
             ax.set_xscale("log", base=2)
             ax.set_xlabel("shots per circuit", fontsize=9)
             ax.set_title(label, fontsize=10)
@@ -149,6 +183,46 @@ def _plot_vs_shots(rows, scenario, out: Path, plt) -> list[Path]:
     return paths
 
 
+DELTA_PANELS = [("js_forget", "same", "Δ forget-set JS, same-noise oracles"),
+                ("js_forget", "exact", "Δ forget-set JS, exact-trained oracles"),
+                ("acc_forget_gap", "same", "Δ forget-accuracy gap, same-noise oracles"),
+                ("acc_forget", "none", "Δ forget accuracy"),
+                ("acc_test_retained", "none", "Δ test accuracy, retained classes")]
+
+
+def _plot_delta(effects, scenario, out: Path, plt) -> Path | None:
+    """Paired Δ (noisy − exact of the same seed) per method against the noise level, with
+    the 95% CIs of the mean Δ."""
+    eff = [e for e in effects if e.scenario == scenario]
+    if not eff:
+        return None
+    points = sorted({(e.backend, e.shots) for e in eff}, key=lambda k: (noise_level(k[0]), k[0], k[1] or 0))
+    methods = sorted({e.method for e in eff})
+    style = method_styles(methods)
+    by = {(e.method, e.backend, e.shots, e.metric, e.reference): e for e in eff}
+    fig, axes, leg = _panels(plt, f"{scenario}: paired noise effect Δ = noisy − exact (same seed), mean and 95% CI")
+    x = np.arange(len(points))
+    width = 0.6 / max(len(methods), 1)
+    for ax, (metric, ref, label) in zip(axes, DELTA_PANELS, strict=True):
+        for i, m in enumerate(methods):
+            es = [by.get((m, b, s, metric, ref)) for b, s in points]
+            ys = np.array([e.delta if e else np.nan for e in es])
+            lo = np.array([e.delta - e.ci_low if e and not math.isnan(e.ci_low) else 0 for e in es])
+            hi = np.array([e.ci_high - e.delta if e and not math.isnan(e.ci_high) else 0 for e in es])
+            ax.errorbar(x + (i - (len(methods) - 1) / 2) * width, ys, yerr=[lo, hi], ms=4, capsize=2, ls="none",
+                        label=m, **style[m])
+        ax.axhline(0, color="k", lw=1)
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{b} @{_shots_label(s)}" for b, s in points], rotation=30, ha="right", fontsize=8)
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    _legend(axes, leg)
+    path = out / f"delta_{scenario.replace(':', '_')}.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def _plot_cost(rows, scenario, out: Path, plt) -> Path | None:
     pts = [r for r in rows if r["method"] != "identity"]
     if not pts:
@@ -156,13 +230,14 @@ def _plot_cost(rows, scenario, out: Path, plt) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
     use_shots = any(r.get("cost_shots", 0) for r in pts)
     xkey = "cost_shots" if use_shots else "cost_circuits"
+    style = method_styles({r["method"] for r in pts})
     for m, mrows in sorted(_group(pts, "method").items()):
         xs = [max(r.get(xkey, 0), 1) for r in mrows]
-        ys = [abs(r["acc_forget"] - r["acc_forget_oracle"]) for r in mrows]
-        ax.scatter(xs, ys, s=18, label=m[0], alpha=0.75)
+        ys = [r["acc_forget_gap"] for r in mrows]
+        ax.scatter(xs, ys, s=22, label=m[0], alpha=0.8, **style[m[0]])
     ax.set_xscale("log")
     ax.set_xlabel("shots spent on unlearning" if use_shots else "circuits evaluated for unlearning")
-    ax.set_ylabel("|forget accuracy − oracle's| (lower = closer to retraining)")
+    ax.set_ylabel("forget-accuracy gap to the same-noise oracles (lower = closer)")
     ax.set_title(f"{scenario}: cost vs forgetting quality (one point per cell)")
     ax.legend(fontsize=7, ncol=2)
     path = out / f"cost_{scenario.replace(':', '_')}.png"
@@ -172,24 +247,55 @@ def _plot_cost(rows, scenario, out: Path, plt) -> Path | None:
 
 
 def _summary_table(rows) -> list[str]:
+    from .evaluation import overlap_ranks
+
     lines = []
+    is_class = any(str(r["scenario"]).startswith("class:") for r in rows)
     for (backend, shots), brows in sorted(_group(rows, "backend", "shots").items(),
                                           key=lambda kv: (noise_level(kv[0][0]), kv[0][0], kv[0][1] or 0)):
-        lines.append(f"\n**{backend} @ {_shots_label(shots)} shots** — ranked by JS divergence to the oracle on "
-                     "the forget set (lower is closer to retraining)\n")
-        lines.append("| rank | method | forget acc | test acc | UQI | JS forget | MIA AUC | shots | circuits vs retrain |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        n_seeds = len({r["seed"] for r in brows})
+        k = brows[0].get("n_oracles", float("nan"))
+        lines.append(f"\n**{backend} @ {_shots_label(shots)} shots** — ranked by JS divergence to the same-noise "
+                     "oracle ensemble on the forget set in excess of the oracle-vs-oracle floor, then by the "
+                     "forget-accuracy gap; methods whose 95% CIs overlap share a rank "
+                     f"(n = {n_seeds} seeds, K = {_int(k)} oracles per reference)\n")
+        test_cols = "test acc (retained classes) | test acc (forgotten class)" if is_class else "test acc"
+        lines.append(f"| rank | method | forget acc | {test_cols} | JS forget excess | within spread | "
+                     "JS forget excess (exact ref) | forget-acc gap | UQI (paper's) | MIA AUC | shots | "
+                     "circuits vs retrain |")
+        lines.append("|---" * (12 + is_class) + "|")
+        keys = ("acc_forget", "acc_test_retained", "acc_test_forgotten", "excess", "within_oracle_spread",
+                "excess_exact", "acc_forget_gap", "uqi", "mia_pop_auc", "cost_shots", "circuits_vs_retrain")
         stats_ = []
         for m, mrows in _group(brows, "method").items():
-            s = {k: mean_ci([r.get(k) for r in mrows]) for k in ("acc_forget", "acc_test", "uqi", "js_forget",
-                                                                  "mia_pop_auc", "cost_shots", "circuits_vs_retrain")}
-            stats_.append((m[0], s))
-        stats_.sort(key=lambda t: (math.inf if math.isnan(t[1]["js_forget"][0]) else t[1]["js_forget"][0]))
-        for i, (m, s) in enumerate(stats_, 1):
-            lines.append(f"| {i} | {m} | {_fmt(*s['acc_forget'])} | {_fmt(*s['acc_test'])} | {_fmt(*s['uqi'])} | "
-                         f"{_fmt(*s['js_forget'])} | {_fmt(*s['mia_pop_auc'])} | {s['cost_shots'][0]:,.0f} | "
-                         f"{_fmt(*s['circuits_vs_retrain'], digits=2)} |")
+            st = {key: mean_ci([r.get(key) for r in mrows]) for key in keys}
+            sizes = [(r.get("mia_pop_n_members"), r.get("mia_pop_n_nonmembers")) for r in mrows]
+            stats_.append((m[0], st, sizes[0] if sizes else (None, None)))
+        ranks = overlap_ranks([s["excess"] for _, s, _ in stats_], [s["acc_forget_gap"] for _, s, _ in stats_])
+        order = sorted(range(len(stats_)), key=lambda i: (ranks[i], _nan_last(stats_[i][1]["excess"][0]),
+                                                          _nan_last(stats_[i][1]["acc_forget_gap"][0])))
+        for i in order:
+            m, st, (n_mem, n_non) = stats_[i]
+            test = f"{_fmt(*st['acc_test_retained'])} | {_fmt(*st['acc_test_forgotten'])}" if is_class \
+                else _fmt(*st["acc_test_retained"])
+            within = st["within_oracle_spread"][0]
+            lines.append(
+                f"| {ranks[i]} | {m} | {_fmt(*st['acc_forget'])} | {test} | {_fmt(*st['excess'])} | "
+                f"{'–' if math.isnan(within) else f'{within:.0%}'} | {_fmt(*st['excess_exact'])} | "
+                f"{_fmt(*st['acc_forget_gap'])} | {_fmt(*st['uqi'])} | {_fmt(*st['mia_pop_auc'])} "
+                f"({_int(n_mem)} vs {_int(n_non)}) | {st['cost_shots'][0]:,.0f} | "
+                f"{_fmt(*st['circuits_vs_retrain'], digits=2)} |")
+    lines.append("\n*within spread*: share of seeds whose forget-set JS to the same-noise oracles is within the "
+                 "oracle-vs-oracle spread; MIA AUC is followed by (members vs class-matched non-members).")
     return lines
+
+
+def _int(v) -> str:
+    return "?" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(v))
+
+
+def _nan_last(v: float) -> float:
+    return math.inf if math.isnan(v) else v
 
 
 def _paper_comparison(rows, reference: Path) -> list[str]:
@@ -215,22 +321,31 @@ def _paper_comparison(rows, reference: Path) -> list[str]:
 
 
 def build_report(folder: str | Path, rows: list[dict], title: str = "qmu-hw study",
-                 reference: Path | None = None, note: str = "") -> Path:
-    """Write ``report.md`` and the plots into ``folder``; returns the report path."""
+                 reference: Path | None = None, note: str = "", effects=None, slopes=None) -> Path:
+    """Write ``report.md`` and the plots into ``folder``; returns the report path.
+
+    ``effects``/``slopes`` are the paired noise effects of ``rows`` (computed here when not
+    given, see :func:`qmu_hw.study.noise_effect.write_noise_effects`); the report opens with
+    the findings they support."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .findings import findings_lines
+    from .noise_effect import ladder_slopes, paired_effects
+
     out = Path(folder)
+    effects = paired_effects(rows) if effects is None else effects
+    slopes = ladder_slopes(rows) if slopes is None else slopes
     rows = _norm_shots([dict(r) for r in rows])
     _add_ratios(rows)
-    lines = [f"# {title}\n", note, f"{len(rows)} finished cells.\n"]
+    lines = [f"# {title}\n", *findings_lines(effects, slopes), note, f"{len(rows)} finished cells.\n"]
     for scenario, srows in sorted(_group(rows, "scenario").items()):
         scenario = scenario[0]
         lines.append(f"\n## Scenario {scenario}\n")
-        for path in [_plot_vs_noise(srows, scenario, out, plt), *_plot_vs_shots(srows, scenario, out, plt),
-                     _plot_cost(srows, scenario, out, plt)]:
+        for path in [_plot_delta(effects, scenario, out, plt), _plot_vs_noise(srows, scenario, out, plt),
+                     *_plot_vs_shots(srows, scenario, out, plt), _plot_cost(srows, scenario, out, plt)]:
             if path is not None:
                 lines.append(f"![{path.stem}]({path.name})\n")
         lines += _summary_table(srows)

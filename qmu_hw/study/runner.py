@@ -20,6 +20,7 @@ from .protocol import (
     Prepared,
     TrainSettings,
     evaluate,
+    oracle_probs,
     prepare,
     reference_probs,
     train_oracle,
@@ -27,6 +28,7 @@ from .protocol import (
     transfer,
     unlearn_data,
 )
+from .references import exact_reference, same_noise_reference
 from .store import ResultsStore, UnwritableOutputError
 
 
@@ -117,6 +119,14 @@ def _save_checkpoint(model, path: Path, extra: dict) -> None:
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
         raise UnwritableOutputError(f"cannot write checkpoint {path} ({reason}); free space on the device or "
                                     "choose another --output, then rerun (finished cells are kept)") from None
+
+
+def _method_hp(cfg: StudyConfig, method: str) -> dict:
+    """A method's hyperparameters; ``retrain`` follows the [training] table (as the oracles
+    do, and as ``qmu-hw estimate`` counts it) unless [methods.retrain] says otherwise, so
+    that it is one more oracle and not a differently trained model."""
+    base = {"epochs": cfg.epochs, "patience": cfg.patience, "lr": cfg.lr} if method == "retrain" else {}
+    return {**base, **cfg.hyperparameters.get(method, {})}
 
 
 class StudyRunner:
@@ -297,12 +307,17 @@ class StudyRunner:
         from concurrent.futures import ProcessPoolExecutor, as_completed
 
         cfg = self.cfg
-        if cfg.train_backend != "same":
-            for seed in sorted({c.seed for c in todo}):
-                prep = _prepare(cfg, seed)
+        # Checkpoints shared by several groups are trained here first, so that no two workers
+        # train (and write) the same teacher or oracle at once.
+        for seed in sorted({c.seed for c in todo}):
+            prep = _prepare(cfg, seed)
+            if cfg.train_backend != "same":
                 self.teacher(prep, seed, cfg.train_backend, None)
-                for spec in sorted({c.scenario for c in todo if c.seed == seed}):
-                    self.oracles(prep, prep.scenario(spec), seed, cfg.train_backend, None)
+            for spec in sorted({c.scenario for c in todo if c.seed == seed}):
+                refs = {exact_reference(cfg)} | {same_noise_reference(cfg, c.backend) for c in todo
+                                                 if c.seed == seed and c.scenario == spec}
+                for name in sorted(refs):
+                    self.oracles(prep, prep.scenario(spec), seed, name, None)
         groups: dict[tuple, list[Cell]] = {}
         for c in todo:
             groups.setdefault((c.seed, c.scenario, c.backend, c.shots), []).append(c)
@@ -335,7 +350,10 @@ class StudyRunner:
         train_name, train_shots = (cell.backend, cell.shots) if cfg.train_backend == "same" else (cfg.train_backend, None)
         teacher = self.teacher(prep, seed, train_name, train_shots)
         sc = prep.scenario(cell.scenario)
-        oracles = self.oracles(prep, sc, seed, train_name, train_shots)
+        # Two reference ensembles: retrained exactly, and retrained under this noise level.
+        exact_name, same_name = exact_reference(cfg), same_noise_reference(cfg, cell.backend)
+        oracles_exact = self.oracles(prep, sc, seed, exact_name, None)
+        oracles = oracles_exact if same_name == exact_name else self.oracles(prep, sc, seed, same_name, None)
         target = self.backend(cell.backend, cell.shots, seed)
         work_name = cfg.surrogates.get(cell.backend, cell.backend)
         work = self.backend(work_name, cell.shots, seed)
@@ -347,19 +365,20 @@ class StudyRunner:
         # IBM Batch/Session (per profile) stays open across one method's steps.
         context = work.execution_context() if hasattr(work, "execution_context") else contextlib.nullcontext()
         with context:
-            model, report = unlearn(cell.method, teacher_w, data, seed=seed,
-                                    **cfg.hyperparameters.get(cell.method, {}))
+            model, report = unlearn(cell.method, teacher_w, data, seed=seed, **_method_hp(cfg, cell.method))
         t_unlearn = time.perf_counter() - t0
         kw_eval = _model_kw(cfg, target, cell.shots)
         model_e = transfer(model, prep, target, seed, **kw_eval)
         t1 = time.perf_counter()
         ref_key = (seed, cell.scenario, cell.backend, cell.shots, train_name)
         if ref_key not in self._reference:
-            self._reference = {ref_key: reference_probs(
-                transfer(teacher, prep, target, seed, **kw_eval),
-                [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)}
-        T, O = self._reference[ref_key]
-        metrics = evaluate(model_e, T, O, parts, sc, seed)
+            T, O = reference_probs(transfer(teacher, prep, target, seed, **kw_eval),
+                                   [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)
+            OX = O if oracles_exact is oracles else oracle_probs(
+                [transfer(o, prep, target, seed, **kw_eval) for o in oracles_exact], parts)
+            self._reference = {ref_key: (T, O, OX)}
+        T, O, OX = self._reference[ref_key]
+        metrics = evaluate(model_e, T, O, parts, sc, seed, exact_oracles=OX)
         t_eval = time.perf_counter() - t1
         spent = self.ledger.since(mark)
         unl = spent.summary("unlearn")
@@ -370,6 +389,7 @@ class StudyRunner:
             "eval_circuits": ev["circuits"], "eval_shots": ev["shots"], "eval_cost": ev["cost"],
             "steps": report.steps,
             "surrogate": work_name if work_name != cell.backend else None,
+            "reference_same": same_name, "reference_exact": exact_name,
         }
         metrics.update({f"detail_{k}": v for k, v in report.details.items() if isinstance(v, (int, float))})
         return metrics, cost

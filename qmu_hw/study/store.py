@@ -29,7 +29,17 @@ CREATE TABLE IF NOT EXISTS cells (
     started REAL, finished REAL, error TEXT
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS noise_effect (
+    scenario TEXT, method TEXT, backend TEXT, shots INTEGER, metric TEXT, reference TEXT, n_seeds INTEGER,
+    exact_mean REAL, mean REAL, delta REAL, ci_low REAL, ci_high REAL, p_value REAL, p_holm REAL
+);
+CREATE TABLE IF NOT EXISTS noise_slope (
+    scenario TEXT, method TEXT, shots INTEGER, metric TEXT, reference TEXT, n_seeds INTEGER, levels TEXT,
+    slope REAL, ci_low REAL, ci_high REAL, p_value REAL, p_holm REAL
+);
 """
+# Tables derived from the finished cells (rewritten whole by ``replace_table``).
+DERIVED_TABLES = ("noise_effect", "noise_slope")
 KEY_COLUMNS = ("cell_id", "config_hash", "status", "dataset", "scenario", "seed", "backend",
                "profile_sha256", "shots", "method", "started", "finished", "error")
 
@@ -150,6 +160,23 @@ class ResultsStore:
             d.update({f"cost_{k}": v for k, v in json.loads(r["cost"] or "{}").items()})
             out.append(d)
         return out
+
+    def replace_table(self, name: str, columns, rows: list[dict]) -> None:
+        """Rewrite a derived table (e.g. ``noise_effect``) in one transaction."""
+        if name not in DERIVED_TABLES:
+            raise ValueError(f"unknown derived table {name!r}; expected one of {DERIVED_TABLES}")
+        cols = list(columns)
+        with self._connect() as db:
+            db.execute(f"DELETE FROM {name}")
+            db.executemany(f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                           [tuple(r[c] for c in cols) for r in rows])
+
+    def table(self, name: str) -> list[dict]:
+        """The rows of a derived table as dicts."""
+        if name not in DERIVED_TABLES:
+            raise ValueError(f"unknown derived table {name!r}; expected one of {DERIVED_TABLES}")
+        with self._connect() as db:
+            return [dict(r) for r in db.execute(f"SELECT * FROM {name}")]
 
     def count(self) -> int:
         with self._connect() as db:

@@ -77,7 +77,8 @@ def test_full_protocol_on_iris_exact(iris_rows):
     by = {(r["scenario"], r["method"]): r for r in rows}
     # Every metric is present and finite where it must be.
     keys = ["acc_retain", "acc_forget", "acc_test", "uqi", "kl_test", "js_test", "agree_test", "js_forget",
-            "js_test_oracle_floor", "mia_conf_auc", "mia_pop_auc", "mia_pop_tpr@1%fpr", "circuits",
+            "js_test_floor_mean", "excess", "within_oracle_spread", "excess_exact", "mia_conf_auc", "mia_pop_auc",
+            "mia_pop_tpr@10%fpr", "mia_pop_n_members", "circuits",
             "wall_time_s", "circuits_vs_retrain"]
     for r in rows:
         for k in keys:

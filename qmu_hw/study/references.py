@@ -1,0 +1,65 @@
+"""Which backends the reference oracles train on, and how many trainings a study needs.
+
+Two oracle ensembles per (seed, scenario, noise level), K = ``[training] n_oracles`` each:
+
+* ``exact``: retrained on the exact engine (``[training] train_backend``, or ``exact`` when
+  that is ``same``), shared by every noise level of a seed and scenario;
+* ``same``: retrained UNDER the cell's noise level, with exact (noisy) expectations: on the
+  surrogate configured for the target (calibrated devices, cloud targets), on the exact
+  engine for noiseless profiles, on the noisy local engine itself otherwise. Shots change
+  evaluation, not the reference, so every shot budget of a backend shares one ensemble.
+
+A billed or cloud target without a surrogate has no affordable same-noise reference: its
+``same`` ensemble falls back to the exact-trained one (the cell's cost says so), rather
+than training oracles on a paid device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import StudyConfig
+from .grid import Cell, expand, profile_of
+
+EXACT_ENGINE = "exact"
+
+
+def exact_reference(cfg: StudyConfig) -> str:
+    """The backend of the exact-trained references (and of teachers unless ``same``)."""
+    return EXACT_ENGINE if cfg.train_backend == "same" else cfg.train_backend
+
+
+def same_noise_reference(cfg: StudyConfig, backend: str) -> str:
+    """The backend the ``same`` oracles of a cell on ``backend`` train on (exact mode)."""
+    if backend in cfg.surrogates:
+        return cfg.surrogates[backend]
+    prof = profile_of(backend)
+    if prof.is_cloud or prof.requires_confirmation:
+        return exact_reference(cfg)  # never train references on a billed device
+    if prof.noise_kind == "none":
+        return exact_reference(cfg)  # noiseless: the exact engine gives the same expectations
+    return backend
+
+
+@dataclass(frozen=True)
+class OracleTraining:
+    """One oracle to train: ``k`` of ``n_oracles`` for (seed, scenario) on ``backend``, exact."""
+
+    seed: int
+    scenario: str
+    backend: str
+    k: int
+
+
+def oracle_trainings(cfg: StudyConfig, cells: list[Cell] | None = None) -> list[OracleTraining]:
+    """Every distinct oracle training the cells need (exact and same-noise ensembles; a
+    same-noise ensemble that coincides with the exact one is counted once). ``qmu-hw
+    estimate`` multiplies these by the cost of one retraining on their backend."""
+    cells = cells if cells is not None else expand(cfg)
+    out: dict[tuple, OracleTraining] = {}
+    K = max(cfg.n_oracles, 1)
+    for c in cells:
+        for name in (exact_reference(cfg), same_noise_reference(cfg, c.backend)):
+            for k in range(K):
+                out.setdefault((c.seed, c.scenario, name, k), OracleTraining(c.seed, c.scenario, name, k))
+    return list(out.values())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from .base import adam, ce, paired_batches, register_method, run_steps, train_epochs
+from .cost import CostContext, MethodCost, paired_epochs, selection
 
 
 def kl_to_uniform(logits: torch.Tensor) -> torch.Tensor:
@@ -22,7 +23,16 @@ def fgsm(model, x: torch.Tensor, eps: float, lo: torch.Tensor, hi: torch.Tensor)
     return torch.maximum(torch.minimum(x + eps * x.grad.sign(), hi), lo).detach()
 
 
-@register_method("adv-uniform")
+def _cost(ctx: CostContext) -> MethodCost:
+    """Paired retain/forget steps plus one FGSM forward+backward (inputs and weights) of
+    the forget batch per step."""
+    n = ctx.epochs * ctx.retain_batches
+    fgsm_rows = n * ctx.forget_batch
+    extra = MethodCost(grad_rows=fgsm_rows, grad_requests=n, input_grad_rows=fgsm_rows)
+    return paired_epochs(ctx) + extra + selection(ctx)
+
+
+@register_method("adv-uniform", cost=_cost)
 def adversarial_uniform(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, eps: float = 0.1,
                         lam: float = 1.0, patience: int = 15):
     """``CE(retain) + λ·KL(p(x_adv) ‖ uniform)`` with ``x_adv`` = FGSM(forget inputs)."""

@@ -40,10 +40,18 @@ def _legend(fig_axes, legend_ax) -> None:
     handles, labels = fig_axes[0].get_legend_handles_labels()
     legend_ax.axis("off")
     legend_ax.legend(handles, labels, loc="center", fontsize=9, title="method")
-PAPER_NAMES = {"ga": "GA", "fisher": "Fisher", "neggrad+": "NegGradPlus", "cf-k": "CF-k1", "eu-k": "EU-k1",
+PAPER_NAMES = {"ga": "GA", "fisher-ewc": "Fisher", "neggrad+": "NegGradPlus", "cf-k": "CF-k1", "eu-k": "EU-k1",
                "scrub": "SCRUB", "scrub+r": "SCRUB(+R)", "certified": "Certified", "q-mul": "Q-MUL",
                "lca": "LCA", "adv-uniform": "ADV-UNIFORM"}
 PAPER_SCENARIOS = {"subset2pct": "subset:0.02", "fullclass": "class:0"}
+# Methods whose name promises more than they do: marked in every table, explained below it.
+FOOTNOTES = {"certified": "`certified` is noisy fine-tuning on the retain set (clipped gradients plus Gaussian "
+                          "noise), named after the paper; it carries no unlearning certificate: certified removal "
+                          "needs a convex loss or a sensitivity bound, and these hybrid models are non-convex."}
+
+
+def _label(method: str) -> str:
+    return f"{method}¹" if method in FOOTNOTES else method
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -186,7 +194,7 @@ def _summary_table(rows) -> list[str]:
             stats_.append((m[0], s))
         stats_.sort(key=lambda t: (math.inf if math.isnan(t[1]["js_forget"][0]) else t[1]["js_forget"][0]))
         for i, (m, s) in enumerate(stats_, 1):
-            lines.append(f"| {i} | {m} | {_fmt(*s['acc_forget'])} | {_fmt(*s['acc_test'])} | {_fmt(*s['uqi'])} | "
+            lines.append(f"| {i} | {_label(m)} | {_fmt(*s['acc_forget'])} | {_fmt(*s['acc_test'])} | {_fmt(*s['uqi'])} | "
                          f"{_fmt(*s['js_forget'])} | {_fmt(*s['mia_pop_auc'])} | {s['cost_shots'][0]:,.0f} | "
                          f"{_fmt(*s['circuits_vs_retrain'], digits=2)} |")
     return lines
@@ -208,7 +216,7 @@ def _paper_comparison(rows, reference: Path) -> list[str]:
             continue
         o = ours[(scenario, method)]
         lines.append(
-            f"| {scenario} | {method} | {float(p['acc_forget_unlearn']):.3f} | {_fmt(*mean_ci([r['acc_forget'] for r in o]))} | "
+            f"| {scenario} | {_label(method)} | {float(p['acc_forget_unlearn']):.3f} | {_fmt(*mean_ci([r['acc_forget'] for r in o]))} | "
             f"{float(p['acc_test_unlearn']):.3f} | {_fmt(*mean_ci([r['acc_test'] for r in o]))} | "
             f"{float(p['UQI']):.3f} | {_fmt(*mean_ci([r['uqi'] for r in o]))} |")
     return lines
@@ -236,6 +244,9 @@ def build_report(folder: str | Path, rows: list[dict], title: str = "qmu-hw stud
         lines += _summary_table(srows)
     if reference is not None and Path(reference).is_file():
         lines += _paper_comparison(rows, Path(reference))
+    used = sorted({r["method"] for r in rows} & set(FOOTNOTES))
+    if used:
+        lines += ["\n---\n"] + [f"¹ {FOOTNOTES[m]}\n" for m in used]
     path = out / "report.md"
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")

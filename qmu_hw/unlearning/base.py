@@ -64,7 +64,8 @@ def method_defaults(name: str) -> dict[str, Any]:
     return {
         k: p.default
         for k, p in inspect.signature(fn).parameters.items()
-        if p.kind == p.KEYWORD_ONLY and k != "rng"
+        # rng and teacher are supplied by unlearn(), not hyperparameters a config may set
+        if p.kind == p.KEYWORD_ONLY and k not in ("rng", "teacher")
     }
 
 

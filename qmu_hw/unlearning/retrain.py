@@ -18,9 +18,12 @@ def _last_k_cost(ctx: CostContext) -> MethodCost:
 @register_method("retrain", cost=lambda ctx: retain_epochs(ctx) + selection(ctx))
 def retrain(model, data, *, rng, teacher, epochs: int = 100, lr: float = 1e-2, patience: int = 25):
     """The oracle: every block re-initialised, trained from scratch on the retain set with
-    the teacher's protocol (early stopping on validation)."""
+    the teacher's protocol (early stopping on validation); its input scaling is refitted on
+    the retain set too."""
     for _, block in model.blocks():
         reset_block(block, rng)
+    if model.scaler is not None:
+        model.scaler.reset()  # refitted by fit() on the retain set, as a model trained from scratch on it
     res = fit(model, data.retain, data.val, epochs=epochs, lr=lr, batch_size=data.batch_size,
               patience=patience, seed=int(rng.integers(2**31)), phase=model.quantum.phase)
     return {"steps": res.epochs_ran * -(-len(data.retain) // data.batch_size), "epochs": res.epochs_ran,

@@ -1,4 +1,6 @@
-"""Scaled tensors per split; the scaler is fitted on the training split only."""
+"""Tensors per split. Tabular features stay raw here: each model scales them with statistics
+of its OWN training rows (``qmu_hw.models.scaling.InputScaler``); ``scale_features`` is the
+same map in numpy, for inspection."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.exceptions import InvalidRequestError
 from .datasets import Dataset
 from .splits import DataSplits
 
@@ -29,6 +32,13 @@ class Split:
 ANGLE_RANGES = {"pi": np.pi, "half-pi": np.pi / 2}
 
 
+def angle_half_range(angle_range: str) -> float:
+    """``"pi"`` → π, ``"half-pi"`` → π/2: features are mapped to [−a, a]."""
+    if angle_range not in ANGLE_RANGES:
+        raise InvalidRequestError(f"unknown angle_range {angle_range!r}; expected one of {sorted(ANGLE_RANGES)}")
+    return float(ANGLE_RANGES[angle_range])
+
+
 def scale_features(ds: Dataset, train_idx: np.ndarray, angle_range: str = "half-pi") -> np.ndarray:
     """Tabular features → [−a, a] with min/max of the TRAINING split (the paper fitted on
     all data, leaking test statistics). Images are already in [0, 1].
@@ -40,17 +50,16 @@ def scale_features(ds: Dataset, train_idx: np.ndarray, angle_range: str = "half-
     """
     if ds.kind != "tabular":
         return ds.X
-    if angle_range not in ANGLE_RANGES:
-        raise ValueError(f"unknown angle_range {angle_range!r}; expected one of {sorted(ANGLE_RANGES)}")
-    a = ANGLE_RANGES[angle_range]
+    a = angle_half_range(angle_range)
     lo = ds.X[train_idx].min(axis=0)
     hi = ds.X[train_idx].max(axis=0)
     span = np.where(hi > lo, hi - lo, 1.0)
     return (ds.X - lo) / span * 2 * a - a
 
 
-def split_tensors(ds: Dataset, splits: DataSplits, angle_range: str = "half-pi") -> dict[str, Split]:
-    X = scale_features(ds, splits.train, angle_range)
+def split_tensors(ds: Dataset, splits: DataSplits) -> dict[str, Split]:
+    """Raw inputs (float32) and labels of every split; images are already in [0, 1]."""
+    X = ds.X
     out = {}
     for name in ("train", "val", "test", "pool"):
         idx = getattr(splits, name)

@@ -12,6 +12,7 @@ from torch import nn
 from ..autograd.layer import QuantumLayer
 from ..core.ansatz import hqml
 from ..core.exceptions import InvalidRequestError
+from .scaling import InputScaler
 
 MODELS = ("hqml-iris", "hqml-iris-deep", "hqml-cnn")
 
@@ -30,6 +31,7 @@ class ModelConfig:
     shots: Any = "backend"
     grad_shots: Any = "backend"
     extra: dict = field(default_factory=dict)
+    input_range: float | None = None  # tabular inputs: angles in [−a, a], scaler fitted on the model's own data
 
 
 class _AngleMap(nn.Module):
@@ -40,20 +42,25 @@ class _AngleMap(nn.Module):
 
 
 class HybridModel(nn.Module):
-    """``front`` (optional CNN) → ``quantum`` (QuantumLayer) → ``head``.
+    """[``scaler``] → ``front`` (optional CNN) → ``quantum`` (QuantumLayer) → ``head``.
 
-    ``blocks()`` lists the trainable blocks input→output, which CF-k / EU-k address by
+    ``scaler`` (tabular data) maps raw features to angles with statistics fitted on this
+    model's own training rows (:mod:`.scaling`); it has no trainable parameters. ``blocks()`` lists the trainable blocks input→output, which CF-k / EU-k address by
     position; ``groups()`` names the parameter groups (front, quantum, head).
     """
 
-    def __init__(self, config: ModelConfig, front: nn.Module | None, quantum: QuantumLayer, head: nn.Sequential):
+    def __init__(self, config: ModelConfig, front: nn.Module | None, quantum: QuantumLayer, head: nn.Sequential,
+                 scaler: InputScaler | None = None):
         super().__init__()
         self.config = config
+        self.scaler = scaler
         self.front = front
         self.quantum = quantum
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scaler is not None:
+            x = self.scaler(x)
         if self.front is not None:
             x = self.front(x)
         q = self.quantum(x)
@@ -115,6 +122,7 @@ def build_model(
     image_size: int | None = None,
     seed: int | None = None,
     step_shots=None,
+    input_range: float | None = None,
 ) -> HybridModel:
     """Build a study model on ``backend``.
 
@@ -122,6 +130,8 @@ def build_model(
     ``hqml-iris-deep``: 4q×6L → the paper's deeper head (BN, ELU, dropout).
     ``hqml-cnn``: CNN front → n_qubits angles → hqml → Linear(n,32) ReLU Linear(32,C);
     8 qubits for MNIST, 10 for Fashion-MNIST; ``image_size=8`` for the 8×8 digits.
+    ``input_range=a`` (tabular models) puts an :class:`InputScaler` to [−a, a] in front,
+    fitted by :func:`~qmu_hw.models.training.fit` on the rows the model trains on.
     """
     if name not in MODELS:
         raise InvalidRequestError(f"unknown model {name!r}; expected one of {MODELS}")
@@ -149,9 +159,12 @@ def build_model(
         )
     if gradient == "backprop" and not backend.capabilities.backprop:
         gradient = "parameter-shift"  # noisy / hardware backends: the shot-based gradient
+    if input_range is not None and front is not None:
+        raise InvalidRequestError(f"model {name} reads images through a CNN front end; input_range is for tabular models")
     config = ModelConfig(name, n_qubits, n_layers, entangler, n_classes, image_size, gradient,
-                         shots, grad_shots)
+                         shots, grad_shots, input_range=input_range)
     qlayer = QuantumLayer(hqml(n_qubits, n_layers, entangler), backend, gradient=gradient,
                           shots=None if gradient == "backprop" else shots,
                           grad_shots=grad_shots, seed=seed, step_shots=step_shots)
-    return HybridModel(config, front, qlayer, head)
+    scaler = None if input_range is None else InputScaler(n_qubits, input_range)
+    return HybridModel(config, front, qlayer, head, scaler)

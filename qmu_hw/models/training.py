@@ -68,10 +68,16 @@ def fit(
 ) -> TrainResult:
     """Adam on cross-entropy; keeps the weights of the best validation accuracy.
 
-    Selection reads ``val`` only — never a test split (the paper selected on test).
+    Selection reads ``val`` only — never a test split (the paper selected on test). A model
+    whose input scaler is not fitted yet gets it fitted on ``train`` here: each model's
+    scaling comes from its own training rows (a teacher's from the training split, an
+    oracle's from the retain set).
     """
     if len(train) == 0:
         raise InvalidRequestError("cannot train on an empty training set")
+    scaler = getattr(model, "scaler", None)
+    if scaler is not None and not scaler.is_fitted:
+        scaler.fit(train.X)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
@@ -122,11 +128,22 @@ def save_checkpoint(model: HybridModel, path: str | Path, extra: dict | None = N
 def load_checkpoint(path: str | Path, backend, **overrides) -> tuple[HybridModel, dict]:
     """Rebuild a model on ``backend`` and load its weights."""
     payload = torch.load(Path(path), map_location="cpu", weights_only=False)
+    if "input_range" not in payload["config"] and payload["config"].get("image_size") is None:
+        raise InvalidRequestError(
+            f"checkpoint {path} predates per-model input scaling (a tabular model without scaler statistics); "
+            "delete the study's checkpoints folder so teachers and oracles are retrained"
+        )
     cfg = ModelConfig(**payload["config"])
     kw = dict(gradient=cfg.gradient, shots=cfg.shots, grad_shots=cfg.grad_shots, n_qubits=cfg.n_qubits,
               n_layers=cfg.n_layers, entangler=cfg.entangler, n_classes=cfg.n_classes,
-              image_size=cfg.image_size)
+              image_size=cfg.image_size, input_range=cfg.input_range)
     kw.update(overrides)
     model = build_model(cfg.name, backend, **kw)
-    model.load_state_dict(payload["state_dict"])
+    state = payload["state_dict"]
+    if model.scaler is not None and "scaler.lo" not in state:
+        raise InvalidRequestError(
+            f"checkpoint {path} predates per-model input scaling (no scaler statistics); delete the study's "
+            "checkpoints folder so teachers and oracles are retrained"
+        )
+    model.load_state_dict(state)
     return model, payload["extra"]

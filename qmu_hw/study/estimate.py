@@ -1,28 +1,56 @@
 """Cost estimates before anything runs: circuits, shots, submissions, wall time and money.
 
 Counts are upper bounds: every loop is assumed to run its full number of epochs (early
-stopping can only make a run cheaper). Wall time per circuit is measured on the local
-simulators with a two-point timing (overhead + per-row) and taken from the profile's
-``[cost] per_second`` rate for cloud devices.
+stopping can only make a run cheaper). What a method sends comes from the cost model it
+registered (:mod:`qmu_hw.unlearning.cost`); this module only turns rows and requests into
+circuits, shots, tasks and money for the model and backend at hand, so it names no method
+and no model. Shots are also summed per ledger phase so that ``[budget] per_phase`` caps
+are checked the way the runtime budget checks them. Wall time per circuit is measured on
+the local simulators with a two-point timing (overhead + per-row) and taken from the
+profile's ``[cost]`` rates for cloud devices.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..core.backend import billed_seconds, price
+from ..core.ledger import _phase_matches
+from ..unlearning.cost import SELECT_BATCH, CostContext, MethodCost, Sizes
 from .config import StudyConfig
 from .grid import Cell, expand, profile_of
+
+__all__ = ["Estimate", "ModelShape", "Sizes", "estimate_study"]
 
 
 @dataclass
 class Estimate:
+    """``cells``: one row per cell (plus one per teacher/oracle group trained on the cell's
+    backend when ``train_backend = "same"``); ``totals``; ``phases``: shots per ledger phase."""
+
     cells: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
+    phases: dict[str, int] = field(default_factory=dict)
+
+    def phase_shots(self, cap_phase: str) -> int:
+        """Shots the study charges to ``cap_phase`` and its sub-phases (as a budget cap counts)."""
+        return int(sum(v for p, v in self.phases.items() if _phase_matches(cap_phase, p)))
+
+    def over_caps(self, cfg: StudyConfig) -> list[str]:
+        """One sentence per ``[budget] per_phase`` cap the study would cross."""
+        out = []
+        for cap_phase, cap in sorted(cfg.per_phase.items()):
+            need = self.phase_shots(cap_phase)
+            if need > cap:
+                out.append(f"phase {cap_phase!r} needs up to {need:,} shots but [budget] per_phase "
+                           f"caps it at {cap:,}")
+        return out
 
     def refusal(self, cfg: StudyConfig) -> str | None:
         """Why the budget caps refuse this study, or None."""
@@ -32,71 +60,58 @@ class Estimate:
                     f"{cfg.max_total_shots:,}; raise the cap, lower shots or epochs, or drop cells")
         if cfg.max_cost is not None and t["cost"] > cfg.max_cost:
             return (f"the study's estimated cost {t['cost']:.2f} exceeds [budget] max_cost {cfg.max_cost:.2f}")
+        caps = self.over_caps(cfg)
+        if caps:
+            return "; ".join(caps) + "; raise the cap, lower shots or epochs, or drop cells"
         return None
 
 
 @dataclass(frozen=True)
-class Sizes:
-    retain: int
-    forget: int
-    val: int
-    test: int
-    pool: int
-    train: int
+class ModelShape:
+    """What the estimate needs to know about the study's model, read from a built model."""
+
+    circuit: object
+    n_blocks: int
+    quantum_block: int
+    has_front: bool  # a trainable front end feeds the quantum layer: its inputs need gradients
+    n_classes: int
+
+    @property
+    def weight_slots(self) -> int:
+        return len(self.circuit.weight_slots)
+
+    @property
+    def input_slots(self) -> int:
+        return len(self.circuit.input_slots)
 
 
-def _rows_model(method: str, hp: dict, s: Sizes, bs: int, epochs_train: int, quantum_in_last_k: bool):
-    """``(grad_rows, nograd_rows, grad_steps, nograd_requests, input_grad_rows)``."""
-    E = hp.get("epochs")
-    R = math.ceil(s.retain / bs)
-    fb = min(bs, s.forget)
-    sel = lambda e: e * s.val  # noqa: E731  (selection: one validation pass per epoch)
-    if method == "identity":
-        return 0, 0, 0, 0, 0
-    if method == "ga":
-        return E * s.forget, sel(E), E * math.ceil(s.forget / bs), E, 0
-    if method == "fisher":
-        return s.retain + E * s.forget, sel(E), math.ceil(s.retain / bs) + E * math.ceil(s.forget / bs), E, 0
-    if method in ("neggrad+", "random-label", "lca"):
-        return E * (s.retain + R * fb), sel(E), E * R, E, 0
-    if method == "salun":
-        return s.forget + E * (s.retain + R * fb), sel(E), 1 + E * R, E, 0
-    if method in ("finetune", "certified"):
-        return E * s.retain, sel(E), E * R, E, 0
-    if method in ("cf-k", "eu-k"):
-        if quantum_in_last_k:
-            return E * s.retain, sel(E), E * R, E, 0
-        return 0, E * s.retain + sel(E), 0, E * R + E, 0  # only the classical head trains
-    if method in ("scrub", "scrub+r"):
-        M = min(hp.get("max_steps", 5), E)
-        grad = M * s.forget + E * s.retain
-        extra = (E * (s.forget + s.val)) if method == "scrub+r" else 0
-        return grad, grad + extra, M * math.ceil(s.forget / bs) + E * R, M * math.ceil(s.forget / bs) + E * R, 0
-    if method == "q-mul":
-        return E * (s.retain + R * fb), s.retain + sel(E), 2 * E * R, 1 + E, 0
-    if method == "adv-uniform":
-        return E * (s.retain + R * fb), sel(E), 2 * E * R, E, E * R * fb
-    if method == "ssd":
-        return (s.retain + s.forget) + s.forget, 0, math.ceil((s.retain + 2 * s.forget) / bs), 0, 0
-    if method == "retrain":
-        e = hp.get("epochs", epochs_train)
-        return e * s.retain, sel(e), e * R, e, 0
-    raise KeyError(method)
-
-
-def _sizes(cfg: StudyConfig) -> dict[str, Sizes]:
+def _prepare(cfg: StudyConfig):
     from .protocol import prepare
 
-    prep = prepare(cfg.dataset, cfg.seeds[0], data_dir=cfg.data_dir, per_class=cfg.per_class, model=cfg.model,
+    return prepare(cfg.dataset, cfg.seeds[0], data_dir=cfg.data_dir, per_class=cfg.per_class, model=cfg.model,
                    n_qubits=cfg.n_qubits, n_layers=cfg.n_layers, entangler=cfg.entangler,
                    angle_range=cfg.angle_range)
+
+
+def _sizes(prep, scenarios) -> dict[str, Sizes]:
     out = {}
-    for spec in cfg.scenarios:
+    for spec in scenarios:
         parts = prep.scenario_splits(prep.scenario(spec))
         out[spec] = Sizes(len(parts["retain"]), len(parts["forget"]), len(parts["val"]), len(parts["test"]),
                           len(parts["pool"]), len(prep.tensors["train"]))
-    out["_model"] = prep.model_kwargs  # type: ignore[assignment]
     return out
+
+
+def _model_shape(prep) -> ModelShape:
+    """Build the study's model once (exact engine, no request sent) and read its structure."""
+    from ..adapters.registry import get_backend
+    from .protocol import new_model
+
+    n = prep.model_kwargs.get("n_qubits") or 1
+    model = new_model(prep, get_backend("exact", max_qubits=max(int(n), 20)), 0)
+    blocks = model.blocks()
+    q = next(i for i, (_, b) in enumerate(blocks) if b is model.quantum)
+    return ModelShape(model.quantum.circuit, len(blocks), q, model.front is not None, prep.dataset.n_classes)
 
 
 def _time_per_circuit(backend: str, shots: int | None, circuit) -> tuple[float, float]:
@@ -141,72 +156,155 @@ def _tasks(prof, circuits: float, submissions: float, shots: int | None) -> floa
     return math.ceil(circuits / limit) + submissions
 
 
-def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_time: bool = True) -> Estimate:
-    from ..core.ansatz import hqml
-    from ..unlearning import method_defaults
+@dataclass
+class _Work:
+    """Rows/circuits and requests by ledger phase, on one backend at one shot count."""
+
+    circuits: dict = field(default_factory=lambda: defaultdict(float))
+    requests: dict = field(default_factory=lambda: defaultdict(float))
+    shots: dict = field(default_factory=lambda: defaultdict(float))
+
+    def add(self, phase: str, circuits: float, requests: float, shots_per_circuit: int | None) -> None:
+        if circuits <= 0 and requests <= 0:
+            return
+        self.circuits[phase] += circuits
+        self.requests[phase] += requests
+        self.shots[phase] += circuits * (shots_per_circuit or 0)
+
+    def total(self, what: str) -> float:
+        return float(sum(getattr(self, what).values()))
+
+
+def _charge(work: _Work, phase: str, mc: MethodCost, shape: ModelShape, cfg: StudyConfig, shots: int | None,
+            backprop: bool) -> None:
+    """A method's (or a training loop's) rows as circuits, requests and shots per phase."""
+    work.add(phase, mc.grad_rows + mc.forward_rows, mc.grad_requests + mc.forward_requests, shots)
+    if not backprop:
+        slots = shape.weight_slots + (shape.input_slots if shape.has_front else 0)
+        per_row = 2 if cfg.gradient == "spsa" else 2 * slots
+        extra_in = 0 if shape.has_front else mc.input_grad_rows * (2 if cfg.gradient == "spsa" else 2 * shape.input_slots)
+        grad_circuits = (mc.grad_rows + mc.extra_backward_rows) * per_row + extra_in
+        grad_shots = shots if cfg.grad_shots == "same" else cfg.grad_shots
+        work.add(f"{phase}/grad", grad_circuits, mc.grad_requests + mc.extra_backward_requests,
+                 None if shots is None else grad_shots)
+    work.add(f"{phase}/select", mc.select_rows, mc.select_requests, shots)
+
+
+def _training(rows: int, val: int, epochs: int, batch_size: int) -> MethodCost:
+    """``fit``: ``epochs`` passes over ``rows`` plus one validation pass per epoch."""
+    n = epochs * math.ceil(rows / batch_size)
+    return MethodCost(grad_rows=epochs * rows, grad_requests=n, select_rows=epochs * val,
+                      select_requests=epochs * math.ceil(val / SELECT_BATCH), steps=n)
+
+
+def _progress(total: int, enabled: bool, delay: float):
+    from tqdm.auto import tqdm
+
+    # stderr, and only once the estimate has taken ``delay`` seconds: quick estimates print nothing.
+    return tqdm(total=total, desc="estimating", unit="cell", file=sys.stderr, delay=delay, disable=not enabled,
+                leave=False)
+
+
+def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_time: bool = True, *,
+                   progress: bool = True, progress_delay: float = 1.0) -> Estimate:
+    """Upper-bound cost of ``cells`` (default: the whole grid), per cell, in total and per
+    ledger phase. ``progress`` shows a bar on stderr when the estimate takes longer than
+    ``progress_delay`` seconds (timing the local engines can take a while)."""
+    from ..unlearning import method_cost, method_defaults
 
     cells = cells if cells is not None else expand(cfg)
-    sizes = _sizes(cfg)
-    mk = sizes.pop("_model")
-    n, L = mk.get("n_qubits") or 4, mk.get("n_layers")
-    L = L if L is not None else (6 if mk["name"] == "hqml-iris-deep" else 2)
-    circuit = hqml(n, L, cfg.entangler)
-    w_slots, in_slots = len(circuit.weight_slots), len(circuit.input_slots)
-    has_front = mk["name"] == "hqml-cnn"
-    head_blocks = 6 if mk["name"] == "hqml-iris-deep" else 2  # trainable blocks after the quantum layer
+    prep = _prepare(cfg)
+    sizes = _sizes(prep, cfg.scenarios)
+    shape = _model_shape(prep)
+    circuit = shape.circuit
     timing: dict = {}
     est = Estimate()
     keys = ("circuits", "shots", "submissions", "tasks", "qpu_seconds", "wall_time_s", "cost")
     totals = dict.fromkeys(keys, 0.0)
-    for cell in cells:
-        s = sizes[cell.scenario]
-        hp = {**method_defaults(cell.method), **cfg.hyperparameters.get(cell.method, {})}
-        prof = profile_of(cell.backend)
-        exact_bp = cell.shots is None and prof.adapter == "statevector"
-        slots = w_slots + (in_slots if has_front else 0)
-        grad_rows, nograd_rows, grad_steps, nograd_req, input_rows = _rows_model(
-            cell.method, hp, s, cfg.batch_size, cfg.epochs, quantum_in_last_k=hp.get("k", 1) > head_blocks)
-        per_row_grad = 2 if cfg.gradient == "spsa" else 2 * slots
-        # Teacher/oracle outputs are computed once per group of methods and shared.
-        eval_rows = (s.retain + s.forget + s.test + s.pool) + (s.retain + s.forget + s.test) * (
-            1 + cfg.n_oracles) / len(cfg.methods)
-        eval_subs = 4 + 3 * (1 + cfg.n_oracles) / len(cfg.methods)
-        grad_circuits = 0 if exact_bp else grad_rows * per_row_grad + input_rows * 2 * in_slots
-        work_circuits = grad_rows + nograd_rows + grad_circuits
-        circuits = work_circuits + eval_rows
-        grad_shots = cell.shots if cfg.grad_shots == "same" else cfg.grad_shots
-        per = cell.shots or 0
-        work_shots = (grad_rows + nograd_rows) * per + (0 if cell.shots is None else grad_circuits * (grad_shots or 0))
-        eval_shots = eval_rows * per
-        shots = work_shots + eval_shots
-        work_subs = grad_steps * (1 if exact_bp else 2) + nograd_req
-        submissions = work_subs + eval_subs
-        # Unlearning is paid on the surrogate when one is configured, evaluation on the target.
-        work_prof = profile_of(cfg.surrogates.get(cell.backend, cell.backend))
-        work_tasks = _tasks(work_prof, work_circuits, work_subs, cell.shots)
-        eval_tasks = _tasks(prof, eval_rows, eval_subs, cell.shots)
-        tasks = work_tasks + eval_tasks
-        qpu_seconds = (billed_seconds(work_prof.cost, work_shots, work_tasks)
-                       + billed_seconds(prof.cost, eval_shots, eval_tasks))
-        cost = price(work_prof.cost, work_shots, work_tasks) + price(prof.cost, eval_shots, eval_tasks)
-        wall = 0.0
-        if measure_time:
-            # Unlearning runs on the surrogate when one is configured, evaluation on the target.
-            work = cfg.surrogates.get(cell.backend, cell.backend)
-            for name in {work, cell.backend}:
-                if (name, cell.shots) not in timing:
-                    timing[(name, cell.shots)] = _time_per_circuit(name, cell.shots, circuit)
-            o_w, r_w = timing[(work, cell.shots)]
-            o_e, r_e = timing[(cell.backend, cell.shots)]
-            wall = work_subs * o_w + work_circuits * r_w + eval_subs * o_e + eval_rows * r_e
-        row = {"cell": cell.label, "backend": cell.backend, "shots": cell.shots, "method": cell.method,
-               "scenario": cell.scenario, "seed": cell.seed, "circuits": int(circuits), "shots_total": int(shots),
-               "submissions": int(submissions), "tasks": int(tasks), "qpu_seconds": qpu_seconds,
-               "wall_time_s": wall, "cost": cost}
+    phases: dict[str, float] = defaultdict(float)
+    trained: set = set()
+
+    def timed(name: str, shots: int | None) -> tuple[float, float]:
+        if (name, shots) not in timing:
+            timing[(name, shots)] = _time_per_circuit(name, shots, circuit)
+        return timing[(name, shots)]
+
+    def backprop(prof, shots) -> bool:
+        return shots is None and prof.adapter == "statevector"
+
+    def add_row(row: dict, *parts: tuple) -> None:
+        """``parts``: (work, profile, backend name) pairs priced and timed separately."""
+        vals = dict.fromkeys(keys, 0.0)
+        for work, prof, name, shots in parts:
+            circ, subs, sh = work.total("circuits"), work.total("requests"), work.total("shots")
+            tasks = _tasks(prof, circ, subs, shots)
+            vals["circuits"] += circ
+            vals["shots"] += sh
+            vals["submissions"] += subs
+            vals["tasks"] += tasks
+            vals["qpu_seconds"] += billed_seconds(prof.cost, sh, tasks)
+            vals["cost"] += price(prof.cost, sh, tasks)
+            if measure_time:
+                o, r = timed(name, shots)
+                vals["wall_time_s"] += subs * o + circ * r
+            for phase, v in work.shots.items():
+                phases[phase] += v
+        row.update({"circuits": int(vals["circuits"]), "shots_total": int(vals["shots"]),
+                    "submissions": int(vals["submissions"]), "tasks": int(vals["tasks"]),
+                    "qpu_seconds": vals["qpu_seconds"], "wall_time_s": vals["wall_time_s"], "cost": vals["cost"]})
         est.cells.append(row)
-        for k, v in zip(keys, (circuits, shots, submissions, tasks, qpu_seconds, wall, cost), strict=True):
-            totals[k] += v
+        for k in keys:
+            totals[k] += vals[k]
+
+    bar = _progress(len(cells), progress, progress_delay)
+    try:
+        for cell in cells:
+            bar.set_postfix_str(cell.method[:20], refresh=False)
+            s = sizes[cell.scenario]
+            prof = profile_of(cell.backend)
+            work_name = cfg.surrogates.get(cell.backend, cell.backend)
+            work_prof = profile_of(work_name)
+            hp = {**method_defaults(cell.method), **cfg.hyperparameters.get(cell.method, {})}
+            ctx = CostContext(s, hp, cfg.batch_size, cfg.epochs, shape.n_blocks, shape.quantum_block,
+                              shape.n_classes)
+            mc = method_cost(cell.method, ctx)
+            work = _Work()
+            _charge(work, f"unlearn/{cell.method}", mc, shape, cfg, cell.shots, backprop(work_prof, cell.shots))
+            # Teacher/oracle outputs are computed once per group of methods and shared.
+            share = (1 + cfg.n_oracles) / len(cfg.methods)
+            evals = _Work()
+            evals.add("eval", (s.retain + s.forget + s.test + s.pool) + (s.retain + s.forget + s.test) * share,
+                      4 + 3 * share, cell.shots)
+            row = {"cell": cell.label, "backend": cell.backend, "shots": cell.shots, "method": cell.method,
+                   "scenario": cell.scenario, "seed": cell.seed}
+            # Unlearning is paid on the surrogate when one is configured, evaluation on the target.
+            add_row(row, (work, work_prof, work_name, cell.shots), (evals, prof, cell.backend, cell.shots))
+            if cfg.train_backend == "same":
+                _add_training(cfg, cell, s, shape, prof, trained, add_row, backprop(prof, cell.shots))
+            bar.update(1)
+    finally:
+        bar.close()
     ints = ("circuits", "shots", "submissions", "tasks")
     est.totals = {k: (int(v) if k in ints else float(v)) for k, v in totals.items()}
     est.totals["cells"] = len(cells)
+    est.phases = {p: int(v) for p, v in sorted(phases.items())}
     return est
+
+
+def _add_training(cfg, cell: Cell, s: Sizes, shape: ModelShape, prof, trained: set, add_row, bp: bool) -> None:
+    """With ``train_backend = "same"`` the teacher (per seed, backend, shots) and the oracles
+    (per scenario too) train on the cell's backend: charged once each, as the runner does."""
+    group = (cell.seed, cell.backend, cell.shots)
+    work = _Work()
+    if group not in trained:
+        trained.add(group)
+        _charge(work, "train", _training(s.train, s.val, cfg.epochs, cfg.batch_size), shape, cfg, cell.shots, bp)
+    if group + (cell.scenario,) not in trained:
+        trained.add(group + (cell.scenario,))
+        for _ in range(max(cfg.n_oracles, 1)):
+            _charge(work, "oracle", _training(s.retain, s.val, cfg.epochs, cfg.batch_size), shape, cfg, cell.shots, bp)
+    if work.circuits:
+        row = {"cell": f"teacher/oracles seed {cell.seed} {cell.scenario} on {cell.backend}@{cell.shots or 'exact'}",
+               "backend": cell.backend, "shots": cell.shots, "method": "(training)", "scenario": cell.scenario,
+               "seed": cell.seed}
+        add_row(row, (work, prof, cell.backend, cell.shots))

@@ -16,7 +16,7 @@ from ..core.exceptions import InvalidRequestError
 from ..data import load_dataset, make_scenario, make_splits
 from ..data.datasets import Dataset
 from ..data.splits import DataSplits, ForgetScenario
-from ..data.tensors import Split, select, split_tensors
+from ..data.tensors import Split, angle_half_range, select, split_tensors
 from ..metrics import (
     class_matched,
     confidence_auc,
@@ -80,11 +80,13 @@ def prepare(
     entangler: str = "ring",
     angle_range: str = "half-pi",
 ) -> Prepared:
+    half_range = angle_half_range(angle_range)
     ds = load_dataset(dataset, data_dir=data_dir, per_class=per_class, seed=seed)
     splits = make_splits(ds.y, seed)
-    tensors = split_tensors(ds, splits, angle_range)
+    tensors = split_tensors(ds, splits)  # raw: every model scales with its own training rows
     name = model or DEFAULT_MODEL[dataset]
-    kw: dict[str, Any] = {"n_classes": ds.n_classes, "entangler": entangler, "n_layers": n_layers}
+    kw: dict[str, Any] = {"n_classes": ds.n_classes, "entangler": entangler, "n_layers": n_layers,
+                          "input_range": half_range if ds.kind == "tabular" else None}
     if name == "hqml-cnn":
         kw["image_size"] = ds.X.shape[-1]
         kw["n_qubits"] = n_qubits or DEFAULT_QUBITS.get(dataset, 8)

@@ -68,10 +68,18 @@ def _legend(fig_axes, legend_ax) -> None:
                 labels.append(lab)
     legend_ax.axis("off")
     legend_ax.legend(handles, labels, loc="center", fontsize=9, title="method")
-PAPER_NAMES = {"ga": "GA", "fisher": "Fisher", "neggrad+": "NegGradPlus", "cf-k": "CF-k1", "eu-k": "EU-k1",
+PAPER_NAMES = {"ga": "GA", "fisher-ewc": "Fisher", "neggrad+": "NegGradPlus", "cf-k": "CF-k1", "eu-k": "EU-k1",
                "scrub": "SCRUB", "scrub+r": "SCRUB(+R)", "certified": "Certified", "q-mul": "Q-MUL",
                "lca": "LCA", "adv-uniform": "ADV-UNIFORM"}
 PAPER_SCENARIOS = {"subset2pct": "subset:0.02", "fullclass": "class:0"}
+# Methods whose name promises more than they do: marked in every table, explained below it.
+FOOTNOTES = {"certified": "`certified` is noisy fine-tuning on the retain set (clipped gradients plus Gaussian "
+                          "noise), named after the paper; it carries no unlearning certificate: certified removal "
+                          "needs a convex loss or a sensitivity bound, and these hybrid models are non-convex."}
+
+
+def _label(method: str) -> str:
+    return f"{method}¹" if method in FOOTNOTES else method
 
 
 def mean_ci(values) -> tuple[float, float]:
@@ -280,7 +288,7 @@ def _summary_table(rows) -> list[str]:
                 else _fmt(*st["acc_test_retained"])
             within = st["within_oracle_spread"][0]
             lines.append(
-                f"| {ranks[i]} | {m} | {_fmt(*st['acc_forget'])} | {test} | {_fmt(*st['excess'])} | "
+                f"| {ranks[i]} | {_label(m)} | {_fmt(*st['acc_forget'])} | {test} | {_fmt(*st['excess'])} | "
                 f"{'–' if math.isnan(within) else f'{within:.0%}'} | {_fmt(*st['excess_exact'])} | "
                 f"{_fmt(*st['acc_forget_gap'])} | {_fmt(*st['uqi'])} | {_fmt(*st['mia_pop_auc'])} "
                 f"({_int(n_mem)} vs {_int(n_non)}) | {st['cost_shots'][0]:,.0f} | "
@@ -314,7 +322,7 @@ def _paper_comparison(rows, reference: Path) -> list[str]:
             continue
         o = ours[(scenario, method)]
         lines.append(
-            f"| {scenario} | {method} | {float(p['acc_forget_unlearn']):.3f} | {_fmt(*mean_ci([r['acc_forget'] for r in o]))} | "
+            f"| {scenario} | {_label(method)} | {float(p['acc_forget_unlearn']):.3f} | {_fmt(*mean_ci([r['acc_forget'] for r in o]))} | "
             f"{float(p['acc_test_unlearn']):.3f} | {_fmt(*mean_ci([r['acc_test'] for r in o]))} | "
             f"{float(p['UQI']):.3f} | {_fmt(*mean_ci([r['uqi'] for r in o]))} |")
     return lines
@@ -351,6 +359,9 @@ def build_report(folder: str | Path, rows: list[dict], title: str = "qmu-hw stud
         lines += _summary_table(srows)
     if reference is not None and Path(reference).is_file():
         lines += _paper_comparison(rows, Path(reference))
+    used = sorted({r["method"] for r in rows} & set(FOOTNOTES))
+    if used:
+        lines += ["\n---\n"] + [f"¹ {FOOTNOTES[m]}\n" for m in used]
     path = out / "report.md"
     tmp = path.with_suffix(".tmp")
     tmp.write_text("\n".join(lines) + "\n")

@@ -1,9 +1,10 @@
 """Unlearning methods, by name: ``unlearn("scrub", teacher, data)``.
 
-The paper's eleven (``ga``, ``fisher``, ``neggrad+``, ``cf-k``, ``eu-k``, ``scrub``,
+The paper's eleven (``ga``, ``fisher-ewc`` — the paper's "Fisher" —, ``neggrad+``, ``cf-k``, ``eu-k``, ``scrub``,
 ``scrub+r``, ``certified``, ``q-mul``, ``lca``, ``adv-uniform``), the baselines
 (``retrain`` — the oracle —, ``identity``, ``finetune``, ``random-label``) and two strong
-classical methods (``salun``, ``ssd``). None mutates the teacher it is given.
+classical methods (``fisher`` — Golatkar et al.'s Fisher forgetting —, ``salun``, ``ssd``).
+Every method registers its cost model with it (:mod:`.cost`). None mutates the teacher it is given.
 """
 
 from . import adversarial, distill, fisher, gradient, labels, retrain  # noqa: F401  (registration)
@@ -11,16 +12,17 @@ from .base import (
     UnlearnData,
     UnlearnReport,
     get_method,
+    method_cost,
     method_defaults,
     method_names,
     register_method,
     unlearn,
 )
 
-PAPER_METHODS = ("ga", "fisher", "neggrad+", "cf-k", "eu-k", "scrub", "scrub+r", "certified", "q-mul",
+PAPER_METHODS = ("ga", "fisher-ewc", "neggrad+", "cf-k", "eu-k", "scrub", "scrub+r", "certified", "q-mul",
                  "lca", "adv-uniform")
 BASELINES = ("retrain", "identity", "finetune", "random-label")
-CLASSICAL = ("salun", "ssd")
+CLASSICAL = ("fisher", "salun", "ssd")
 
 __all__ = [
     "BASELINES",
@@ -29,6 +31,7 @@ __all__ = [
     "UnlearnData",
     "UnlearnReport",
     "get_method",
+    "method_cost",
     "method_defaults",
     "method_names",
     "register_method",

@@ -16,23 +16,43 @@ from ..core.exceptions import InvalidRequestError
 from ..data.tensors import Split
 from ..models.hybrid import HybridModel
 from ..models.training import batches, evaluate_accuracy
+from .cost import CostContext, MethodCost
 
 _METHODS: dict[str, Callable] = {}
+_COSTS: dict[str, Callable[[CostContext], MethodCost]] = {}
 
 
-def register_method(name: str):
-    """``@register_method("scrub")``: a function ``(model, data, *, rng, **hp) -> dict``.
+def register_method(name: str, *, cost: Callable[[CostContext], MethodCost] | None = None):
+    """``@register_method("scrub", cost=scrub_cost)``: a function ``(model, data, *, rng, **hp) -> dict``.
 
     The function receives a private copy of the teacher to modify in place and returns
-    extra report fields (e.g. ``{"epochs": 10}``).
+    extra report fields (e.g. ``{"epochs": 10}``). ``cost(ctx: CostContext) -> MethodCost``
+    counts the quantum rows and requests the method sends (see :mod:`.cost`); the study
+    estimate and budget checks use it, so every method must register one.
     """
+    if cost is None or not callable(cost):
+        raise InvalidRequestError(
+            f"register_method({name!r}) needs cost=FUNCTION(ctx: CostContext) -> MethodCost "
+            "(qmu_hw.unlearning.cost), so studies using it can be estimated before they run"
+        )
 
     def deco(fn):
         _METHODS[name] = fn
+        _COSTS[name] = cost
         fn.method_name = name
+        fn.cost_model = cost
         return fn
 
     return deco
+
+
+def method_cost(name: str, ctx: CostContext) -> MethodCost:
+    """The registered cost model of ``name`` evaluated on ``ctx``."""
+    get_method(name)
+    out = _COSTS[name](ctx)
+    if not isinstance(out, MethodCost):
+        raise InvalidRequestError(f"the cost model of method {name!r} returned {type(out).__name__}, expected MethodCost")
+    return out
 
 
 def method_names() -> list[str]:
@@ -44,7 +64,8 @@ def method_defaults(name: str) -> dict[str, Any]:
     return {
         k: p.default
         for k, p in inspect.signature(fn).parameters.items()
-        if p.kind == p.KEYWORD_ONLY and k != "rng"
+        # rng and teacher are supplied by unlearn(), not hyperparameters a config may set
+        if p.kind == p.KEYWORD_ONLY and k not in ("rng", "teacher")
     }
 
 
@@ -186,14 +207,6 @@ def adam(model: torch.nn.Module, lr: float, params=None) -> torch.optim.Optimize
 
 def ce(model: torch.nn.Module, split: Split, idx: np.ndarray, labels: torch.Tensor | None = None) -> torch.Tensor:
     return torch.nn.functional.cross_entropy(model(split.X[idx]), split.y[idx] if labels is None else labels)
-
-
-def kl_teacher_student(t_logits: torch.Tensor, s_logits: torch.Tensor) -> torch.Tensor:
-    """Mean KL(teacher ‖ student) over rows."""
-    return torch.nn.functional.kl_div(
-        torch.log_softmax(s_logits, dim=1), torch.log_softmax(t_logits, dim=1),
-        reduction="batchmean", log_target=True,
-    )
 
 
 def freeze_all_but_last(model: HybridModel, k: int) -> list[torch.nn.Parameter]:

@@ -6,6 +6,7 @@ import torch
 
 from ..models.training import batches
 from .base import adam, ce, paired_batches, register_method, run_steps, train_epochs
+from .cost import forget_epochs, paired_epochs, retain_epochs, selection
 
 
 def retain_steps(model, data, rng, opt, after_backward=None) -> int:
@@ -14,7 +15,7 @@ def retain_steps(model, data, rng, opt, after_backward=None) -> int:
                      lambda idx: ce(model, data.retain, idx), after_backward)
 
 
-@register_method("ga")
+@register_method("ga", cost=lambda ctx: forget_epochs(ctx) + selection(ctx))
 def gradient_ascent(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, patience: int = 15):
     """Gradient ascent on the forget set (the paper's GA), epoch chosen on validation."""
     opt = adam(model, lr)
@@ -23,7 +24,7 @@ def gradient_ascent(model, data, *, rng, teacher, epochs: int = 10, lr: float = 
         patience=patience)
 
 
-@register_method("neggrad+")
+@register_method("neggrad+", cost=lambda ctx: paired_epochs(ctx) + selection(ctx))
 def neggrad_plus(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, alpha: float = 1.0,
                  patience: int = 15):
     """NegGrad+: ``CE(retain) − α·CE(forget)``. Fix: iterates the whole retain set and cycles
@@ -34,7 +35,7 @@ def neggrad_plus(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-
         lambda rf: ce(model, data.retain, rf[0]) - alpha * ce(model, data.forget, rf[1])), patience=patience)
 
 
-@register_method("finetune")
+@register_method("finetune", cost=lambda ctx: retain_epochs(ctx) + selection(ctx))
 def finetune(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, patience: int = 15):
     """Baseline: keep training on the retain set only."""
     opt = adam(model, lr)
@@ -55,7 +56,7 @@ def random_label_loss(model, data, rng):
     return loss
 
 
-@register_method("random-label")
+@register_method("random-label", cost=lambda ctx: paired_epochs(ctx) + selection(ctx))
 def random_label(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-2, patience: int = 15):
     """Baseline: train on retain plus the forget set relabelled with random wrong classes."""
     opt = adam(model, lr)
@@ -63,11 +64,18 @@ def random_label(model, data, *, rng, teacher, epochs: int = 10, lr: float = 1e-
         model, opt, paired_batches(data, rng), random_label_loss(model, data, rng)), patience=patience)
 
 
-@register_method("certified")
+@register_method("certified", cost=lambda ctx: retain_epochs(ctx) + selection(ctx))
 def certified(model, data, *, rng, teacher, epochs: int = 20, lr: float = 1e-2, sigma: float = 0.05,
               clip_norm: float = 1.0, patience: int = 15):
-    """Certified-style noisy fine-tuning on retain: clip the gradient norm to ``clip_norm``
-    and add N(0, σ²) noise to every gradient coordinate (as the paper)."""
+    """Noisy fine-tuning on the retain set, named "certified" after the paper: clip the
+    gradient norm to ``clip_norm``, add N(0, σ²) to every gradient coordinate, Adam step.
+
+    This carries NO unlearning certificate. Certified removal (Guo et al. 2020; Neel et al.
+    2021) needs a strongly convex loss (or a known sensitivity bound) and noise calibrated
+    to (ε, δ); a hybrid quantum-classical network is non-convex, the noise here is not
+    calibrated to any bound, and Adam rescales it per coordinate. Read its results as
+    "noisy retain fine-tuning".
+    """
     opt = adam(model, lr)
     gen = torch.Generator().manual_seed(int(rng.integers(2**31)))
 

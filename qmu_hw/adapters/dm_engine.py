@@ -45,7 +45,8 @@ class Group:
     k: int
     layers: list  # per layer: ("1", axis, slots (M,P,k), pre, post) | ("2d", X) | ("2m", src, scale) | ("2s", ops)
     members: int
-    readout: tuple  # (member index (E,), local index (E,), weight (E,), observable (E,))
+    readout: tuple
+    member_slots: list  # per member: the angle slots its program reads  # (member index (E,), local index (E,), weight (E,), observable (E,))
 
 
 def _compile_two(layers_per_member: list[TwoQLayer], k: int):
@@ -148,23 +149,51 @@ def full_register_group(circuit: Circuit, noise: PTMNoise, basis: str) -> Group:
     return _build_group([prog], empty)
 
 
+def _qubit_positions(layer: OneQLayer, q: int) -> list[tuple[np.ndarray, int]]:
+    """One qubit's run as rotation positions ``(C (3, 4, 4), slot)`` with every fixed gate,
+    noise and effective map folded in: ``M(θ) = C0 + sinθ C1 + (1 − cosθ) C2``."""
+    out: list = []
+    pending = np.eye(4)  # fixed maps since the last rotation
+    for j in range(layer.axis.shape[0]):
+        a, pre, post = layer.axis[j, q], layer.pre[j, q], layer.post[j, q]
+        if a == 0:
+            pending = post @ pre @ pending
+            continue
+        mats = np.stack([post @ pre, post @ K_TABLE[a] @ pre, post @ K2_TABLE[a] @ pre]) @ pending
+        out.append((mats, int(layer.slots[j, q])))
+        pending = np.eye(4)
+    if out:
+        last, slot = out[-1]
+        out[-1] = (pending @ last, slot)
+    elif not np.allclose(pending, np.eye(4)):
+        out.append((np.stack([pending, np.zeros((4, 4)), np.zeros((4, 4))]), -1))
+    return out
+
+
 def _build_group(programs: list[Program], readout: tuple) -> Group:
     k = len(programs[0].qubits)
     layers = []
+    used: list[set] = [set() for _ in programs]
     for li, first in enumerate(programs[0].layers):
         per = [p.layers[li] for p in programs]
         if isinstance(first, OneQLayer):
-            layers.append((
-                "1",
-                torch.as_tensor(first.axis),
-                torch.as_tensor(np.stack([x.slots for x in per])),
-                torch.as_tensor(np.stack([x.pre for x in per])),
-                torch.as_tensor(np.stack([x.post for x in per])),
-            ))
+            runs = [[_qubit_positions(x, q) for q in range(k)] for x in per]
+            P = max(1, max(len(r) for mem in runs for r in mem))
+            C = np.zeros((len(per), P, k, 3, 4, 4))
+            C[:, :, :, 0] = np.eye(4)
+            slots = -np.ones((len(per), P, k), dtype=np.int64)
+            for m, mem in enumerate(runs):
+                for q, run in enumerate(mem):
+                    for j, (mats, slot) in enumerate(run):
+                        C[m, j, q], slots[m, j, q] = mats, slot
+            Ct = torch.as_tensor(C)
+            layers.append(("1", torch.as_tensor(slots), Ct[:, :, :, 0], Ct[:, :, :, 1], Ct[:, :, :, 2]))
+            for m in range(len(per)):
+                used[m] |= set(slots[m][slots[m] >= 0].tolist())
         else:
             assert isinstance(first, TwoQLayer)
             layers.append(_compile_two(per, k))
-    return Group(k, layers, len(programs), readout)
+    return Group(k, layers, len(programs), readout, [np.array(sorted(u), dtype=np.int64) for u in used])
 
 
 def row_bytes(group: Group) -> int:
@@ -195,35 +224,35 @@ def check_memory(groups: list[Group], limit_bytes: int, what: str) -> None:
         )
 
 
-def _one_q_mats(layer: tuple, ang: torch.Tensor) -> torch.Tensor:
-    """Per-row, per-member, per-qubit fused 4×4 matrices ``(R, M, k, 4, 4)``."""
-    _, axis, slots, pre, post = layer
-    theta = ang[:, slots]  # (R, M, P, k); slot -1 reads the zero column
-    K = torch.as_tensor(K_TABLE)[axis]  # (P, k, 4, 4)
-    K2 = torch.as_tensor(K2_TABLE)[axis]
-    rot = torch.eye(4, dtype=ang.dtype) + torch.sin(theta)[..., None, None] * K + (1 - torch.cos(theta))[..., None, None] * K2
-    m = post @ rot @ pre
-    out = m[:, :, 0]
-    for p in range(1, m.shape[2]):
-        out = m[:, :, p] @ out
-    return out
+def _position_mats(layer: tuple, ang: torch.Tensor) -> torch.Tensor:
+    """Every position's 4×4 for all rows, members, qubits: ``(R, M, P, k, 4, 4)``."""
+    _, slots, c0, c1, c2 = layer
+    member = torch.arange(slots.shape[0])[:, None, None]
+    theta = ang[:, member, slots][..., None, None]  # (R, M, P, k, 1, 1); slot -1: the zero column
+    return c0 + torch.sin(theta) * c1 + (1 - torch.cos(theta)) * c2
 
 
 def run_group(group: Group, ang: torch.Tensor) -> torch.Tensor:
-    """Final reduced states ``(R, M, 4**k)`` for angles ``ang (R, G+1)`` (last column 0)."""
+    """Final reduced states ``(R, M, 4**k)`` for per-member angles ``ang (R, M, G+1)``
+    (last column 0)."""
     R, M, k = ang.shape[0], group.members, group.k
     state = None
     for layer in group.layers:
         kind = layer[0]
         if kind == "1":
-            mats = _one_q_mats(layer, ang)
-            if state is None:  # product state from |0…0⟩ = (I + Z) per qubit
-                vecs = mats[..., 0] + mats[..., 3]  # (R, M, k, 4)
-                st = vecs[:, :, 0]
+            m = _position_mats(layer, ang)
+            if state is None:  # product state from |0…0⟩ = (I + Z) per qubit: matrix-vector chain
+                v = m[:, :, 0, :, :, 0] + m[:, :, 0, :, :, 3]  # (R, M, k, 4)
+                for p in range(1, m.shape[2]):
+                    v = torch.einsum("rmkij,rmkj->rmki", m[:, :, p], v)
+                st = v[:, :, 0]
                 for q in range(1, k):
-                    st = (st[..., :, None] * vecs[:, :, q, None, :]).reshape(R, M, -1)
+                    st = (st[..., :, None] * v[:, :, q, None, :]).reshape(R, M, -1)
                 state = st
                 continue
+            mats = m[:, :, 0]
+            for p in range(1, m.shape[2]):
+                mats = torch.einsum("rmkij,rmkjl->rmkil", m[:, :, p], mats)
             for q in range(k):
                 s = state.reshape(R, M, 4**q, 4, 4 ** (k - q - 1))
                 state = torch.einsum("rmij,rmajc->rmaic", mats[:, :, q], s).reshape(R, M, -1)
@@ -256,6 +285,22 @@ def _zero_state(R: int, M: int, k: int, dtype) -> torch.Tensor:
     return full.expand(R, M, -1)
 
 
+def _distinct_rows(flat: np.ndarray, member_slots: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows whose angles differ on a member's slots, per member: ``(R', M)`` row indices
+    (padded by repetition) and ``(M, B)`` the distinct row serving each original row.
+
+    A parameter-shift request shifts one slot per row, so for an observable whose light cone
+    holds a quarter of the slots, three quarters of its rows repeat the unshifted one."""
+    firsts, inverses = [], []
+    for slots in member_slots:
+        _, first, inv = np.unique(flat[:, slots], axis=0, return_index=True, return_inverse=True)
+        firsts.append(first)
+        inverses.append(inv.reshape(-1))
+    R = max(len(f) for f in firsts)
+    rows = np.stack([np.concatenate([f, np.full(R - len(f), f[0])]) for f in firsts], axis=1)
+    return torch.as_tensor(rows), torch.as_tensor(np.stack(inverses))
+
+
 def _with_zero(angles: torch.Tensor) -> torch.Tensor:
     return torch.cat([angles, angles.new_zeros(angles.shape[0], 1)], dim=1)
 
@@ -270,15 +315,19 @@ def noisy_expectations(
     check_memory(groups, memory_limit, f"circuit {circuit.name!r}")
     B = angles.shape[0]
     ang = _with_zero(angles.to(torch.float64))
+    flat = ang.detach().numpy()
     vals = ang.new_zeros(B, len(terms))
     for g in groups:
-        chunk = B if angles.requires_grad else max(1, CHUNK_BYTES // row_bytes(g))
+        rows, inverse = _distinct_rows(flat, g.member_slots)
         mem, idx, w, obs = (torch.as_tensor(x) for x in g.readout)
+        chunk = rows.shape[0] if angles.requires_grad else max(1, CHUNK_BYTES // row_bytes(g))
         parts = []
-        for start in range(0, B, chunk):
-            st = run_group(g, ang[start : start + chunk])
+        for start in range(0, rows.shape[0], chunk):
+            sel = rows[start : start + chunk]  # (r, M) row of each member
+            st = run_group(g, ang[sel])
             parts.append(st[:, mem, idx] * w)
-        contrib = torch.cat(parts)
+        contrib = torch.cat(parts)  # (R', E) on distinct rows
+        contrib = contrib.gather(0, inverse[mem].T)  # back to (B, E)
         vals = vals.index_add(1, obs, contrib)
     if constant:
         vals[:, constant] = 1.0
@@ -319,7 +368,7 @@ def noisy_probabilities(
     chunk = max(1, CHUNK_BYTES // row_bytes(g))
     out = np.empty((B, 2**n))
     with torch.no_grad():
-        ang = _with_zero(torch.as_tensor(angles, dtype=torch.float64))
+        ang = _with_zero(torch.as_tensor(angles, dtype=torch.float64))[:, None, :]
         for start in range(0, B, chunk):
             st = run_group(g, ang[start : start + chunk])[:, 0]
             out[start : start + st.shape[0]] = (st[:, zt] @ walsh).numpy()

@@ -146,13 +146,11 @@ class Program:
 
     @property
     def signature(self) -> tuple:
-        sig: list = [len(self.qubits)]
-        for layer in self.layers:
-            if isinstance(layer, OneQLayer):
-                sig.append(("1", layer.axis.shape, layer.axis.tobytes(), (layer.slots < 0).tobytes()))
-            else:
-                sig.append(("2", tuple((a, b) for a, b, _ in layer.ops), layer.monomial))
-        return tuple(sig)
+        """Programs with equal signatures batch together: the per-member data (angles'
+        slots, folded matrices, compiled two-qubit layers) is stacked, positions padded."""
+        return (len(self.qubits),) + tuple(
+            "1" if isinstance(layer, OneQLayer) else ("2", layer.monomial) for layer in self.layers
+        )
 
 
 def reduced_program(ops: tuple, qubits: tuple[int, ...]) -> Program:

@@ -79,11 +79,12 @@ class DensityMatrixBackend(BaseBackend):
     def check_plan(self, circuit, observables, sampled: bool) -> None:
         """Refuse, before anything runs, a register too large for the memory limit."""
         noise = self.noise_for(circuit.n_qubits)
-        if sampled:
-            groups = [dm.full_register_group(circuit, noise, b) for b, _ in measurement_groups(observables)]
+        if sampled:  # each measured group's joint distribution needs the whole register
+            sizes = [circuit.n_qubits]
         else:
-            groups = dm.expectation_groups(circuit, noise, tuple(t.label for t in observables))[0]
-        dm.check_memory(groups, self.memory_limit, f"backend {self.name!r}, circuit {circuit.name!r}")
+            cones, _ = dm.observable_cones(circuit, noise, tuple(t.label for t in observables))
+            sizes = [len(c) for c in cones]
+        dm.check_memory(sizes, self.memory_limit, f"backend {self.name!r}, circuit {circuit.name!r}")
 
     def probabilities(self, circuit, params: np.ndarray, basis: str | None = None) -> np.ndarray:
         """Exact noisy outcome probabilities ``(B, 2**n)`` including readout error."""

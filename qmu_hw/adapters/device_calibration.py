@@ -102,7 +102,12 @@ def calibrated_noise(backend, n_qubits: int, layout: list[int] | None = None) ->
 def aer_noise_model(noise: PTMNoise, n_qubits: int):
     """The same model as a ``qiskit_aer`` ``NoiseModel`` on virtual qubits 0..n-1, gate by IR
     gate (for validation: Aer's density matrix of the untranspiled circuit)."""
-    from qiskit_aer.noise import NoiseModel, ReadoutError, depolarizing_error, thermal_relaxation_error
+    from qiskit_aer.noise import (
+        NoiseModel,
+        ReadoutError,
+        depolarizing_error,
+        thermal_relaxation_error,
+    )
 
     from .ptm_noise import VIRTUAL_GATES
     from .qiskit_convert import _1Q

@@ -29,7 +29,15 @@ import torch
 from ..core.circuit import Circuit
 from ..core.exceptions import InvalidRequestError
 from ..core.observables import PauliTerm
-from .light_cone import OneQLayer, Program, TwoQLayer, _basis_gates, circuit_ops, light_cone, reduced_program
+from .light_cone import (
+    OneQLayer,
+    Program,
+    TwoQLayer,
+    basis_gates,
+    circuit_ops,
+    light_cone,
+    reduced_program,
+)
 from .ptm import K2_TABLE, K_TABLE, fixed_1q_ptm, readout_functional
 from .ptm_noise import PTMNoise
 
@@ -105,25 +113,55 @@ def _readout_weights(label: str, qubits: tuple, noise: PTMNoise) -> list[tuple[i
             w = np.array([1.0, 0, 0, 0])
         else:
             w = readout_functional(*noise.readout_of(q))
-            for name, _ in reversed(_basis_gates(c)):
+            for name, _ in reversed(basis_gates(c)):
                 w = w @ (noise.after_1q(name, q) @ fixed_1q_ptm(name))
         entries = [(idx + j * 4 ** (k - 1 - i), v * w[j]) for idx, v in entries for j in range(4) if w[j] != 0]
     return entries
 
 
 @lru_cache(maxsize=64)
-def expectation_groups(circuit: Circuit, noise: PTMNoise, labels: tuple[str, ...]) -> tuple[list[Group], list]:
-    """Groups for the exact noisy expectation of each label; constant terms (all ``I``)."""
+def observable_cones(circuit: Circuit, noise: PTMNoise, labels: tuple[str, ...]) -> tuple[dict, list]:
+    """``{cone: [observable indices]}`` and the constant (all-``I``) observables."""
     ops = circuit_ops(circuit, noise)
-    n = circuit.n_qubits
     by_cone: dict[tuple, list[int]] = {}
     constant = []
     for o, lab in enumerate(labels):
-        cone = light_cone(ops, n, lab)
+        cone = light_cone(ops, circuit.n_qubits, lab)
         if cone:
             by_cone.setdefault(cone, []).append(o)
         else:
             constant.append(o)
+    return by_cone, constant
+
+
+def planned_row_bytes(cone_sizes: list[int]) -> int:
+    """Working memory per batch row of the largest group of reduced registers (upper bound:
+    every register of one size batched together)."""
+    if not cone_sizes:
+        return 0
+    sizes = np.array(cone_sizes)
+    return int(max(8 * (sizes == k).sum() * 4**k * _WORK_COPIES for k in set(cone_sizes)))
+
+
+def check_memory(cone_sizes: list[int], limit_bytes: int, what: str) -> None:
+    """Refuse, before anything is compiled or run, a plan whose single row needs more memory
+    than the limit."""
+    need = planned_row_bytes(cone_sizes)
+    if need > limit_bytes:
+        k = max(cone_sizes)
+        raise InvalidRequestError(
+            f"{what}: the density-matrix engine would need {need / 2**30:.1f} GiB for one row "
+            f"(a {k}-qubit reduced register holds 4^{k} numbers), more than its memory limit of "
+            f"{limit_bytes / 2**30:.1f} GiB; use fewer qubits, a circuit with smaller light cones "
+            "(fewer layers, a sparser entangler), or raise the 'max_memory_gb' option"
+        )
+
+
+@lru_cache(maxsize=64)
+def expectation_groups(circuit: Circuit, noise: PTMNoise, labels: tuple[str, ...]) -> tuple[list[Group], list]:
+    """Groups for the exact noisy expectation of each label; constant terms (all ``I``)."""
+    ops = circuit_ops(circuit, noise)
+    by_cone, constant = observable_cones(circuit, noise, labels)
     by_sig: dict[tuple, list] = {}
     for cone, obs in by_cone.items():
         prog = reduced_program(ops, cone)
@@ -197,31 +235,8 @@ def _build_group(programs: list[Program], readout: tuple) -> Group:
 
 
 def row_bytes(group: Group) -> int:
-    """Working memory per batch row of a group (float64)."""
+    """Working memory per batch row of a compiled group (float64)."""
     return 8 * group.members * 4**group.k * _WORK_COPIES
-
-
-def fixed_bytes(group: Group) -> int:
-    """Memory of a group's compiled two-qubit layers."""
-    total = 0
-    for layer in group.layers:
-        for t in layer[1:]:
-            if isinstance(t, torch.Tensor):
-                total += t.numel() * t.element_size()
-    return total
-
-
-def check_memory(groups: list[Group], limit_bytes: int, what: str) -> None:
-    """Refuse a plan whose single row (plus compiled layers) exceeds the memory limit."""
-    need = max((row_bytes(g) + fixed_bytes(g) for g in groups), default=0)
-    if need > limit_bytes:
-        k = max(g.k for g in groups)
-        raise InvalidRequestError(
-            f"{what}: the density-matrix engine would need {need / 2**30:.1f} GiB for one row "
-            f"(a {k}-qubit reduced register holds 4^{k} numbers), more than its memory limit of "
-            f"{limit_bytes / 2**30:.1f} GiB; use fewer qubits, a circuit with smaller light cones "
-            "(fewer layers, a sparser entangler), or raise the 'max_memory_gb' option"
-        )
 
 
 def _position_mats(layer: tuple, ang: torch.Tensor) -> torch.Tensor:
@@ -311,8 +326,9 @@ def noisy_expectations(
 ) -> torch.Tensor:
     """Exact noisy ``(B, O)`` expectations (readout included), differentiable in ``angles (B, G)``."""
     labels = tuple(t.label for t in terms)
+    cones, _ = observable_cones(circuit, noise, labels)
+    check_memory([len(c) for c in cones], memory_limit, f"circuit {circuit.name!r}")
     groups, constant = expectation_groups(circuit, noise, labels)
-    check_memory(groups, memory_limit, f"circuit {circuit.name!r}")
     B = angles.shape[0]
     ang = _with_zero(angles.to(torch.float64))
     flat = ang.detach().numpy()
@@ -360,8 +376,8 @@ def noisy_probabilities(
 ) -> np.ndarray:
     """Exact outcome probabilities ``(B, 2**n)`` in ``basis`` (before readout confusion)."""
     n = circuit.n_qubits
+    check_memory([n], memory_limit, f"circuit {circuit.name!r}")
     g = full_register_group(circuit, noise, basis)
-    check_memory([g], memory_limit, f"circuit {circuit.name!r}")
     zt = torch.as_tensor(_ztype_indices(n))
     walsh = torch.as_tensor(_walsh(n))
     B = angles.shape[0]

@@ -49,7 +49,7 @@ class Op2:
     ptm: np.ndarray
 
 
-def _basis_gates(basis: str) -> list[tuple[str, int]]:
+def basis_gates(basis: str) -> list[tuple[str, int]]:
     out = []
     for q, c in enumerate(basis):
         if c == "X":
@@ -73,7 +73,7 @@ def circuit_ops(circuit: Circuit, noise: PTMNoise, basis: str = "") -> tuple:
             ops.append(Op1(g.qubits[0], AXIS[g.name], slot_of[gi], eye, noise.after_1q(g.name, g.qubits[0])))
         else:
             ops.append(Op1(g.qubits[0], 0, -1, fixed_1q_ptm(g.name), noise.after_1q(g.name, g.qubits[0])))
-    for name, q in _basis_gates(basis):
+    for name, q in basis_gates(basis):
         ops.append(Op1(q, 0, -1, fixed_1q_ptm(name), noise.after_1q(name, q)))
     return tuple(ops)
 

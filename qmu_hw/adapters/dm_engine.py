@@ -137,10 +137,10 @@ def observable_cones(circuit: Circuit, noise: PTMNoise, labels: tuple[str, ...])
 def planned_row_bytes(cone_sizes: list[int]) -> int:
     """Working memory per batch row of the largest group of reduced registers (upper bound:
     every register of one size batched together)."""
-    if not cone_sizes:
-        return 0
-    sizes = np.array(cone_sizes)
-    return int(max(8 * (sizes == k).sum() * 4**k * _WORK_COPIES for k in set(cone_sizes)))
+    counts: dict[int, int] = {}
+    for k in cone_sizes:
+        counts[k] = counts.get(k, 0) + 1
+    return max((8 * m * 4**k * _WORK_COPIES for k, m in counts.items()), default=0)
 
 
 def check_memory(cone_sizes: list[int], limit_bytes: int, what: str) -> None:

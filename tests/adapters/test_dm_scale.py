@@ -136,3 +136,14 @@ def test_unrepresentable_noise_is_refused_by_name(tmp_path):
                  '[noise]\nkind = "depolarizing"\np1 = 0.01\nt1_us = 10.0\nt2_us = 30.0\n')
     with pytest.raises(ProfileError, match="noise.t2_us"):
         get_backend(str(p))
+
+
+@pytest.mark.aer
+def test_idle_qubits_and_parameter_free_cones_match_aer():
+    c = Circuit(6, (Gate("H", (0,)), Gate("CNOT", (0, 1)), Gate("RY", (5,), param=0), Gate("CZ", (4, 5)),
+                    Gate("RX", (4,), param=0)), n_params=1)
+    labels = ["ZZIIII", "XXIIII", "IIIIZI", "IIIIIZ", "IIZIII", "IIIIII"]
+    params = np.array([[0.3], [0.5], [-1.0]])
+    ours = get_backend("dm-depol-0.02").estimate(EstimateRequest(c, params, labels)).values
+    aer = get_backend("aer-depol-0.02").estimate(EstimateRequest(c, params, labels)).values
+    np.testing.assert_allclose(ours, aer, atol=1e-6)

@@ -43,11 +43,11 @@ from .ptm_noise import PTMNoise
 
 CHUNK_BYTES = 256 * 2**20
 FUSE_MAX_QUBITS = 5  # a fused 4^k × 4^k float64 two-qubit layer is 8 MiB at 5 qubits
-_WORK_COPIES = 6
+_WORK_COPIES = 6  # state, layer output and einsum temporaries alive at once, per row
 # Up to this width one full-register pass beats several cone passes (measured at 4 qubits,
 # 1,536 shifted rows: 34 ms full vs 66 ms in cones; at 5 qubits cones win 89 vs 287 ms).
 FULL_REGISTER_QUBITS = 4
-PAIR_MIN_QUBITS = 6  # state, layer output and einsum temporaries alive at once, per row
+PAIR_MIN_QUBITS = 6  # from here single-qubit layers are applied two qubits per pass
 
 
 @dataclass
@@ -55,7 +55,9 @@ class Group:
     """Programs with one structure, run as one batch over ``M`` members."""
 
     k: int
-    layers: list  # per layer: ("1", axis, slots (M,P,k), pre, post) | ("2d", X) | ("2m", src, scale) | ("2s", ops)
+    # per layer: ("1", slots (M,P,k), C0, C1, C2 (M,P,k,4,4)) | ("2d", X (M,d,d))
+    #            | ("2m", src (M,d), scale (M,d)) | ("2s", per-member gate lists)
+    layers: list
     members: int
     readout: tuple
     member_slots: list  # per member: the angle slots its program reads  # (member index (E,), local index (E,), weight (E,), observable (E,))

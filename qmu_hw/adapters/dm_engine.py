@@ -256,19 +256,45 @@ def _position_mats(layer: tuple, ang: torch.Tensor) -> torch.Tensor:
     return c0 + torch.sin(theta) * c1 + (1 - torch.cos(theta)) * c2
 
 
-def run_group(group: Group, ang: torch.Tensor) -> torch.Tensor:
+def _ztype_tail(group: Group):
+    """The layers after the last single-qubit layer restricted to Z-type strings, when they
+    are gathers that map Z-type strings from Z-type strings (CZ/CNOT with Pauli noise);
+    else None. Outcome probabilities need only Z-type strings, so the last single-qubit
+    layer can then project each qubit onto (I, Z) as it goes (a quarter of the state)."""
+    ones = [i for i, layer in enumerate(group.layers) if layer[0] == "1"]
+    if not ones:
+        return None
+    zt = _ztype_indices(group.k)
+    zpos = -np.ones(4**group.k, dtype=np.int64)
+    zpos[zt] = np.arange(len(zt))
+    tail = []
+    for layer in group.layers[ones[-1] + 1 :]:
+        if layer[0] != "2m":
+            return None
+        src = zpos[layer[1].numpy()[:, zt]]
+        if (src < 0).any():
+            return None
+        tail.append(("2m", torch.as_tensor(src), layer[2][:, torch.as_tensor(zt)]))
+    return ones[-1], tail
+
+
+def run_group(group: Group, ang: torch.Tensor, ztail=None) -> torch.Tensor:
     """Final reduced states ``(R, M, 4**k)`` for per-member angles ``ang (R, M, G+1)``
-    (last column 0)."""
+    (last column 0). With ``ztail`` (from ``_ztype_tail``): only the Z-type strings,
+    ``(R, M, 2**k)`` ordered like basis indices."""
     R, M, k = ang.shape[0], group.members, group.k
+    last, layers = (None, group.layers) if ztail is None else (ztail[0], group.layers[: ztail[0] + 1] + ztail[1])
     state = None
-    for layer in group.layers:
+    for li, layer in enumerate(layers):
         kind = layer[0]
         if kind == "1":
             m = _position_mats(layer, ang)
+            keep = [0, 3] if li == last else slice(None)  # project onto (I, Z)
             if state is None:  # product state from |0…0⟩ = (I + Z) per qubit: matrix-vector chain
                 v = m[:, :, 0, :, :, 0] + m[:, :, 0, :, :, 3]  # (R, M, k, 4)
                 for p in range(1, m.shape[2]):
                     v = torch.einsum("rmkij,rmkj->rmki", m[:, :, p], v)
+                v = v[..., keep]
                 st = v[:, :, 0]
                 for q in range(1, k):
                     st = (st[..., :, None] * v[:, :, q, None, :]).reshape(R, M, -1)
@@ -277,7 +303,7 @@ def run_group(group: Group, ang: torch.Tensor) -> torch.Tensor:
             mats = m[:, :, 0]
             for p in range(1, m.shape[2]):
                 mats = torch.einsum("rmkij,rmkjl->rmkil", m[:, :, p], mats)
-            state = _apply_1q_layer(state, mats, k)
+            state = _apply_1q_layer(state, mats[..., keep, :], k)
             continue
         if state is None:
             state = _zero_state(R, M, k, ang.dtype)
@@ -294,18 +320,19 @@ def run_group(group: Group, ang: torch.Tensor) -> torch.Tensor:
 
 
 def _apply_1q_layer(state: torch.Tensor, mats: torch.Tensor, k: int) -> torch.Tensor:
-    """Per-qubit 4×4 maps ``(R, M, k, 4, 4)`` on ``(R, M, 4**k)``. On large registers the pass
-    over memory dominates, so qubits go in pairs (one 16×16 pass per pair; measured 2× at 8
-    qubits)."""
+    """Per-qubit maps ``(R, M, k, o, 4)`` on ``(R, M, 4**k)`` (``o`` = 4, or 2 to keep only
+    I and Z). On large registers the pass over memory dominates, so qubits go in pairs (one
+    16×16 pass per pair; measured 2× at 8 qubits)."""
     R, M = state.shape[:2]
+    o = mats.shape[-2]
     q = 0
     while q < k:
         if k >= PAIR_MIN_QUBITS and q + 1 < k:
-            m = torch.einsum("rmij,rmkl->rmikjl", mats[:, :, q], mats[:, :, q + 1]).reshape(R, M, 16, 16)
+            m = torch.einsum("rmij,rmkl->rmikjl", mats[:, :, q], mats[:, :, q + 1]).reshape(R, M, o * o, 16)
             width = 2
         else:
             m, width = mats[:, :, q], 1
-        s = state.reshape(R, M, 4**q, 4**width, 4 ** (k - q - width))
+        s = state.reshape(R, M, o**q, 4**width, 4 ** (k - q - width))
         state = torch.einsum("rmij,rmajc->rmaic", m, s).reshape(R, M, -1)
         q += width
     return state
@@ -403,6 +430,8 @@ def noisy_probabilities(
     n = circuit.n_qubits
     check_memory([n], memory_limit, f"circuit {circuit.name!r}")
     g = full_register_group(circuit, noise, basis)
+    if not hasattr(g, "ztail"):
+        g.ztail = _ztype_tail(g)
     zt = torch.as_tensor(_ztype_indices(n))
     walsh = torch.as_tensor(_walsh(n))
     B = angles.shape[0]
@@ -411,6 +440,7 @@ def noisy_probabilities(
     with torch.no_grad():
         ang = _with_zero(torch.as_tensor(angles, dtype=torch.float64))[:, None, :]
         for start in range(0, B, chunk):
-            st = run_group(g, ang[start : start + chunk])[:, 0]
-            out[start : start + st.shape[0]] = (st[:, zt] @ walsh).numpy()
+            st = run_group(g, ang[start : start + chunk], g.ztail)[:, 0]
+            z = st if g.ztail is not None else st[:, zt]
+            out[start : start + st.shape[0]] = (z @ walsh).numpy()
     return out

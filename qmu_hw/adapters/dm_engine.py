@@ -44,8 +44,9 @@ from .ptm_noise import PTMNoise
 CHUNK_BYTES = 256 * 2**20
 FUSE_MAX_QUBITS = 5  # a fused 4^k × 4^k float64 two-qubit layer is 8 MiB at 5 qubits
 _WORK_COPIES = 6  # state, layer output and einsum temporaries alive at once, per row
-# Up to this width one full-register pass beats several cone passes (measured at 4 qubits,
-# 1,536 shifted rows: 34 ms full vs 66 ms in cones; at 5 qubits cones win 89 vs 287 ms).
+# Up to this width one full-register pass beats several cone passes (measured on the 32-row
+# parameter-shift request of hqml n×2L: 4 qubits 21 ms full vs 37 ms in cones; 5 qubits a
+# tie, 45 vs 47 ms; 6 qubits 183 vs 38 ms).
 FULL_REGISTER_QUBITS = 4
 PAIR_MIN_QUBITS = 6  # from here single-qubit layers are applied two qubits per pass
 
@@ -64,16 +65,10 @@ class Group:
 
 
 def _compile_two(layers_per_member: list[TwoQLayer], k: int):
-    """One two-qubit layer for all members: dense matrix, gather, or a gate sequence."""
+    """One two-qubit layer for all members: a gather when every gate is Clifford with Pauli
+    noise (a signed, scaled permutation of Paulis: 4^k work instead of 16^k), else one dense
+    matrix up to FUSE_MAX_QUBITS, else the gates one by one."""
     d = 4**k
-    if k <= FUSE_MAX_QUBITS:
-        mats = []
-        for layer in layers_per_member:
-            x = torch.eye(d, dtype=torch.float64)
-            for a, b, r in layer.ops:
-                x = _apply_2q(x, torch.as_tensor(r), a, b, k)
-            mats.append(x)  # row i: image of basis vector i, so ``state @ x`` applies it
-        return ("2d", torch.stack(mats))
     if all(layer.monomial for layer in layers_per_member):
         srcs, scales = [], []
         for layer in layers_per_member:
@@ -83,6 +78,14 @@ def _compile_two(layers_per_member: list[TwoQLayer], k: int):
             srcs.append(src)
             scales.append(scale)
         return ("2m", torch.as_tensor(np.stack(srcs)), torch.as_tensor(np.stack(scales)))
+    if k <= FUSE_MAX_QUBITS:  # non-unital noise (thermal relaxation): one dense matrix
+        mats = []
+        for layer in layers_per_member:
+            x = torch.eye(d, dtype=torch.float64)
+            for a, b, r in layer.ops:
+                x = _apply_2q(x, torch.as_tensor(r), a, b, k)
+            mats.append(x)  # row i: image of basis vector i, so ``state @ x`` applies it
+        return ("2d", torch.stack(mats))
     return ("2s", [[(a, b, torch.as_tensor(r)) for a, b, r in layer.ops] for layer in layers_per_member])
 
 
@@ -360,7 +363,13 @@ def _distinct_rows(flat: np.ndarray, member_slots: list[np.ndarray]) -> tuple[to
     holds a quarter of the slots, three quarters of its rows repeat the unshifted one."""
     firsts, inverses = [], []
     for slots in member_slots:
-        _, first, inv = np.unique(flat[:, slots], axis=0, return_index=True, return_inverse=True)
+        sub = flat[:, slots]
+        # Rows are keyed by one generic projection (a 1-D sort, not a row-wise one), then
+        # verified: equal keys must mean equal rows, else the exact row-wise unique decides.
+        key = sub @ np.cos(np.arange(1, len(slots) + 1) * 0.7548776662) if len(slots) else np.zeros(len(sub))
+        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+        if not np.array_equal(sub[first[inv.reshape(-1)]], sub):
+            _, first, inv = np.unique(sub, axis=0, return_index=True, return_inverse=True)
         firsts.append(first)
         inverses.append(inv.reshape(-1))
     R = max(len(f) for f in firsts)

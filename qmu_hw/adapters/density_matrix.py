@@ -76,15 +76,16 @@ class DensityMatrixBackend(BaseBackend):
         super().validate(request)
         self.check_plan(request.circuit, request.observables, request.shots is not None)
 
-    def check_plan(self, circuit, observables, sampled: bool) -> None:
-        """Refuse, before anything runs, a register too large for the memory limit."""
+    def check_plan(self, circuit, observables, sampled: bool, rows: int = 1) -> None:
+        """Refuse, before anything runs, a register too large for the memory limit
+        (``rows``: rows held in memory at once)."""
         noise = self.noise_for(circuit.n_qubits)
         if sampled:  # each measured group's joint distribution needs the whole register
             sizes = [circuit.n_qubits]
         else:
             cones, _ = dm.observable_cones(circuit, noise, tuple(t.label for t in observables))
             sizes = [len(c) for c in cones]
-        dm.check_memory(sizes, self.memory_limit, f"backend {self.name!r}, circuit {circuit.name!r}")
+        dm.check_memory(sizes, self.memory_limit, f"backend {self.name!r}, circuit {circuit.name!r}", rows)
 
     def probabilities(self, circuit, params: np.ndarray, basis: str | None = None) -> np.ndarray:
         """Exact noisy outcome probabilities ``(B, 2**n)`` including readout error."""
@@ -126,9 +127,12 @@ class DensityMatrixBackend(BaseBackend):
                 f"backend {self.name!r} allows at most {self.capabilities.max_qubits} qubits, "
                 f"circuit {circuit.name!r} has {circuit.n_qubits}"
             )
-        self.check_plan(circuit, obs, sampled=False)
-        t0 = time.perf_counter()
         B = inputs.shape[0]
+        # Autograd keeps every layer's state of every row: about two per entangling block.
+        gates = circuit.gates
+        blocks = 1 + sum(len(a.qubits) == 1 and len(b.qubits) == 2 for a, b in zip(gates, gates[1:], strict=False))
+        self.check_plan(circuit, obs, sampled=False, rows=B * 2 * blocks)
+        t0 = time.perf_counter()
         w = weights.reshape(-1).to(torch.float64)
         full = torch.cat([inputs.to(torch.float64), w.expand(B, -1)], dim=1)
         angles = full[:, torch.as_tensor(circuit.slot_params)] * torch.as_tensor(circuit.slot_coeffs)

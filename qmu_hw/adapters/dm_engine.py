@@ -155,14 +155,16 @@ def planned_row_bytes(cone_sizes: list[int]) -> int:
     return max((8 * m * 4**k * _WORK_COPIES for k, m in counts.items()), default=0)
 
 
-def check_memory(cone_sizes: list[int], limit_bytes: int, what: str) -> None:
-    """Refuse, before anything is compiled or run, a plan whose single row needs more memory
-    than the limit."""
-    need = planned_row_bytes(cone_sizes)
+def check_memory(cone_sizes: list[int], limit_bytes: int, what: str, rows: int = 1) -> None:
+    """Refuse, before anything is compiled or run, a plan whose ``rows`` rows held at once
+    (1 when chunked; the batch times the layers autograd keeps, when differentiating) need
+    more memory than the limit."""
+    need = planned_row_bytes(cone_sizes) * rows
     if need > limit_bytes:
         k = max(cone_sizes)
+        held = "one row" if rows == 1 else f"{rows} row-layers kept for autograd"
         raise InvalidRequestError(
-            f"{what}: the density-matrix engine would need {need / 2**30:.1f} GiB for one row "
+            f"{what}: the density-matrix engine would need {need / 2**30:.1f} GiB for {held} "
             f"(a {k}-qubit reduced register holds 4^{k} numbers), more than its memory limit of "
             f"{limit_bytes / 2**30:.1f} GiB; use fewer qubits, a circuit with smaller light cones "
             "(fewer layers, a sparser entangler), or raise the 'max_memory_gb' option"

@@ -122,6 +122,13 @@ def test_register_too_large_for_memory_plan_is_refused_before_running():
     with pytest.raises(InvalidRequestError, match="GiB"):
         b.estimate(EstimateRequest(c, params, shots=100))
     assert len(b.ledger) == before
+    # Backprop keeps every row's layers for autograd: refused for the batch, not per row.
+    small = get_backend("dm-depol-0.01", max_qubits=12, max_memory_gb=2)
+    deep = hqml(9, 2, "all")  # 4^9 numbers per row: fine chunked, not 64 rows × 6 layers
+    small.estimate(EstimateRequest(deep, np.zeros((1, deep.n_params))))
+    layer = qmu_hw.QuantumLayer(deep, small, gradient="backprop", shots=None)
+    with pytest.raises(InvalidRequestError, match="kept for autograd"):
+        layer(torch.zeros(64, 9))
     # The same width with small cones fits easily.
     b.estimate(EstimateRequest(hqml(12, 2), np.zeros((1, hqml(12, 2).n_params))))
 

@@ -1,47 +1,143 @@
-"""The fast noisy engine: batched torch density matrices with the parametric noise model."""
+"""The fast noisy engine: exact, batched, differentiable Pauli-transfer simulation.
+
+Noise: the parametric ``depolarizing`` profiles (optionally with T1/T2), or ``calibrated``
+device noise derived from a Qiskit fake device (``device_calibration``). Exact expectations
+use light-cone-reduced registers; sampled mode draws multinomial shots from the exact joint
+outcome distribution of each measured group (full register).
+"""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.contract import Capabilities, EstimateRequest
-from ..core.observables import measurement_groups
+from ..core.exceptions import InvalidRequestError, ProfileError
+from ..core.ledger import LedgerEntry
+from ..core.observables import PauliTerm, as_observables, measurement_groups
 from ..core.profiles import Profile
-from .dm_engine import noisy_probabilities
+from . import dm_engine as dm
+from .ptm_noise import PTMNoise, parametric_noise
 from .registry import register_adapter
-from .sampling import apply_readout, confusion, estimates_by_group
+from .sampling import apply_readout, estimates_by_group
 
 
 @register_adapter("density-matrix")
 class DensityMatrixBackend(BaseBackend):
-    """Depolarizing + readout noise on ≤ ~10 qubits; agrees with Aer on the same model.
+    """Depolarizing / thermal / calibrated + readout noise on ≤ ~10 qubits; agrees with Aer on
+    the same model; differentiable (``gradient="backprop"``) in exact mode.
 
-    Options: ``max_qubits`` (default 10).
+    Options: ``max_qubits`` (default 10), ``max_memory_gb`` (default 4: a request whose
+    reduced registers need more per row is refused before it runs).
     """
 
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(profile, **kw)
-        options = check_options(profile, options, {"max_qubits"})
-        self.p1, self.p2, self.readout = profile.parametric_noise("density-matrix")
-        max_q = int(options.get("max_qubits", profile.limits.get("max_qubits", 10)))
+        options = check_options(profile, options, {"max_qubits", "max_memory_gb"})
+        kind = profile.noise_kind
+        self._device = None
+        self._noise: dict[int, PTMNoise] = {}
+        self.layouts: dict[int, list[int]] = {}
+        if kind == "calibrated":
+            from .aer import fake_device
+
+            device = profile.noise.get("device")
+            if not isinstance(device, str):
+                raise ProfileError(f"backend profile {profile.path}: key 'noise.device': a calibrated "
+                                   "profile names a qiskit_ibm_runtime fake device, e.g. \"FakeBrisbane\"")
+            self._device = fake_device(device)
+            default_max = 10
+        else:
+            self._uniform = parametric_noise(profile.noise, profile.path)
+            default_max = 10
+        max_q = int(options.get("max_qubits", profile.limits.get("max_qubits", default_max)))
+        if self._device is not None and max_q > self._device.num_qubits:
+            max_q = self._device.num_qubits
+        self.memory_limit = int(float(options.get("max_memory_gb", 4)) * 2**30)
         self.capabilities = Capabilities(
-            exact=True, sampling=True, noise=profile.describe_noise(), max_qubits=max_q, backprop=False
+            exact=True, sampling=True, noise=profile.describe_noise(), max_qubits=max_q, backprop=True
         )
+
+    def noise_for(self, n_qubits: int) -> PTMNoise:
+        """The noise on an ``n_qubits`` register (calibrated: on the device chain of that width)."""
+        if self._device is None:
+            return self._uniform
+        if n_qubits not in self._noise:
+            from .device_calibration import calibrated_noise
+
+            self._noise[n_qubits], self.layouts[n_qubits] = calibrated_noise(self._device, n_qubits)
+        return self._noise[n_qubits]
+
+    def validate(self, request: EstimateRequest) -> None:
+        super().validate(request)
+        self.check_plan(request.circuit, request.observables, request.shots is not None)
+
+    def check_plan(self, circuit, observables, sampled: bool, rows: int = 1) -> None:
+        """Refuse, before anything runs, a register too large for the memory limit
+        (``rows``: rows held in memory at once)."""
+        noise = self.noise_for(circuit.n_qubits)
+        if sampled:  # each measured group's joint distribution needs the whole register
+            sizes = [circuit.n_qubits]
+        else:
+            cones, _ = dm.observable_cones(circuit, noise, tuple(t.label for t in observables))
+            sizes = [len(c) for c in cones]
+        dm.check_memory(sizes, self.memory_limit, f"backend {self.name!r}, circuit {circuit.name!r}", rows)
 
     def probabilities(self, circuit, params: np.ndarray, basis: str | None = None) -> np.ndarray:
         """Exact noisy outcome probabilities ``(B, 2**n)`` including readout error."""
         n = circuit.n_qubits
-        probs = noisy_probabilities(circuit, circuit.angles(np.atleast_2d(params)), basis or "Z" * n, self.p1, self.p2)
-        return apply_readout(probs, n, confusion(self.readout)) if self.readout else probs
+        noise = self.noise_for(n)
+        probs = dm.noisy_probabilities(
+            circuit, circuit.angles(np.atleast_2d(params)), basis or "Z" * n, noise, self.memory_limit
+        )
+        return probs if noise.readout_free else apply_readout(probs, n, noise.confusions(n))
 
     def _run(self, request: EstimateRequest) -> RunOutput:
         circuit, n = request.circuit, request.circuit.n_qubits
+        if request.shots is None:
+            with torch.no_grad():
+                angles = torch.as_tensor(circuit.angles(request.params), dtype=torch.float64)
+                vals = dm.noisy_expectations(
+                    circuit, angles, request.observables, self.noise_for(n), self.memory_limit
+                ).numpy()
+            return RunOutput(vals, np.zeros_like(vals), "exact", request.batch_size)
         groups = measurement_groups(request.observables)
         per_group = [self.probabilities(circuit, request.params, basis) for basis, _ in groups]
         rng = np.random.default_rng(request.seed)
         vals, errs = estimates_by_group(request.observables, groups, n, per_group, request.shots, rng)
-        method = "exact" if request.shots is None else "sampled"
-        return RunOutput(vals, errs, method, request.batch_size * len(groups))
+        return RunOutput(vals, errs, "sampled", request.batch_size * len(groups))
+
+    # -- differentiable path (the Differentiable contract of the exact engines) -----------
+    def torch_expectation(
+        self,
+        circuit,
+        inputs: torch.Tensor,
+        weights: torch.Tensor,
+        observables: tuple[PauliTerm, ...] | None = None,
+        phase: str = "train",
+    ) -> torch.Tensor:
+        """Exact noisy ``(B, O)`` expectations, differentiable in ``inputs (B, n_in)`` and ``weights``."""
+        obs = as_observables(observables, circuit.n_qubits)
+        if circuit.n_qubits > self.capabilities.max_qubits:
+            raise InvalidRequestError(
+                f"backend {self.name!r} allows at most {self.capabilities.max_qubits} qubits, "
+                f"circuit {circuit.name!r} has {circuit.n_qubits}"
+            )
+        B = inputs.shape[0]
+        # Autograd keeps every layer's state of every row: about two per entangling block.
+        gates = circuit.gates
+        blocks = 1 + sum(len(a.qubits) == 1 and len(b.qubits) == 2 for a, b in zip(gates, gates[1:], strict=False))
+        self.check_plan(circuit, obs, sampled=False, rows=B * 2 * blocks)
+        t0 = time.perf_counter()
+        w = weights.reshape(-1).to(torch.float64)
+        full = torch.cat([inputs.to(torch.float64), w.expand(B, -1)], dim=1)
+        angles = full[:, torch.as_tensor(circuit.slot_params)] * torch.as_tensor(circuit.slot_coeffs)
+        out = dm.noisy_expectations(circuit, angles, obs, self.noise_for(circuit.n_qubits), self.memory_limit)
+        self.ledger.record(
+            LedgerEntry(phase, self.name, self.profile.path, B, 0, 1, time.perf_counter() - t0, 0.0, True)
+        )
+        return out

@@ -31,7 +31,7 @@ SECTION_KEYS = {
              "task_latency_s"},
     "credentials": {"env", "channel", "instance_env", "token_env", "region_env"},
 }
-NOISE_KINDS = ("none", "depolarizing", "fake-device")
+NOISE_KINDS = ("none", "depolarizing", "fake-device", "calibrated")
 
 
 @dataclass(frozen=True)
@@ -136,7 +136,7 @@ def parse_profile(data: dict[str, Any], path: str, digest: str) -> Profile:
     for p in ("p1", "p2", "readout"):
         if p in noise and not (isinstance(noise[p], (int, float)) and 0 <= noise[p] <= 1):
             raise err(f"noise.{p}", f"must be a probability in [0, 1], got {noise[p]!r}")
-    if noise["kind"] == "fake-device" and not isinstance(noise.get("device"), str):
+    if noise["kind"] in ("fake-device", "calibrated") and not isinstance(noise.get("device"), str):
         raise err("noise.device", "a fake-device profile names its device, e.g. \"FakeManilaV2\"")
     limits = data.get("limits", {})
     for k, v in limits.items():

@@ -76,4 +76,4 @@ def test_step_shots_layer_charges_within_total():
 
 def test_backprop_refused_on_non_differentiable_backend():
     with pytest.raises(UnsupportedFeatureError, match="differentiable exact engine"):
-        QuantumLayer(hqml(2, 1), get_backend("dm-depol-0.01"), gradient="backprop", shots=None)
+        QuantumLayer(hqml(2, 1), get_backend("aer-depol-0.01"), gradient="backprop", shots=None)

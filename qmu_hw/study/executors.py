@@ -53,9 +53,13 @@ def train_target(cfg, cell: Cell) -> tuple[str, int | None]:
 
 
 def on_driver(backend: str) -> bool:
-    """Billed, cloud or journaled backends: their requests stay in the driver process."""
+    """Billed, cloud or journaled backends (adapters that take a job journal): their
+    requests stay in the driver process."""
+    from ..adapters.registry import adapter_class
+
     prof = profile_of(backend)
-    return bool(prof.is_cloud or prof.requires_confirmation or prof.adapter in ("ibm", "braket"))
+    journaled = hasattr(adapter_class(prof.adapter), "attach_journal")
+    return bool(prof.is_cloud or prof.requires_confirmation or journaled)
 
 
 def cell_on_driver(cfg, cell: Cell) -> bool:
@@ -218,7 +222,9 @@ class RayExecutor:
         if self.address:
             ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
         else:  # "local" never joins a cluster found through RAY_ADDRESS or a running `ray start`
+            # Loopback only: a local Ray needs no network interface.
             ray.init(address="local", num_cpus=self.workers, include_dashboard=False, logging_level=logging.WARNING,
+                     _node_ip_address="127.0.0.1",
                      log_to_driver=False, object_store_memory=128 * 2 ** 20)
         self._started = True
 

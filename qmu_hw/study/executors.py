@@ -291,7 +291,7 @@ def run_tasks(runner, todo: list[Cell], ids: dict, executor):
     driver = [c for c in todo if cell_on_driver(cfg, c)]
     res = task_resources(cfg)
     prog = _Progress(runner.progress, len(todo))
-    state = {"ran": 0, "failed": 0, "failures": [], "stop": None}
+    state = {"ran": 0, "failed": 0, "failures": [], "stop": None, "broken": set()}
     executor.start()
     try:
         train = {t: executor.submit(train_task, (cfg, t), [], res) for t in prereqs}
@@ -305,9 +305,10 @@ def run_tasks(runner, todo: list[Cell], ids: dict, executor):
             for h in executor.wait(pending, timeout):
                 pending.remove(h)
                 if h in cells:
-                    _record_cell(runner, cells[h], ids[cells[h]], h, executor, state, prog)
-                else:
-                    _record_train(runner, label[h], h, executor)
+                    broken = [d.label for d in needs[cells[h]] if d in state["broken"]]
+                    _record_cell(runner, cells[h], ids[cells[h]], h, executor, state, prog, broken)
+                elif not _record_train(runner, label[h], h, executor):
+                    state["broken"].add(next(t for t, x in train.items() if x == h))
 
         for cell in driver:  # billed / journaled cells: here, after their prerequisites
             while any(train[d] in pending for d in needs[cell]):
@@ -338,14 +339,17 @@ def _charge(runner, phases: dict, where: str) -> None:
                                          int(s["submissions"]), s["wall_time_s"], s["cost"], s["shots"] == 0))
 
 
-def _record_train(runner, label: str, handle, executor) -> None:
+def _record_train(runner, label: str, handle, executor) -> bool:
+    """False if the task raised: its cells then fail with its error (Ray) or meet the
+    same error themselves (local pool), and are recorded failed."""
     try:
         out = executor.result(handle)
-    except Exception as exc:  # its cells retrain it themselves and record the error
-        runner.log(f"{label} failed in a worker: {exc!r}")
-        return
+    except Exception as exc:
+        runner.log(f"{label} failed: {type(exc).__name__}: {exc}")
+        return False
     _charge(runner, out["phases"], executor.name)
     runner.log(f"{label} ready ({out['wall_s']:.1f}s)")
+    return True
 
 
 def _qmu_error(out: dict) -> QmuHwError:
@@ -358,12 +362,15 @@ def _qmu_error(out: dict) -> QmuHwError:
     return cls(out["error"].split(": ", 1)[-1])
 
 
-def _record_cell(runner, cell: Cell, cell_id: str, handle, executor, state: dict, prog) -> None:
+def _record_cell(runner, cell: Cell, cell_id: str, handle, executor, state: dict, prog, broken: list) -> None:
     store, digest = runner.store, runner.cfg.digest()
     try:
         out = executor.result(handle)
     except Exception as exc:  # retries exhausted, or a prerequisite raised
-        out = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "short": repr(exc), "phases": {}}
+        why = f"{type(exc).__name__}: {exc}"
+        if broken:
+            why = f"prerequisite {', '.join(broken)} failed: {why}"
+        out = {"status": "failed", "error": why, "short": why, "phases": {}}
     _charge(runner, out["phases"], executor.name)
     if out["status"] == "stop" and out.get("exc_type") == "BudgetExceededError":
         state["stop"] = _qmu_error(out)  # like a sequential run: the cell is redone next time

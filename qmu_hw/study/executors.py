@@ -311,6 +311,8 @@ def run_tasks(runner, todo: list[Cell], ids: dict, executor):
                     state["broken"].add(next(t for t, x in train.items() if x == h))
 
         for cell in driver:  # billed / journaled cells: here, after their prerequisites
+            if state["stop"] is not None:
+                break
             while any(train[d] in pending for d in needs[cell]):
                 drain(1.0)
             prog.note(cell.label)

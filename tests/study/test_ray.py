@@ -253,3 +253,44 @@ def _kill_tree(proc, tree=None):
         proc.wait(timeout=30)
     if os.name == "posix":
         time.sleep(0.2)
+
+
+JOURNALED = """
+[study]
+name = "journaled"
+output = "{out}"
+seeds = [0]
+[data]
+dataset = "iris"
+per_class = 10
+[training]
+epochs = 3
+patience = 2
+n_oracles = 1
+[grid]
+scenarios = ["class:0"]
+methods = ["identity", "ga"]
+backends = ["exact", "ibm-local-fake-manila"]
+shots = [128]
+[methods.ga]
+epochs = 1
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.ibm
+@needs_ray
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_journaled_backend_cells_run_in_the_driver_with_the_same_numbers(tmp_path):
+    from qmu_hw.core.journal import JobJournal
+
+    for name in ("seq", "ray"):
+        (tmp_path / f"{name}.toml").write_text(JOURNALED.replace("{out}", str(tmp_path / name)))
+    assert _run("run", tmp_path / "seq.toml").returncode == 0
+    res = _run("run", tmp_path / "ray.toml", "--executor", "ray", "--workers", "2")
+    assert res.returncode == 0, res.stderr
+    assert _metrics(tmp_path / "ray") == _metrics(tmp_path / "seq") and len(_metrics(tmp_path / "seq")) == 4
+    # A worker has no journal: every IBM request is in the driver's, as in the sequential run.
+    seq, ray_ = (JobJournal(tmp_path / n / "journal.sqlite").entries() for n in ("seq", "ray"))
+    assert seq and sorted(e.request_hash for e in ray_) == sorted(e.request_hash for e in seq)
+    assert all(e.state == "done" for e in ray_)

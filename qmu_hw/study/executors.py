@@ -310,14 +310,17 @@ def run_tasks(runner, todo: list[Cell], ids: dict, executor):
                 elif not _record_train(runner, label[h], h, executor):
                     state["broken"].add(next(t for t, x in train.items() if x == h))
 
+        preps: dict = {}
         for cell in driver:  # billed / journaled cells: here, after their prerequisites
             if state["stop"] is not None:
                 break
             while any(train[d] in pending for d in needs[cell]):
                 drain(1.0)
             prog.note(cell.label)
+            if cell.seed not in preps:
+                preps = {cell.seed: _prepare(cfg, cell.seed)}  # one seed's data at a time
             with prog.requests_bar(runner.ledger, cell.method):
-                error = runner.attempt(_prepare(cfg, cell.seed), cell, ids[cell])
+                error = runner.attempt(preps[cell.seed], cell, ids[cell])
             state["ran" if error is None else "failed"] += 1
             if error is not None:
                 state["failures"].append(error)

@@ -54,7 +54,7 @@ def _write(tmp_path, name):
     return path
 
 
-def _cli(*args, **kw):
+def _cli(*args):
     return [sys.executable, "-m", "qmu_hw.cli", *map(str, args)]
 
 
@@ -183,6 +183,7 @@ def test_sigkill_of_the_driver_then_rerun_completes_each_cell_once(tmp_path, seq
     cfg, out = _write(tmp_path, "killd"), tmp_path / "killd"
     proc = subprocess.Popen(_cli("run", cfg, "--executor", "ray", "--workers", "2"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tree = []
     try:
         def some_done():
             if not (out / "results.sqlite").exists():
@@ -197,7 +198,7 @@ def test_sigkill_of_the_driver_then_rerun_completes_each_cell_once(tmp_path, seq
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        _kill_tree(proc, tree if "tree" in locals() else None)
+        _kill_tree(proc, tree)  # Ray's processes die with their driver; make sure
     before = {r[0]: r for r in _rows(out) if r[1] == "done"}
     assert 3 <= len(before) < N_CELLS
     res = _run("run", cfg, "--executor", "ray", "--workers", "2")

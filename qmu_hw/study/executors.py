@@ -297,13 +297,13 @@ def run_tasks(runner, todo: list[Cell], ids: dict, executor):
         train = {t: executor.submit(train_task, (cfg, t), [], res) for t in prereqs}
         label = {h: t.label for t, h in train.items()}
         cells = {executor.submit(cell_task, (cfg, c), [train[d] for d in needs[c]], res): c for c in local}
-        pending = list(train.values()) + list(cells)
+        pending = dict.fromkeys([*train.values(), *cells])  # ordered set of handles in flight
 
         def drain(timeout: float) -> None:
             if not pending:
                 return
-            for h in executor.wait(pending, timeout):
-                pending.remove(h)
+            for h in executor.wait(list(pending), timeout):
+                del pending[h]
                 if h in cells:
                     broken = [d.label for d in needs[cells[h]] if d in state["broken"]]
                     _record_cell(runner, cells[h], ids[cells[h]], h, executor, state, prog, broken)

@@ -50,7 +50,8 @@ def cmd_run(args) -> int:
     _confirm_hardware(cfg, args)
     runner = StudyRunner(cfg, progress=not args.quiet and sys.stderr.isatty() or args.progress,
                          log=(lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
-    summary = runner.run(max_cells=args.max_cells, dry_run=args.dry_run, workers=args.workers)
+    summary = runner.run(max_cells=args.max_cells, dry_run=args.dry_run, workers=args.workers,
+                         executor=args.executor, address=args.address)
     if args.dry_run:
         print(f"dry run: {summary.total_cells} cells, {summary.skipped} already done; nothing was run")
         return EXIT_OK
@@ -271,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--yes", action="store_true", help="confirm submissions to real devices")
     r.add_argument("--workers", type=int, default=1,
                    help="worker processes for local-simulator studies (each uses one core)")
+    r.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where tasks run: local processes, or Ray (pip install 'qmu-hw[ray]'); "
+                        "without --address Ray starts locally with --workers CPUs")
+    r.add_argument("--address", default=None, help="Ray cluster to join (e.g. HEAD_IP:6379); needs --executor ray")
     r.add_argument("--quiet", action="store_true")
     r.add_argument("--progress", action="store_true", help="progress bars even without a terminal")
     r.set_defaults(fn=cmd_run)

@@ -130,9 +130,12 @@ def _method_hp(cfg: StudyConfig, method: str) -> dict:
 
 
 class StudyRunner:
-    def __init__(self, cfg: StudyConfig, *, progress: bool = False, log=print) -> None:
+    def __init__(self, cfg: StudyConfig, *, progress: bool = False, log=print, worker: bool = False) -> None:
+        """``worker=True``: a task runner inside an executor's worker process; it reads and
+        writes checkpoints but never opens the results store or the journal (the driver is
+        their one writer)."""
         self.cfg = cfg
-        self.store = ResultsStore(cfg.output)
+        self.store = None if worker else ResultsStore(cfg.output)
         self.ckpt_dir = Path(cfg.output) / "checkpoints"
         self.progress = progress
         self.log = log
@@ -142,7 +145,7 @@ class StudyRunner:
         self._reference: dict = {}  # teacher/oracle outputs of the current (seed, scenario, backend, shots)
         from ..core.journal import JobJournal
 
-        self.journal = JobJournal(Path(cfg.output) / "journal.sqlite")
+        self.journal = None if worker else JobJournal(Path(cfg.output) / "journal.sqlite")
 
     # -- backends share the study's ledger and budget ------------------------------------
     def backend(self, name: str, shots: int | None, seed: int):
@@ -193,10 +196,14 @@ class StudyRunner:
         return out
 
     # -- the run ---------------------------------------------------------------------------
-    def run(self, *, max_cells: int | None = None, dry_run: bool = False, workers: int = 1) -> RunSummary:
-        """Run every unfinished cell. ``workers > 1`` runs groups of cells in worker
-        processes (local simulators only); a cell's result does not depend on the order or
+    def run(self, *, max_cells: int | None = None, dry_run: bool = False, workers: int = 1,
+            executor: str = "local", address: str | None = None) -> RunSummary:
+        """Run every unfinished cell. ``workers > 1`` or ``executor="ray"`` runs teachers,
+        oracles and cells as tasks (see :mod:`qmu_hw.study.executors`; billed and journaled
+        backends stay in this process); a cell's result does not depend on the order or
         process it runs in: every model and request is seeded from the cell."""
+        from .executors import make_executor
+
         cfg = self.cfg
         if workers < 1:
             raise InvalidRequestError(f"workers must be >= 1, got {workers}")
@@ -204,13 +211,7 @@ class StudyRunner:
             # todo[:-1] would silently drop the last cell; 0 would look like a finished run
             raise InvalidRequestError(f"max_cells must be an integer >= 1 or None (all), got {max_cells!r}; "
                                       "use dry_run=True to run no cells")
-        if workers > 1:
-            remote = [b for b in cfg.backends if profile_of(b).adapter in ("ibm", "braket")
-                      or profile_of(b).requires_confirmation]
-            if remote:
-                raise InvalidRequestError(
-                    f"--workers > 1 is for local simulators; {remote} submit to a provider and run in one process"
-                )
+        pool = make_executor(executor, workers, address)  # checks the name and that Ray is installed
         t0 = time.perf_counter()
         cells = expand(cfg)
         ids = {c: c.cell_id(cfg) for c in cells}
@@ -232,8 +233,10 @@ class StudyRunner:
             self._save_config()
             self.store.set_meta("current_cells", sorted(ids.values()))
             self._charge_previous_runs(ids)
-            if workers > 1 and len(todo) > 1:
-                summary = self._run_parallel(todo, ids, workers)
+            if pool is not None and todo:
+                from .executors import run_tasks
+
+                summary = run_tasks(self, todo, ids, pool)
             else:
                 summary = self._run_cells(todo, ids)
         summary.total_cells, summary.skipped = len(cells), skipped
@@ -300,48 +303,6 @@ class StudyRunner:
         self.store.finish(cell_id, metrics, cost)
         return None
 
-    def _run_parallel(self, todo: list[Cell], ids: dict, workers: int) -> RunSummary:
-        """Teachers and oracles first (checkpoints), then (seed, scenario, backend, shots)
-        groups of cells in a process pool; workers write their cells to the store."""
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        cfg = self.cfg
-        # Checkpoints shared by several groups are trained here first, so that no two workers
-        # train (and write) the same teacher or oracle at once.
-        for seed in sorted({c.seed for c in todo}):
-            prep = _prepare(cfg, seed)
-            if cfg.train_backend != "same":
-                self.teacher(prep, seed, cfg.train_backend, None)
-            for spec in sorted({c.scenario for c in todo if c.seed == seed}):
-                refs = {exact_reference(cfg)} | {same_noise_reference(cfg, c.backend) for c in todo
-                                                 if c.seed == seed and c.scenario == spec}
-                for name in sorted(refs):
-                    self.oracles(prep, prep.scenario(spec), seed, name, None)
-        groups: dict[tuple, list[Cell]] = {}
-        for c in todo:
-            groups.setdefault((c.seed, c.scenario, c.backend, c.shots), []).append(c)
-        prog = _Progress(self.progress, len(todo))
-        ran = failed = 0
-        failures: list = []
-        try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                futures = [pool.submit(_worker_run_group, cfg, group, [ids[c] for c in group])
-                           for group in groups.values()]
-                for fut in as_completed(futures):
-                    r, f, errs, phases = fut.result()
-                    ran, failed = ran + r, failed + f
-                    failures += errs
-                    for phase, summ in phases.items():
-                        self.ledger.record(LedgerEntry(phase, "worker", "-", int(summ["circuits"]), int(summ["shots"]),
-                                                       int(summ["submissions"]), summ["wall_time_s"], summ["cost"],
-                                                       summ["shots"] == 0))
-                    for _ in range(r + f):
-                        prog.advance()
-        finally:
-            prog.close()
-        return RunSummary(0, 0, ran, failed, 0.0, output=cfg.output, failures=failures)
-
     def run_cell(self, prep: Prepared, cell: Cell) -> tuple[dict, dict]:
         from ..unlearning import unlearn
 
@@ -394,26 +355,3 @@ class StudyRunner:
         metrics.update({f"detail_{k}": v for k, v in report.details.items() if isinstance(v, (int, float))})
         return metrics, cost
 
-
-def _worker_run_group(cfg: StudyConfig, cells: list[Cell], cell_ids: list[str]):
-    """Worker process: one (seed, scenario, backend, shots) group of cells."""
-    import torch
-
-    torch.set_num_threads(1)  # one core per worker
-    runner = StudyRunner(cfg, log=lambda *_: None)
-    prep = _prepare(cfg, cells[0].seed)
-    ran = failed = 0
-    errors = []
-    for cell, cid in zip(cells, cell_ids, strict=True):
-        try:
-            error = runner.attempt(prep, cell, cid)
-        except QmuHwError as exc:  # stops this group; reported to the parent
-            failed += 1
-            errors.append((cell.label, repr(exc)))
-            break
-        if error is None:
-            ran += 1
-        else:
-            failed += 1
-            errors.append(error)
-    return ran, failed, errors, runner.ledger.by_phase()

@@ -81,16 +81,8 @@ class StatevectorBackend(BaseBackend):
             )
         t0 = time.perf_counter()
         B = inputs.shape[0]
-        w = weights.reshape(-1).to(self.dtype)
-        x = inputs.to(self.dtype)
-        sp = torch.as_tensor(circuit.slot_params)
-        coeffs = torch.as_tensor(circuit.slot_coeffs, dtype=self.dtype)
-        full = torch.cat([x, w.expand(B, -1)], dim=1)
-        angles = full[:, sp] * coeffs
-        shared = torch.cat([x.new_zeros(circuit.n_inputs), w])[sp] * coeffs
-        state = te.simulate(
-            te.compile_plan(circuit), angles, shared, frozenset(circuit.weight_slots.tolist())
-        )
+        angles, shared, shared_slots = te.torch_angles(circuit, inputs.to(self.dtype), weights)
+        state = te.simulate(te.compile_plan(circuit), angles, shared, shared_slots)
         out = te.pauli_expectations(
             state, tuple(t.label for t in obs), torch.tensor([t.coeff for t in obs], dtype=self.dtype)
         )

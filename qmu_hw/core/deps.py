@@ -1,0 +1,23 @@
+"""Optional SDKs: one import helper so a missing one always names the pip extra."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .exceptions import MissingDependencyError
+
+
+def require(module: str, extra: str, purpose: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the install command.
+
+    ``require("qiskit_aer", "aer", "the 'aer' backends")`` →
+    ``MissingDependencyError: the 'aer' backends need qiskit_aer: pip install 'qmu-hw[aer]'``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{purpose} need {module.split('.')[0]}, which is not installed: "
+            f"pip install 'qmu-hw[{extra}]'"
+        ) from exc

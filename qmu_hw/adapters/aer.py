@@ -144,7 +144,10 @@ class AerBackend(BaseBackend):
     OpenMP threads slow later torch work), ``optimization_level``, ``initial_layout``
     (``"chain"`` or a list), ``seed_transpiler``, ``max_qubits``."""
 
-    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
+    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, native=None,
+                 noise_model=None, **kw: Any) -> None:
+        """``native``/``noise_model``: the device object given to ``get_backend`` (a fake
+        backend, or an AerSimulator and its noise model) instead of the profile's noise."""
         super().__init__(profile, **kw)
         _require_aer()
         from qiskit_aer import AerSimulator
@@ -153,7 +156,21 @@ class AerBackend(BaseBackend):
         self.options = options
         kind = profile.noise_kind
         self.device = None
-        if kind == "fake-device":
+        self._basis_gates = None  # a user noise model's basis, when its errors sit on other gates
+        if native is not None and kind == "fake-device":
+            from qiskit_aer.noise import NoiseModel
+
+            self.device = native
+            self.noise_model = NoiseModel.from_backend(native)
+            max_q = native.num_qubits
+        elif native is not None:  # an AerSimulator: its noise model, and its target if it has one
+            self.noise_model = noise_model
+            self.device = native if native.coupling_map is not None else None
+            max_q = native.num_qubits if self.device is not None else (14 if noise_model is not None else 24)
+            if noise_model is not None and self.device is None and (
+                    set(noise_model.noise_instructions) - set(ONE_QUBIT_GATES + TWO_QUBIT_GATES)):
+                self._basis_gates = list(noise_model.basis_gates)
+        elif kind == "fake-device":
             from qiskit_aer.noise import NoiseModel
 
             self.device = fake_device(profile.noise["device"])
@@ -197,6 +214,11 @@ class AerBackend(BaseBackend):
                     seed_transpiler=int(self.options.get("seed_transpiler", 0)),
                 )
                 qc = pm.run(qc)
+                self.n_transpilations += 1
+            elif self._basis_gates is not None:  # onto the gates the noise model puts errors on
+                from qiskit import transpile
+
+                qc = transpile(qc, basis_gates=self._basis_gates, optimization_level=0)
                 self.n_transpilations += 1
             phys = measured_physical_qubits(qc, circuit.n_qubits)
             probs_qc = qc.remove_final_measurements(inplace=False)

@@ -37,7 +37,8 @@ def _pauli_label_qiskit(label: str) -> str:
 class IBMBackend(JournaledBackend):
     """EstimatorV2 on an IBM device or, for ``Fake*`` device names, its local testing mode."""
 
-    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
+    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, native=None,
+                 **kw: Any) -> None:
         super().__init__(profile, **kw)
         try:
             import qiskit_ibm_runtime  # noqa: F401
@@ -52,7 +53,9 @@ class IBMBackend(JournaledBackend):
         if not isinstance(device, str):
             raise InvalidRequestError(f"backend profile {profile.path}: key 'options.device' names the IBM device")
         self.local = device.startswith("Fake")
-        self.device = self._resolve_device(device)
+        self.device = self._resolve_device(device) if native is None else native  # native: get_backend(IBMBackend)
+        if native is not None and not self.local:
+            self.service = native.service  # the account the user's device object came from
         self._compiled: dict[tuple, tuple] = {}
         self.n_transpilations = 0
         self._context = None

@@ -32,8 +32,12 @@ def _depol2_kraus(p: float) -> list[np.ndarray]:
 
 @register_adapter("pennylane")
 class PennyLaneBackend(BaseBackend):
-    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
+    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, native=None,
+                 **kw: Any) -> None:
+        """``native``: a PennyLane device object given to ``get_backend``; it runs every request
+        (its own seed, not the request's; its wires must include 0..n-1)."""
         super().__init__(profile, **kw)
+        self.native = native
         try:
             import pennylane  # noqa: F401
         except ImportError as exc:  # pragma: no cover
@@ -86,7 +90,14 @@ class PennyLaneBackend(BaseBackend):
 
         circuit = request.circuit
         angles = circuit.angles(request.params)
-        dev = qml.device(self.device_name, wires=circuit.n_qubits, seed=request.seed, **self.device_kwargs)
+        if self.native is not None:
+            dev = self.native
+            if dev.wires is not None and not set(range(circuit.n_qubits)) <= set(dev.wires):
+                raise InvalidRequestError(
+                    f"backend {self.name!r}: the device's wires {list(dev.wires)} do not include the "
+                    f"circuit's qubits 0..{circuit.n_qubits - 1}")
+        else:
+            dev = qml.device(self.device_name, wires=circuit.n_qubits, seed=request.seed, **self.device_kwargs)
         levels = [None] if request.shots is None else sorted(set(request.row_shots.tolist()))
         tapes, rows_of = [], []
         for level in levels:

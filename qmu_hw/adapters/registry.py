@@ -43,13 +43,23 @@ def adapter_class(name: str) -> type:
     return _ADAPTERS[name]
 
 
-def get_backend(name_or_path: str | Path | Profile, **overrides: Any):
-    """A backend from a built-in profile name, a TOML path or a :class:`Profile`.
+def get_backend(name_or_path: str | Path | Profile | Any, **overrides: Any):
+    """A backend from a built-in profile name, a TOML path, a :class:`Profile`, or a native
+    device object (Qiskit fake backend / AerSimulator / IBMBackend, Braket LocalSimulator /
+    AwsDevice, PennyLane device; see :mod:`qmu_hw.adapters.devices`).
 
     ``overrides``: ``shots`` (int or None), ``seed``, ``ledger``, ``budget``, and any key
     of the profile's ``[options]`` table, e.g. ``get_backend("aer-depol-0.01", shots=2048)``.
     """
-    profile = name_or_path if isinstance(name_or_path, Profile) else resolve_profile(name_or_path)
+    native: dict[str, Any] = {}
+    if isinstance(name_or_path, Profile):
+        profile = name_or_path
+    elif isinstance(name_or_path, (str, Path)):
+        profile = resolve_profile(name_or_path)
+    else:
+        from .devices import describe_device
+
+        profile, native = describe_device(name_or_path)
     cls = adapter_class(profile.adapter)
     kwargs: dict[str, Any] = {
         "shots": profile.shots,
@@ -66,4 +76,4 @@ def get_backend(name_or_path: str | Path | Profile, **overrides: Any):
     from ..core.contract import check_shots
 
     kwargs["shots"] = check_shots(kwargs["shots"])
-    return cls(profile, options=options, **kwargs)
+    return cls(profile, options=options, **native, **kwargs)

@@ -6,7 +6,6 @@ Exit codes: 0 ok, 2 bad config or input, 3 budget refused, 4 backend unavailable
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -146,31 +145,16 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
-def _aws_credentials_visible() -> bool:
-    """Whether boto3 could find AWS credentials without asking the network (env or ~/.aws)."""
-    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
-        return True
-    files = [os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
-             os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")]
-    return any(Path(f).expanduser().is_file() for f in files)
-
-
 def cmd_backends(args) -> int:
-    import importlib.util
-
+    from .core.backend import adapter_info
     from .core.profiles import builtin_profiles, load_profile_file
 
-    sdk = {"statevector": "torch", "density-matrix": "torch", "aer": "qiskit_aer", "ibm": "qiskit_ibm_runtime",
-           "braket": "braket", "pennylane": "pennylane"}
     rows = []
     for name, path in builtin_profiles().items():
         p = load_profile_file(path)
-        mod = sdk.get(p.adapter, p.adapter)
-        installed = importlib.util.find_spec(mod) is not None
-        creds = p.credentials.get("env", [])
-        have = all(os.environ.get(v) for v in creds) if creds else True
-        if p.is_cloud and p.adapter == "braket":
-            have = _aws_credentials_visible()
+        info = adapter_info(p)
+        installed = not info.missing
+        have = info.credentials_visible()
         avail = "yes" if installed and have else ("no SDK" if not installed else "no credentials")
         rows.append([name, p.adapter, p.describe_noise(), "exact" if p.shots is None else p.shots, avail, str(path)])
     print(_table(["profile", "adapter", "noise", "shots", "available", "file"], rows))

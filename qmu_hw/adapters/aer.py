@@ -17,7 +17,8 @@ import numpy as np
 from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.circuit import Circuit
 from ..core.contract import Capabilities, EstimateRequest
-from ..core.exceptions import InvalidRequestError, MissingDependencyError
+from ..core.deps import require
+from ..core.exceptions import InvalidRequestError
 from ..core.observables import measurement_groups
 from ..core.profiles import Profile
 from .qiskit_convert import (
@@ -30,25 +31,24 @@ from .qiskit_convert import (
 from .registry import register_adapter
 from .sampling import apply_readout, confusion, estimates_by_group
 
-OPTIONS = {"method", "threads", "optimization_level", "initial_layout", "seed_transpiler", "max_qubits"}
+OPTION_SCHEMA = {
+    "method": "Aer simulation method (default: statevector, density_matrix when noisy)",
+    "threads": "Aer OpenMP threads (default 1: more slow later torch work in the same process)",
+    "optimization_level": "transpiler optimisation level for device targets (default 1)",
+    "initial_layout": "\"chain\" (a connected path of physical qubits) or a list of physical qubits",
+    "seed_transpiler": "transpiler seed (default 0)",
+    "max_qubits": "largest circuit accepted",
+}
+OPTIONS = set(OPTION_SCHEMA)
 
 
 def _require_aer():
-    try:
-        import qiskit_aer
-    except ImportError as exc:  # pragma: no cover - the project depends on it
-        raise MissingDependencyError(
-            "the 'aer' backends need qiskit-aer: pip install qiskit-aer"
-        ) from exc
-    return qiskit_aer
+    return require("qiskit_aer", "aer", "the 'aer' backends")
 
 
 def fake_device(name: str):
     """A ``qiskit_ibm_runtime.fake_provider`` backend by class name (``FakeManilaV2``)."""
-    try:
-        from qiskit_ibm_runtime import fake_provider
-    except ImportError as exc:  # pragma: no cover
-        raise MissingDependencyError("fake devices need qiskit-ibm-runtime") from exc
+    fake_provider = require("qiskit_ibm_runtime.fake_provider", "ibm", "fake devices")
     cls = getattr(fake_provider, name, None)
     if cls is None:
         raise InvalidRequestError(
@@ -143,6 +143,16 @@ class AerBackend(BaseBackend):
     """Qiskit Aer. Options: ``method`` (default automatic), ``threads`` (default 1: Aer's
     OpenMP threads slow later torch work), ``optimization_level``, ``initial_layout``
     (``"chain"`` or a list), ``seed_transpiler``, ``max_qubits``."""
+
+    sdk = ("qiskit", "qiskit_aer")
+    extra = "aer"
+    option_schema = OPTION_SCHEMA
+
+    @classmethod
+    def requirements(cls, profile: Profile) -> tuple[tuple[str, str | None], ...]:
+        # Calibrated fake devices come from qiskit-ibm-runtime's fake provider.
+        fake = (("qiskit_ibm_runtime", "ibm"),) if profile.noise_kind == "fake-device" else ()
+        return super().requirements(profile) + fake
 
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, native=None,
                  noise_model=None, **kw: Any) -> None:

@@ -37,6 +37,14 @@ def _pauli_label_qiskit(label: str) -> str:
 class IBMBackend(JournaledBackend):
     """EstimatorV2 on an IBM device or, for ``Fake*`` device names, its local testing mode."""
 
+    sdk = ("qiskit", "qiskit_ibm_runtime")
+    extra = "ibm"
+    option_schema = dict.fromkeys(sorted(OPTIONS), "see the IBM profile docs in README.md")
+
+    @classmethod
+    def is_remote(cls, profile: Profile) -> bool:
+        return not str(profile.options.get("device", "")).startswith("Fake")
+
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, native=None,
                  **kw: Any) -> None:
         super().__init__(profile, **kw)

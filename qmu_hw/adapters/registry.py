@@ -2,45 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..core.exceptions import InvalidRequestError
+from ..core.backend import adapter_class, adapter_info, register_adapter
 from ..core.profiles import Profile, resolve_profile
 
-_ADAPTERS: dict[str, type] = {}
-# Adapters living in modules that import an SDK: loaded only when a profile names them.
-_LAZY_MODULES = {
-    "statevector": "qmu_hw.adapters.statevector",
-    "density-matrix": "qmu_hw.adapters.density_matrix",
-    "aer": "qmu_hw.adapters.aer",
-    "ibm": "qmu_hw.adapters.ibm",
-    "braket": "qmu_hw.adapters.braket",
-    "pennylane": "qmu_hw.adapters.pennylane",
-}
-
-
-def register_adapter(name: str) -> Callable[[type], type]:
-    """Class decorator: ``@register_adapter("aer")``."""
-
-    def deco(cls: type) -> type:
-        _ADAPTERS[name] = cls
-        cls.adapter_name = name
-        return cls
-
-    return deco
-
-
-def adapter_class(name: str) -> type:
-    if name not in _ADAPTERS and name in _LAZY_MODULES:
-        importlib.import_module(_LAZY_MODULES[name])
-    if name not in _ADAPTERS:
-        raise InvalidRequestError(
-            f"unknown adapter {name!r}; expected one of {sorted(set(_ADAPTERS) | set(_LAZY_MODULES))}"
-        )
-    return _ADAPTERS[name]
+# The registry lives in core (profiles ask it whether a backend is remote); re-exported here.
+__all__ = ["adapter_class", "adapter_info", "get_backend", "register_adapter"]
 
 
 def get_backend(name_or_path: str | Path | Profile | Any, **overrides: Any):
@@ -60,6 +29,7 @@ def get_backend(name_or_path: str | Path | Profile | Any, **overrides: Any):
         from .devices import describe_device
 
         profile, native = describe_device(name_or_path)
+    adapter_info(profile).require(f"backend {profile.name!r}")
     cls = adapter_class(profile.adapter)
     kwargs: dict[str, Any] = {
         "shots": profile.shots,

@@ -26,6 +26,9 @@ class StatevectorBackend(BaseBackend):
     Options: ``max_qubits`` (default 20), ``dtype`` (``float64`` | ``float32``).
     """
 
+    option_schema = {"max_qubits": "largest circuit accepted (default 20)",
+                     "dtype": "float64 | float32"}
+
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(profile, **kw)
         options = check_options(profile, options, {"max_qubits", "dtype"})

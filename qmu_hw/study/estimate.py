@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.backend import billed_seconds, price
+from ..core.backend import adapter_info, billed_seconds, price
 from .config import StudyConfig
 from .grid import Cell, expand, profile_of
 
@@ -102,7 +102,7 @@ def _sizes(cfg: StudyConfig) -> dict[str, Sizes]:
 def _time_per_circuit(backend: str, shots: int | None, circuit) -> tuple[float, float]:
     """(seconds per request, seconds per circuit row) measured locally; cloud: profile rate."""
     prof = profile_of(backend)
-    if prof.is_cloud:
+    if adapter_info(prof).remote:
         return float(prof.cost.get("task_latency_s", 5.0)), 1024 * float(prof.cost.get("seconds_per_shot", 0.0003))
     from ..adapters.registry import get_backend
     from ..core.contract import EstimateRequest
@@ -131,14 +131,7 @@ def _tasks(prof, circuits: float, submissions: float, shots: int | None) -> floa
     known after GetDevice, and an estimate must not be too low), and always for exact
     requests (program sets need shots > 0).
     """
-    limit = prof.limits.get("max_circuits_per_job")
-    if prof.adapter == "braket":
-        limit = 1 if shots is None else (limit or 1)
-    if not limit:
-        return submissions
-    if limit == 1:
-        return circuits
-    return math.ceil(circuits / limit) + submissions
+    return adapter_info(prof).tasks_for(circuits, submissions, shots)
 
 
 def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_time: bool = True) -> Estimate:
@@ -162,7 +155,7 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
         s = sizes[cell.scenario]
         hp = {**method_defaults(cell.method), **cfg.hyperparameters.get(cell.method, {})}
         prof = profile_of(cell.backend)
-        exact_bp = cell.shots is None and prof.adapter == "statevector"
+        exact_bp = cell.shots is None and adapter_info(prof).differentiable
         slots = w_slots + (in_slots if has_front else 0)
         grad_rows, nograd_rows, grad_steps, nograd_req, input_rows = _rows_model(
             cell.method, hp, s, cfg.batch_size, cfg.epochs, quantum_in_last_k=hp.get("k", 1) > head_blocks)

@@ -10,6 +10,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.backend import adapter_info
 from ..core.exceptions import BudgetExceededError, InvalidRequestError, QmuHwError
 from ..core.ledger import LedgerEntry, ShotBudget, ShotLedger
 from ..models.training import load_checkpoint, save_checkpoint
@@ -127,8 +128,7 @@ class StudyRunner:
         key = (name, shots, seed)
         if key not in self._backends:
             be = get_backend(name, shots=shots, seed=seed, ledger=self.ledger, budget=self.budget)
-            if hasattr(be, "attach_journal"):  # cloud adapters: journal every submission
-                be.attach_journal(self.journal)
+            be.attach_journal(self.journal)  # cloud adapters journal every submission; a no-op elsewhere
             self._backends[key] = be
         return self._backends[key]
 
@@ -177,7 +177,7 @@ class StudyRunner:
         if workers < 1:
             raise InvalidRequestError(f"workers must be >= 1, got {workers}")
         if workers > 1:
-            remote = [b for b in cfg.backends if profile_of(b).adapter in ("ibm", "braket")
+            remote = [b for b in cfg.backends if adapter_info(profile_of(b)).remote
                       or profile_of(b).requires_confirmation]
             if remote:
                 raise InvalidRequestError(
@@ -323,8 +323,7 @@ class StudyRunner:
         teacher_w = transfer(teacher, prep, work, seed, **_model_kw(cfg, work, cell.shots))
         data = unlearn_data(parts, prep.dataset.n_classes, sc, cfg.batch_size)
         # IBM Batch/Session (per profile) stays open across one method's steps.
-        context = work.execution_context() if hasattr(work, "execution_context") else contextlib.nullcontext()
-        with context:
+        with work.execution_context():
             model, report = unlearn(cell.method, teacher_w, data, seed=seed,
                                     **cfg.hyperparameters.get(cell.method, {}))
         t_unlearn = time.perf_counter() - t0

@@ -20,6 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from ..core.deps import require
 from ..core.exceptions import BudgetExceededError, InvalidRequestError, QmuHwError
 from .config import ConfigError, StudyConfig, load_config, parse_config
 
@@ -121,6 +122,7 @@ class StudyResult:
 
     def dataframe(self):
         """One row per finished cell of the current grid: key columns, metrics, ``cost_*``."""
+        require("pandas", None, "StudyResult.dataframe()")
         return self._store().dataframe(self._cells())
 
     def noise_effect(self):
@@ -132,8 +134,7 @@ class StudyResult:
                 f"same seeds (a grid with an exact backend and at least one noisy one); then rerun the "
                 f"report (qmu-hw report {self.output})"
             )
-        import pandas as pd
-
+        pd = require("pandas", None, "StudyResult.noise_effect()")
         return pd.read_csv(path)
 
     @property

@@ -115,6 +115,7 @@ def build_model(
     image_size: int | None = None,
     seed: int | None = None,
     step_shots=None,
+    extra: dict | None = None,
 ) -> HybridModel:
     """Build a study model on ``backend``.
 
@@ -122,7 +123,14 @@ def build_model(
     ``hqml-iris-deep``: 4q×6L → the paper's deeper head (BN, ELU, dropout).
     ``hqml-cnn``: CNN front → n_qubits angles → hqml → Linear(n,32) ReLU Linear(32,C);
     8 qubits for MNIST, 10 for Fashion-MNIST; ``image_size=8`` for the 8×8 digits.
+    ``factory:pkg.module:build`` / ``circuit:/path/file.qasm``: a user model
+    (:mod:`qmu_hw.models.custom`; ``extra`` carries its inputs/weights names).
     """
+    from .custom import build_custom, is_custom
+
+    if is_custom(name):
+        return build_custom(name, backend, gradient=gradient, shots=shots, grad_shots=grad_shots, n_qubits=n_qubits,
+                            n_classes=n_classes, seed=seed, step_shots=step_shots, extra=extra)
     if name not in MODELS:
         raise InvalidRequestError(f"unknown model {name!r}; expected one of {MODELS}")
     if seed is not None:

@@ -18,8 +18,9 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from ..core.exceptions import InvalidRequestError
-from ..core.profiles import Profile, builtin_profiles, load_profile_file
+from ..core.exceptions import InvalidRequestError, UnsupportedFeatureError
+from ..core.profiles import SCHEMA_VERSION, Profile, builtin_profiles, load_profile_file
+from ..core.toml_write import toml_table, toml_value
 
 BRAKET_LOCAL = {"StateVectorSimulator": "braket_sv", "DensityMatrixSimulator": "braket_dm"}
 
@@ -135,3 +136,38 @@ def _qiskit(obj, mro: set[str]) -> tuple[Profile, dict[str, Any]]:
         f"get_backend: Qiskit backend {type(obj).__qualname__} ({getattr(obj, 'name', '?')}) is not supported; "
         "expected a fake backend (qiskit_ibm_runtime.fake_provider), an AerSimulator or an IBMBackend"
     )
+
+
+def device_profile_toml(obj: Any) -> tuple[str, str]:
+    """``(file stem, TOML text)`` of a profile that rebuilds ``obj``'s backend by name, for
+    studies (whose configs name backends). The fingerprint is part of the text, so the
+    profile's sha256 — and with it the study's cell ids — changes when the device is
+    recalibrated, and a rerun resumes the same cells otherwise.
+
+    Raises:
+        UnsupportedFeatureError: an AerSimulator with a custom noise model (a noise model is
+            not expressible in a profile; use ``get_backend(sim)`` directly, or a profile
+            with ``[noise]``).
+    """
+    profile, _ = describe_device(obj)
+    if profile.noise_kind == "noise-model":
+        raise UnsupportedFeatureError(
+            f"{profile.name}: an AerSimulator with a custom noise model cannot be named in a study config; "
+            "describe the noise in a profile ([noise] kind = \"depolarizing\" ...) or use get_backend(sim) "
+            "with a QuantumLayer directly"
+        )
+    stem = "".join(c if c.isalnum() or c in "-_." else "-" for c in profile.name)
+    top = {"schema_version": SCHEMA_VERSION, "name": stem, "adapter": profile.adapter,
+           "description": f"{profile.description}; device fingerprint {profile.sha256}"}
+    if profile.requires_confirmation:
+        top["requires_confirmation"] = True
+    lines = toml_table(None, top, "device profile")
+    for section in ("options", "noise", "limits", "budget", "cost", "credentials"):
+        table = dict(getattr(profile, section))
+        if section == "noise" and table.get("kind") == "none":
+            continue
+        if table:
+            lines += ["", *toml_table(section, table, f"device profile [{section}]")]
+    if profile.shots is not None:
+        lines += ["", "[defaults]", f"shots = {toml_value(profile.shots, 'shots')}"]
+    return stem, "\n".join(lines) + "\n"

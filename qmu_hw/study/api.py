@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import math
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,8 @@ else:  # pragma: no cover
 
 from ..core.deps import require
 from ..core.exceptions import BudgetExceededError, InvalidRequestError, QmuHwError
+from ..core.toml_write import toml_key as _toml_key
+from ..core.toml_write import toml_value as _toml_value
 from .config import ConfigError, StudyConfig, load_config, parse_config
 
 EXECUTORS = ("local", "processes")
@@ -33,29 +33,6 @@ class NotAStudyError(QmuHwError, FileNotFoundError):
 
 
 # -- dict configs ------------------------------------------------------------------------
-
-
-def _toml_value(value: Any, where: str) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(f"study config dict: {where}: must be finite, got {value!r}")
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v, where) for v in value) + "]"
-    if isinstance(value, dict):  # an inline table (grid.surrogates, budget.per_phase)
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v, where)}" for k, v in value.items()) + "}"
-    raise ConfigError(f"study config dict: {where}: unsupported value {value!r} ({type(value).__name__})")
-
-
-def _toml_key(key: Any) -> str:
-    key = str(key)
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else _toml_value(key, "key")
 
 
 def config_to_toml(data: dict[str, Any]) -> str:
@@ -81,14 +58,53 @@ def config_to_toml(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _device_backends(data: dict[str, Any], output: str | None) -> dict[str, Any]:
+    """Native device objects in ``[grid] backends`` / ``surrogates`` / ``[training]
+    train_backend`` → profile files under ``<output>/devices/`` (see
+    :func:`qmu_hw.adapters.devices.device_profile_toml`), referenced by path."""
+    grid, tr = dict(data.get("grid", {})), dict(data.get("training", {}))
+    values = list(grid.get("backends", [])) + list(grid.get("surrogates", {}).values()) + [tr.get("train_backend")]
+    if all(v is None or isinstance(v, str) for v in values):
+        return data
+    from ..adapters.devices import device_profile_toml
+
+    study = data.get("study", {})
+    folder = Path(output or study.get("output") or f"runs/{study.get('name', 'study')}") / "devices"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def as_path(v):
+        if v is None or isinstance(v, str):
+            return v
+        stem, text = device_profile_toml(v)
+        path = folder / f"{stem}.toml"
+        path.write_text(text)
+        return str(path)
+
+    if "backends" in grid:
+        grid["backends"] = [as_path(v) for v in grid["backends"]]
+    if "surrogates" in grid:
+        grid["surrogates"] = {k: as_path(v) for k, v in grid["surrogates"].items()}
+    if "train_backend" in tr:
+        tr["train_backend"] = as_path(tr["train_backend"])
+    return {**data, "grid": grid, "training": tr} if "training" in data else {**data, "grid": grid}
+
+
 def config_from_dict(data: dict[str, Any], output: str | None = None,
                      base: str | Path = ".") -> tuple[StudyConfig, str]:
     """``(StudyConfig, TOML text)`` of a dict config, validated by the same parser as files.
 
     The text is what the study folder keeps as ``config.toml`` (so ``qmu-hw report`` and
-    :func:`load` see the config); relative paths in it resolve against ``base``.
+    :func:`load` see the config); relative paths in it resolve against ``base``. Native
+    device objects (``FakeSherbrooke()``, an ``IBMBackend``, an ``AwsDevice``, ...) may stand
+    in ``[grid] backends``: each is written as a profile under ``<output>/devices/``.
     """
-    text = config_to_toml(data)
+    data = _device_backends(data, output)
+    try:
+        text = config_to_toml(data)
+    except ConfigError:
+        raise
+    except InvalidRequestError as exc:
+        raise ConfigError(f"study config dict: {exc}") from None
     parsed = tomllib.loads(text)
     path = str(Path(base) / "<dict>.toml")
     cfg = parse_config(parsed, text, path, output)

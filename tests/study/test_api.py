@@ -91,3 +91,40 @@ def test_billed_backends_need_confirmation(tmp_path):
     with pytest.raises(BudgetExceededError, match="billed backends \\['braket-sv1'\\].*confirm_billed=True"):
         study.run(d)
     assert not (tmp_path / "results.sqlite").exists()
+
+
+@pytest.mark.aer
+def test_a_native_device_in_the_grid_is_a_profile_file_and_resumes(tmp_path):
+    from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+
+    from qmu_hw.adapters.devices import device_profile_toml
+    from qmu_hw.core.profiles import load_profile_file
+
+    out = tmp_path / "dev"
+    d = tiny(out)
+    d["grid"]["backends"] = [FakeManilaV2()]
+    d["grid"]["shots"] = [64]
+    d["grid"]["methods"] = ["identity"]
+    cfg, _ = config_from_dict(d)
+    (path,) = cfg.backends
+    assert path == str(out / "devices" / "aer-fake_manila.toml")
+    prof = load_profile_file(path)
+    assert prof.adapter == "aer" and prof.noise == {"kind": "fake-device", "device": "FakeManilaV2"}
+    # The fingerprint is in the file, so the same device gives the same bytes (same cell ids).
+    assert device_profile_toml(FakeManilaV2())[1] == open(path).read()
+    res = study.run(d)
+    assert res.summary.ran == 1 and study.run(d).summary.ran == 0
+
+
+def test_custom_noise_models_cannot_be_named_in_a_study(tmp_path):
+    qiskit_aer = pytest.importorskip("qiskit_aer")
+    from qiskit_aer.noise import NoiseModel, depolarizing_error
+
+    from qmu_hw import UnsupportedFeatureError
+
+    nm = NoiseModel()
+    nm.add_all_qubit_quantum_error(depolarizing_error(0.01, 1), ["rx"])
+    d = tiny(tmp_path)
+    d["grid"]["backends"] = [qiskit_aer.AerSimulator(noise_model=nm)]
+    with pytest.raises(UnsupportedFeatureError, match="custom noise model cannot be named in a study"):
+        study.run(d)

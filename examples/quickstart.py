@@ -7,25 +7,20 @@ validation and test accuracy.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-from sklearn.datasets import load_iris
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import MinMaxScaler
 
 import qmu_hw
 from qmu_hw.circuits import hqml
+from qmu_hw.data import load_dataset, make_splits
+from qmu_hw.data.tensors import split_tensors
 
 
 def main(seed: int = 0, epochs: int = 40) -> dict:
     torch.manual_seed(seed)
-    X, y = load_iris(return_X_y=True)
-    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.2, stratify=y, random_state=seed)
-    X_tr, X_va, y_tr, y_va = train_test_split(X_tr, y_tr, test_size=0.2, stratify=y_tr, random_state=seed)
-    scaler = MinMaxScaler((-np.pi, np.pi)).fit(X_tr)  # fitted on the training split only
-    t = lambda a: torch.as_tensor(scaler.transform(a), dtype=torch.float32)  # noqa: E731
-    X_tr, X_va, X_te = t(X_tr), t(X_va), t(X_te)
-    y_tr, y_va, y_te = (torch.as_tensor(a) for a in (y_tr, y_va, y_te))
+    ds = load_dataset("iris")  # shipped with qmu-hw
+    # Stratified train/val/test splits; features scaled on the training split only.
+    parts = split_tensors(ds, make_splits(ds.y, seed), angle_range="pi")
+    (X_tr, y_tr), (X_va, y_va), (X_te, y_te) = ((parts[k].X, parts[k].y) for k in ("train", "val", "test"))
 
     backend = qmu_hw.get_backend("exact")
     model = torch.nn.Sequential(

@@ -7,7 +7,6 @@ was run), 3 budget refused, 4 backend unavailable, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -167,53 +166,18 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
-def _aws_credentials_visible() -> bool:
-    """Whether boto3 could find AWS credentials without asking the network (env or ~/.aws)."""
-    if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
-        return True
-    files = [os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
-             os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")]
-    return any(Path(f).expanduser().is_file() for f in files)
-
-
-def _ibm_account_visible(p) -> bool:
-    """Whether qiskit-ibm-runtime could find an account without the network: the token
-    variable the profile names, or a saved account file."""
-    if os.environ.get(p.credentials.get("token_env", "QISKIT_IBM_TOKEN")):
-        return True
-    return (Path("~").expanduser() / ".qiskit" / "qiskit-ibm.json").is_file()
-
-
-def _noise_label(p) -> str:
-    """A real device's noise is its own (calibrated); simulators describe their model."""
-    device = str(p.options.get("device", ""))
-    if p.is_cloud and (p.adapter == "ibm" or "/qpu/" in device):
-        return "device (calibrated)"
-    if p.adapter == "ibm" and device.startswith("Fake"):  # local testing mode simulates the device's noise
-        return f"calibrated from {device} (local testing)"
-    return p.describe_noise()
-
-
 def cmd_backends(args) -> int:
-    import importlib.util
-
+    from .core.backend import adapter_info
     from .core.profiles import builtin_profiles, load_profile_file
 
-    sdk = {"statevector": "torch", "density-matrix": "torch", "aer": "qiskit_aer", "ibm": "qiskit_ibm_runtime",
-           "braket": "braket", "pennylane": "pennylane"}
     rows = []
     for name, path in builtin_profiles().items():
         p = load_profile_file(path)
-        mod = sdk.get(p.adapter, p.adapter)
-        installed = importlib.util.find_spec(mod) is not None
-        creds = p.credentials.get("env", [])
-        have = all(os.environ.get(v) for v in creds) if creds else True
-        if p.is_cloud and p.adapter == "braket":
-            have = _aws_credentials_visible()
-        if p.is_cloud and p.adapter == "ibm":
-            have = _ibm_account_visible(p)
+        info = adapter_info(p)
+        installed = not info.missing
+        have = info.credentials_visible()
         avail = "yes" if installed and have else ("no SDK" if not installed else "needs account")
-        rows.append([name, p.adapter, _noise_label(p), "exact" if p.shots is None else p.shots, avail, str(path)])
+        rows.append([name, p.adapter, info.noise, "exact" if p.shots is None else p.shots, avail, str(path)])
     print(_table(["profile", "adapter", "noise", "shots", "available", "file"], rows))
     return EXIT_OK
 

@@ -17,7 +17,8 @@ import numpy as np
 from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.circuit import Circuit
 from ..core.contract import Capabilities, EstimateRequest
-from ..core.exceptions import InvalidRequestError, MissingDependencyError
+from ..core.deps import require
+from ..core.exceptions import InvalidRequestError
 from ..core.observables import measurement_groups
 from ..core.profiles import Profile
 from .qiskit_convert import (
@@ -30,25 +31,24 @@ from .qiskit_convert import (
 from .registry import register_adapter
 from .sampling import apply_readout, confusion, estimates_by_group
 
-OPTIONS = {"method", "threads", "optimization_level", "initial_layout", "seed_transpiler", "max_qubits"}
+OPTION_SCHEMA = {
+    "method": "Aer simulation method (default: statevector, density_matrix when noisy)",
+    "threads": "Aer OpenMP threads (default 1: more slow later torch work in the same process)",
+    "optimization_level": "transpiler optimisation level for device targets (default 1)",
+    "initial_layout": "\"chain\" (a connected path of physical qubits) or a list of physical qubits",
+    "seed_transpiler": "transpiler seed (default 0)",
+    "max_qubits": "largest circuit accepted",
+}
+OPTIONS = set(OPTION_SCHEMA)
 
 
 def _require_aer():
-    try:
-        import qiskit_aer
-    except ImportError as exc:  # pragma: no cover - the project depends on it
-        raise MissingDependencyError(
-            "the 'aer' backends need qiskit-aer: pip install qiskit-aer"
-        ) from exc
-    return qiskit_aer
+    return require("qiskit_aer", "aer", "the 'aer' backends")
 
 
 def fake_device(name: str):
     """A ``qiskit_ibm_runtime.fake_provider`` backend by class name (``FakeManilaV2``)."""
-    try:
-        from qiskit_ibm_runtime import fake_provider
-    except ImportError as exc:  # pragma: no cover
-        raise MissingDependencyError("fake devices need qiskit-ibm-runtime") from exc
+    fake_provider = require("qiskit_ibm_runtime.fake_provider", "ibm", "fake devices")
     cls = getattr(fake_provider, name, None)
     if cls is None:
         raise InvalidRequestError(
@@ -144,7 +144,20 @@ class AerBackend(BaseBackend):
     OpenMP threads slow later torch work), ``optimization_level``, ``initial_layout``
     (``"chain"`` or a list), ``seed_transpiler``, ``max_qubits``."""
 
-    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
+    sdk = ("qiskit", "qiskit_aer")
+    extra = "aer"
+    option_schema = OPTION_SCHEMA
+
+    @classmethod
+    def requirements(cls, profile: Profile) -> tuple[tuple[str, str | None], ...]:
+        # Calibrated fake devices come from qiskit-ibm-runtime's fake provider.
+        fake = (("qiskit_ibm_runtime", "ibm"),) if profile.noise_kind == "fake-device" else ()
+        return super().requirements(profile) + fake
+
+    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, native=None,
+                 noise_model=None, **kw: Any) -> None:
+        """``native``/``noise_model``: the device object given to ``get_backend`` (a fake
+        backend, or an AerSimulator and its noise model) instead of the profile's noise."""
         super().__init__(profile, **kw)
         _require_aer()
         from qiskit_aer import AerSimulator
@@ -153,7 +166,21 @@ class AerBackend(BaseBackend):
         self.options = options
         kind = profile.noise_kind
         self.device = None
-        if kind == "fake-device":
+        self._basis_gates = None  # a user noise model's basis, when its errors sit on other gates
+        if native is not None and kind == "fake-device":
+            from qiskit_aer.noise import NoiseModel
+
+            self.device = native
+            self.noise_model = NoiseModel.from_backend(native)
+            max_q = native.num_qubits
+        elif native is not None:  # an AerSimulator: its noise model, and its target if it has one
+            self.noise_model = noise_model
+            self.device = native if native.coupling_map is not None else None
+            max_q = native.num_qubits if self.device is not None else (14 if noise_model is not None else 24)
+            if noise_model is not None and self.device is None and (
+                    set(noise_model.noise_instructions) - set(ONE_QUBIT_GATES + TWO_QUBIT_GATES)):
+                self._basis_gates = list(noise_model.basis_gates)
+        elif kind == "fake-device":
             from qiskit_aer.noise import NoiseModel
 
             self.device = fake_device(profile.noise["device"])
@@ -197,6 +224,11 @@ class AerBackend(BaseBackend):
                     seed_transpiler=int(self.options.get("seed_transpiler", 0)),
                 )
                 qc = pm.run(qc)
+                self.n_transpilations += 1
+            elif self._basis_gates is not None:  # onto the gates the noise model puts errors on
+                from qiskit import transpile
+
+                qc = transpile(qc, basis_gates=self._basis_gates, optimization_level=0)
                 self.n_transpilations += 1
             phys = measured_physical_qubits(qc, circuit.n_qubits)
             probs_qc = qc.remove_final_measurements(inplace=False)

@@ -20,7 +20,9 @@ after the basis change, right before measurement.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,15 +31,27 @@ from ..core.backend import RunOutput, billed_seconds, check_options, price
 from ..core.circuit import Circuit
 from ..core.cloud import JournaledBackend
 from ..core.contract import Capabilities, EstimateRequest
-from ..core.exceptions import InvalidRequestError, MissingDependencyError, TaskFailedError
+from ..core.deps import require
+from ..core.exceptions import InvalidRequestError, TaskFailedError
 from ..core.observables import measurement_groups
 from ..core.profiles import Profile
 from .braket_aws import BRAKET_OPS
 from .registry import register_adapter
 from .sampling import pauli_stderr
 
-OPTIONS = {"device", "max_parallel", "max_qubits", "region", "s3_bucket", "s3_prefix", "aws_profile",
-           "program_sets", "poll_interval_s", "poll_timeout_s"}
+OPTION_SCHEMA = {
+    "device": "braket_sv | braket_dm (local simulators) or a Braket device ARN",
+    "max_parallel": "tasks in flight at once (AWS devices)",
+    "max_qubits": "largest circuit accepted",
+    "region": "AWS region of the device",
+    "s3_bucket": "S3 bucket for results (or AMZN_BRAKET_OUT_S3_BUCKET)",
+    "s3_prefix": "S3 key prefix for results",
+    "aws_profile": "named AWS profile of the credentials",
+    "program_sets": "\"auto\", true or false: pack rows and measurement groups into program sets",
+    "poll_interval_s": "seconds between task-status polls",
+    "poll_timeout_s": "seconds before a pending task is left for a rerun",
+}
+OPTIONS = set(OPTION_SCHEMA)
 LOCAL_DEVICES = ("braket_sv", "braket_dm")
 
 
@@ -62,12 +76,43 @@ class TaskSpec:
 
 @register_adapter("braket")
 class BraketBackend(JournaledBackend):
+    sdk = ("braket.circuits",)
+    extra = "braket"
+    option_schema = OPTION_SCHEMA
+
+    @classmethod
+    def is_remote(cls, profile: Profile) -> bool:
+        return str(profile.options.get("device", "")).startswith("arn:")
+
+    @classmethod
+    def credentials_visible(cls, profile: Profile) -> bool:
+        """Whether boto3 could find AWS credentials without asking the network (env or ~/.aws)."""
+        if not cls.is_remote(profile):
+            return True
+        if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_PROFILE"):
+            return True
+        files = [os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+                 os.environ.get("AWS_CONFIG_FILE", "~/.aws/config")]
+        return any(Path(f).expanduser().is_file() for f in files)
+
+    @classmethod
+    def noise_label(cls, profile: Profile) -> str:
+        if "/qpu/" in str(profile.options.get("device", "")):
+            return "device (calibrated)"
+        return profile.describe_noise()
+
+    @classmethod
+    def provider_tasks(cls, profile: Profile, circuits: float, submissions: float, shots: int | None) -> float:
+        # One task per circuit unless the profile states a program-set limit (the device's own
+        # limit is known only after GetDevice, and an estimate must not be too low), and always
+        # for exact requests (program sets need shots > 0).
+        limit = 1 if shots is None else (profile.limits.get("max_circuits_per_job") or 1)
+        return super().provider_tasks(replace(profile, limits={**profile.limits, "max_circuits_per_job": limit}),
+                                      circuits, submissions, shots)
+
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(profile, **kw)
-        try:
-            import braket.circuits  # noqa: F401
-        except ImportError as exc:  # pragma: no cover
-            raise MissingDependencyError("Braket backends need amazon-braket-sdk") from exc
+        require("braket.circuits", "braket", "Braket backends")
         options = check_options(profile, options, OPTIONS)
         self.options = options
         self.device_name = str(options.get("device", "braket_sv"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,32 @@ def _pauli_label_qiskit(label: str) -> str:
 class IBMBackend(JournaledBackend):
     """EstimatorV2 on an IBM device or, for ``Fake*`` device names, its local testing mode."""
 
-    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
+    sdk = ("qiskit", "qiskit_ibm_runtime")
+    extra = "ibm"
+    option_schema = dict.fromkeys(sorted(OPTIONS), "see the IBM profile docs in README.md")
+
+    @classmethod
+    def is_remote(cls, profile: Profile) -> bool:
+        return not str(profile.options.get("device", "")).startswith("Fake")
+
+    @classmethod
+    def credentials_visible(cls, profile: Profile) -> bool:
+        """The token variable the profile names, or a saved account file (no network call)."""
+        if not cls.is_remote(profile):
+            return True
+        if os.environ.get(profile.credentials.get("token_env", "QISKIT_IBM_TOKEN")):
+            return True
+        return (Path("~").expanduser() / ".qiskit" / "qiskit-ibm.json").is_file()
+
+    @classmethod
+    def noise_label(cls, profile: Profile) -> str:
+        device = str(profile.options.get("device", ""))
+        if not cls.is_remote(profile):  # local testing mode simulates the fake device's noise
+            return f"calibrated from {device} (local testing)"
+        return "device (calibrated)"
+
+    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, native=None,
+                 **kw: Any) -> None:
         super().__init__(profile, **kw)
         try:
             import qiskit_ibm_runtime  # noqa: F401
@@ -52,7 +78,9 @@ class IBMBackend(JournaledBackend):
         if not isinstance(device, str):
             raise InvalidRequestError(f"backend profile {profile.path}: key 'options.device' names the IBM device")
         self.local = device.startswith("Fake")
-        self.device = self._resolve_device(device)
+        self.device = self._resolve_device(device) if native is None else native  # native: get_backend(IBMBackend)
+        if native is not None and not self.local:
+            self.service = native.service  # the account the user's device object came from
         self._compiled: dict[tuple, tuple] = {}
         self.n_transpilations = 0
         self._context = None

@@ -16,12 +16,18 @@ import numpy as np
 
 from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.contract import Capabilities, EstimateRequest
-from ..core.exceptions import InvalidRequestError, MissingDependencyError
+from ..core.deps import require
+from ..core.exceptions import InvalidRequestError
 from ..core.profiles import Profile
 from .registry import register_adapter
 from .sampling import pauli_stderr
 
-OPTIONS = {"device", "device_kwargs", "max_qubits"}
+OPTION_SCHEMA = {
+    "device": "PennyLane device name (default default.qubit; noise needs default.mixed)",
+    "device_kwargs": "extra keyword arguments of qml.device",
+    "max_qubits": "largest circuit accepted",
+}
+OPTIONS = set(OPTION_SCHEMA)
 
 
 def _depol2_kraus(p: float) -> list[np.ndarray]:
@@ -32,12 +38,17 @@ def _depol2_kraus(p: float) -> list[np.ndarray]:
 
 @register_adapter("pennylane")
 class PennyLaneBackend(BaseBackend):
-    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
+    sdk = ("pennylane",)
+    extra = "pennylane"
+    option_schema = OPTION_SCHEMA
+
+    def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, native=None,
+                 **kw: Any) -> None:
+        """``native``: a PennyLane device object given to ``get_backend``; it runs every request
+        (its own seed, not the request's; its wires must include 0..n-1)."""
         super().__init__(profile, **kw)
-        try:
-            import pennylane  # noqa: F401
-        except ImportError as exc:  # pragma: no cover
-            raise MissingDependencyError("PennyLane backends need pennylane") from exc
+        self.native = native
+        require("pennylane", "pennylane", "PennyLane backends")
         options = check_options(profile, options, OPTIONS)
         self.device_name = options.get("device", "default.qubit")
         self.device_kwargs = dict(options.get("device_kwargs", {}))
@@ -86,7 +97,14 @@ class PennyLaneBackend(BaseBackend):
 
         circuit = request.circuit
         angles = circuit.angles(request.params)
-        dev = qml.device(self.device_name, wires=circuit.n_qubits, seed=request.seed, **self.device_kwargs)
+        if self.native is not None:
+            dev = self.native
+            if dev.wires is not None and not set(range(circuit.n_qubits)) <= set(dev.wires):
+                raise InvalidRequestError(
+                    f"backend {self.name!r}: the device's wires {list(dev.wires)} do not include the "
+                    f"circuit's qubits 0..{circuit.n_qubits - 1}")
+        else:
+            dev = qml.device(self.device_name, wires=circuit.n_qubits, seed=request.seed, **self.device_kwargs)
         levels = [None] if request.shots is None else sorted(set(request.row_shots.tolist()))
         tapes, rows_of = [], []
         for level in levels:

@@ -31,7 +31,12 @@ def to_qiskit(circuit: Circuit, basis: str | None = None, measure: bool = True):
         elif g.name == "CNOT":
             qc.cx(*g.qubits)
         elif g.is_rotation:
-            getattr(qc, _1Q[g.name])(g.coeff * pv[g.param] if g.coeff != 1.0 else pv[g.param], g.qubits[0])
+            if g.param is None:
+                angle = g.offset
+            else:
+                angle = g.coeff * pv[g.param] if g.coeff != 1.0 else pv[g.param]
+                angle = angle + g.offset if g.offset else angle
+            getattr(qc, _1Q[g.name])(angle, g.qubits[0])
         else:
             getattr(qc, _1Q[g.name])(g.qubits[0])
     for q, c in enumerate(basis or ""):

@@ -26,6 +26,9 @@ class StatevectorBackend(BaseBackend):
     Options: ``max_qubits`` (default 20), ``dtype`` (``float64`` | ``float32``).
     """
 
+    option_schema = {"max_qubits": "largest circuit accepted (default 20)",
+                     "dtype": "float64 | float32"}
+
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(profile, **kw)
         if profile.noise_kind != "none":
@@ -89,16 +92,8 @@ class StatevectorBackend(BaseBackend):
             )
         t0 = time.perf_counter()
         B = inputs.shape[0]
-        w = weights.reshape(-1).to(self.dtype)
-        x = inputs.to(self.dtype)
-        sp = torch.as_tensor(circuit.slot_params)
-        coeffs = torch.as_tensor(circuit.slot_coeffs, dtype=self.dtype)
-        full = torch.cat([x, w.expand(B, -1)], dim=1)
-        angles = full[:, sp] * coeffs
-        shared = torch.cat([x.new_zeros(circuit.n_inputs), w])[sp] * coeffs
-        state = te.simulate(
-            te.compile_plan(circuit), angles, shared, frozenset(circuit.weight_slots.tolist())
-        )
+        angles, shared, shared_slots = te.torch_angles(circuit, inputs.to(self.dtype), weights)
+        state = te.simulate(te.compile_plan(circuit), angles, shared, shared_slots)
         out = te.pauli_expectations(
             state, tuple(t.label for t in obs), torch.tensor([t.coeff for t in obs], dtype=self.dtype)
         )

@@ -269,3 +269,28 @@ def rotate_to_basis(state: torch.Tensor, basis: str) -> torch.Tensor:
         elif c == "Y":
             mats[0, q] = FIXED_MATRICES["H"] @ FIXED_MATRICES["SDG"]
     return _apply_1q(state, torch.as_tensor(mats, device=state.device).to(state.dtype), n)
+
+
+def torch_angles(circuit: Circuit, inputs: torch.Tensor, weights: torch.Tensor):
+    """Differentiable slot angles of ``circuit`` for the backprop engines.
+
+    Returns ``(angles (B, G), shared (G,), shared_slots)``: ``shared`` holds the angles of
+    the slots that do not depend on the row (weights and constant rotations; input slots
+    are 0 there) and ``shared_slots`` names them, for :func:`simulate`'s fusion. Angles are
+    ``coeff * param + offset``; constant rotations read no parameter.
+    """
+    B = inputs.shape[0]
+    dtype = inputs.dtype
+    w = weights.reshape(-1).to(dtype)
+    full = torch.cat([inputs, w.expand(B, -1)], dim=1)
+    ps = torch.as_tensor(circuit.param_slots)
+    sp = torch.as_tensor(circuit.slot_params[circuit.param_slots])
+    coeffs = torch.as_tensor(circuit.slot_coeffs[circuit.param_slots], dtype=dtype)
+    offsets = torch.as_tensor(circuit.slot_offsets, dtype=dtype)
+    angles = offsets.expand(B, -1).index_add(1, ps, full[:, sp] * coeffs)
+    row_free = torch.cat([inputs.new_zeros(circuit.n_inputs), w])
+    shared = offsets.index_add(0, ps, row_free[sp] * coeffs)
+    shared_slots = frozenset(circuit.weight_slots.tolist()) | frozenset(
+        np.flatnonzero(circuit.slot_params < 0).tolist()
+    )
+    return angles, shared, shared_slots

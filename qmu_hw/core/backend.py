@@ -7,14 +7,20 @@ same way, before anything is submitted.
 
 from __future__ import annotations
 
+import contextlib
+import importlib
+import importlib.util
+import math
+import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from .contract import Capabilities, EstimateRequest, EstimateResult
-from .exceptions import InvalidRequestError, UnsupportedFeatureError
+from .exceptions import InvalidRequestError, MissingDependencyError, UnsupportedFeatureError
 from .ledger import LedgerEntry, ShotBudget, ShotLedger
 from .observables import measurement_groups
 from .profiles import Profile
@@ -49,6 +55,62 @@ class BaseBackend:
     """
 
     capabilities: Capabilities
+
+    # -- self-description, read through adapter_info(profile); override per adapter -----
+    #: modules the adapter imports (import names) and the pip extra that installs them.
+    sdk: tuple[str, ...] = ()
+    extra: str | None = None
+    #: the profile's ``[options]`` keys the adapter accepts, each with its meaning.
+    option_schema: dict[str, str] = {}
+
+    @classmethod
+    def requirements(cls, profile: Profile) -> tuple[tuple[str, str | None], ...]:
+        """``(module, extra)`` pairs this profile needs (default: ``sdk`` with ``extra``)."""
+        return tuple((m, cls.extra) for m in cls.sdk)
+
+    @classmethod
+    def is_remote(cls, profile: Profile) -> bool:
+        """Submits to a provider's service (needs an account; runs in one process)."""
+        return False
+
+    @classmethod
+    def is_billed(cls, profile: Profile) -> bool:
+        """Costs money per use (the study asks for confirmation)."""
+        return cls.is_remote(profile)
+
+    @classmethod
+    def credentials_visible(cls, profile: Profile) -> bool:
+        """Whether the credentials the profile names are visible (no network call)."""
+        return all(os.environ.get(v) for v in profile.credentials.get("env", []))
+
+    @classmethod
+    def noise_label(cls, profile: Profile) -> str:
+        """The noise a user gets from this profile; a real device overrides this (its noise is
+        its own, not the profile's ``[noise]`` table)."""
+        return profile.describe_noise()
+
+    @classmethod
+    def provider_tasks(cls, profile: Profile, circuits: float, submissions: float, shots: int | None) -> float:
+        """Provider tasks/jobs for ``circuits`` circuits sent in ``submissions`` requests (the
+        study's cost estimate): one per request unless ``[limits] max_circuits_per_job``
+        splits it — 1 is one task per circuit; a larger limit adds at most one partial task
+        per request."""
+        limit = profile.limits.get("max_circuits_per_job")
+        if not limit:
+            return submissions
+        if limit == 1:
+            return circuits
+        return math.ceil(circuits / limit) + submissions
+
+    # -- hooks the study calls on every backend (no-ops here; cloud adapters override) ---
+    journaled = False  # True when submissions go through a job journal (one writer: the driver)
+
+    def attach_journal(self, journal) -> None:
+        """Record every submission in ``journal`` (a JobJournal) before it is sent."""
+
+    def execution_context(self):
+        """A context held open across one method's requests (IBM Batch/Session)."""
+        return contextlib.nullcontext(self)
 
     def __init__(
         self,
@@ -196,4 +258,111 @@ def check_options(profile: Profile, options: dict[str, Any] | None, allowed: set
 def _with_seed(request: EstimateRequest, seed: int) -> EstimateRequest:
     return EstimateRequest(
         request.circuit, request.params, request.observables, request.shots, seed, request.phase
+    )
+
+
+@runtime_checkable
+class Differentiable(Protocol):
+    """An engine that also computes exact expectations as a differentiable torch function
+    (``gradient="backprop"``). ``inputs (B, n_inputs)``, ``weights (W,)`` → ``(B, O)``."""
+
+    def torch_expectation(self, circuit, inputs, weights, observables=None, phase: str = "train"): ...
+
+
+# -- the adapter registry ---------------------------------------------------------------
+
+_ADAPTERS: dict[str, type] = {}
+
+
+def register_adapter(name: str) -> Callable[[type], type]:
+    """Class decorator: ``@register_adapter("aer")``. A profile's ``adapter = "NAME"`` loads
+    ``qmu_hw.adapters.NAME`` (``-`` → ``_``) on first use, or ``"pkg.module:NAME"`` for an
+    adapter living outside qmu-hw."""
+
+    def deco(cls: type) -> type:
+        _ADAPTERS[name] = cls
+        cls.adapter_name = name
+        return cls
+
+    return deco
+
+
+def _builtin_adapters() -> list[str]:
+    """Names registered by the shipped adapter modules (read from their source, so listing
+    them imports nothing)."""
+    import re
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "adapters"
+    pattern = re.compile(r'^@register_adapter\("([^"]+)"\)', re.M)
+    return [m for f in sorted(folder.glob("*.py")) for m in pattern.findall(f.read_text(encoding="utf-8"))]
+
+
+def adapter_class(name: str) -> type:
+    """The adapter class a profile names, importing its module on first use."""
+    if name not in _ADAPTERS:
+        module, key = name.split(":", 1) if ":" in name else (f"qmu_hw.adapters.{name.replace('-', '_')}", name)
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise  # the module exists but something it imports does not
+        if key in _ADAPTERS:
+            _ADAPTERS[name] = _ADAPTERS[key]
+    if name not in _ADAPTERS:
+        raise InvalidRequestError(
+            f"unknown adapter {name!r}; expected one of {sorted(set(_ADAPTERS) | set(_builtin_adapters()))} "
+            "or 'pkg.module:NAME' for an adapter registered in your own module"
+        )
+    return _ADAPTERS[name]
+
+
+@dataclass(frozen=True)
+class AdapterInfo:
+    """What an adapter declares about a profile; core/, study/ and the CLI use only this."""
+
+    adapter: str
+    remote: bool
+    billed: bool
+    differentiable: bool
+    requirements: tuple[tuple[str, str | None], ...]
+    option_schema: dict[str, str]
+    credentials_visible: Callable[[], bool]
+    noise: str
+    journaled: bool
+    tasks_for: Callable[[float, float, int | None], float]
+
+    @property
+    def missing(self) -> list[tuple[str, str | None]]:
+        """``(module, extra)`` requirements that are not installed."""
+        return [(m, e) for m, e in self.requirements if importlib.util.find_spec(m) is None]
+
+    def require(self, what: str) -> None:
+        """Raise :class:`MissingDependencyError` naming the install command if an SDK is missing."""
+        missing = self.missing
+        if missing:
+            extras = sorted({e for _, e in missing if e})
+            cmd = f"pip install 'qmu-hw[{','.join(extras)}]'" if extras else "pip install " + " ".join(
+                m for m, _ in missing)
+            raise MissingDependencyError(
+                f"{what} (adapter {self.adapter!r}) needs {', '.join(m for m, _ in missing)}, which "
+                f"{'is' if len(missing) == 1 else 'are'} not installed: {cmd}"
+            )
+
+
+def adapter_info(profile: Profile) -> AdapterInfo:
+    """The adapter's declarations for ``profile`` (remote? billed? SDK + extra, options,
+    request → provider tasks)."""
+    cls = adapter_class(profile.adapter)
+    return AdapterInfo(
+        adapter=profile.adapter,
+        remote=cls.is_remote(profile),
+        billed=cls.is_billed(profile),
+        differentiable=issubclass(cls, Differentiable),
+        requirements=cls.requirements(profile),
+        option_schema=dict(cls.option_schema),
+        credentials_visible=lambda: cls.credentials_visible(profile),
+        noise=cls.noise_label(profile),
+        journaled=bool(cls.journaled),
+        tasks_for=lambda circuits, submissions, shots: cls.provider_tasks(profile, circuits, submissions, shots),
     )

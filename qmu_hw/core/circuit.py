@@ -1,8 +1,11 @@
 """The project's own circuit IR (numpy only).
 
 A :class:`Circuit` is a list of gates on ``n_qubits`` qubits. Every rotation gate owns one
-angle *slot*; a slot reads one parameter times a coefficient, so the parameter→angle map is
-a fixed linear map of shape ``(G, P)``. A parameter used by several gates (the study's
+angle *slot*; a slot reads one parameter times a coefficient plus a constant offset
+(``angle = coeff * params[param] + offset``; a rotation without a parameter has the constant
+angle ``offset``), so the parameter→angle map is a fixed affine map: the linear part of shape
+``(G, P)`` and the offsets ``(G,)``. Imported circuits (``qmu_hw.circuits.from_qiskit``) need
+the offsets: Qiskit angles such as ``θ/2 + π/4`` are affine in a parameter. A parameter used by several gates (the study's
 encoding feeds each input feature into RX, RY and RZ) therefore has a derivative that is
 the sum of the per-gate derivatives, which is exactly what ``angle_map.T @ dE/dangles``
 computes.
@@ -29,12 +32,14 @@ GATES = ROTATIONS + FIXED_1Q + FIXED_2Q
 
 @dataclass(frozen=True)
 class Gate:
-    """One gate. ``param``/``coeff`` are set for rotations: angle = coeff * params[param]."""
+    """One gate. Rotations have angle = coeff * params[param] + offset, or the constant
+    ``offset`` when ``param`` is None; fixed gates have neither."""
 
     name: str
     qubits: tuple[int, ...]
     param: int | None = None
     coeff: float = 1.0
+    offset: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in GATES:
@@ -46,15 +51,20 @@ class Gate:
             )
         if want == 2 and self.qubits[0] == self.qubits[1]:
             raise InvalidRequestError(f"gate {self.name} needs two distinct qubits, got {self.qubits}")
-        if (self.name in ROTATIONS) != (self.param is not None):
+        if self.name not in ROTATIONS and (self.param is not None or self.offset != 0.0):
             raise InvalidRequestError(
-                f"gate {self.name}: rotations need a parameter index and fixed gates none, "
-                f"got param={self.param}"
+                f"gate {self.name}: fixed gates take no parameter or angle, "
+                f"got param={self.param}, offset={self.offset}"
+            )
+        if not (np.isfinite(self.coeff) and np.isfinite(self.offset)):
+            raise InvalidRequestError(
+                f"gate {self.name}: coeff and offset must be finite, got {self.coeff}, {self.offset}"
             )
 
     @property
     def is_rotation(self) -> bool:
-        return self.param is not None
+        """True for every RX/RY/RZ, parametrised or constant: each owns an angle slot."""
+        return self.name in ROTATIONS
 
 
 @dataclass(frozen=True)
@@ -119,23 +129,41 @@ class Circuit:
         m = np.zeros((self.n_slots, self.n_params))
         for s, gi in enumerate(self.slots):
             g = self.gates[gi]
-            m[s, g.param] += g.coeff
+            if g.param is not None:
+                m[s, g.param] += g.coeff
         m.setflags(write=False)
         return m
 
     @cached_property
     def slot_params(self) -> np.ndarray:
-        """Parameter index read by each slot, shape ``(G,)``."""
-        return np.array([self.gates[gi].param for gi in self.slots], dtype=np.int64)
+        """Parameter index read by each slot, shape ``(G,)``; -1 for a constant rotation."""
+        return np.array(
+            [-1 if self.gates[gi].param is None else self.gates[gi].param for gi in self.slots],
+            dtype=np.int64,
+        )
 
     @cached_property
     def slot_coeffs(self) -> np.ndarray:
-        return np.array([self.gates[gi].coeff for gi in self.slots], dtype=np.float64)
+        """Coefficient of each slot's parameter, ``(G,)``; 0 for a constant rotation."""
+        return np.array(
+            [0.0 if self.gates[gi].param is None else self.gates[gi].coeff for gi in self.slots],
+            dtype=np.float64,
+        )
+
+    @cached_property
+    def slot_offsets(self) -> np.ndarray:
+        """Constant angle added to each slot, ``(G,)``."""
+        return np.array([self.gates[gi].offset for gi in self.slots], dtype=np.float64)
+
+    @cached_property
+    def param_slots(self) -> np.ndarray:
+        """Slots that read a parameter (constant rotations excluded)."""
+        return np.flatnonzero(self.slot_params >= 0)
 
     @cached_property
     def input_slots(self) -> np.ndarray:
         """Slots that read an input parameter (shifted only when inputs need a gradient)."""
-        return np.flatnonzero(self.slot_params < self.n_inputs)
+        return np.flatnonzero((self.slot_params >= 0) & (self.slot_params < self.n_inputs))
 
     @cached_property
     def weight_slots(self) -> np.ndarray:
@@ -143,14 +171,19 @@ class Circuit:
 
     def angles(self, params: np.ndarray) -> np.ndarray:
         """Angles of every slot: ``(B, P) -> (B, G)``."""
-        return params[:, self.slot_params] * self.slot_coeffs
+        params = np.asarray(params, dtype=np.float64)
+        out = np.broadcast_to(self.slot_offsets, (params.shape[0], self.n_slots)).copy()
+        ps = self.param_slots
+        out[:, ps] += params[:, self.slot_params[ps]] * self.slot_coeffs[ps]
+        return out
 
     @cached_property
     def slot_circuit(self) -> Circuit:
         """The same gates with one independent parameter per slot (identity angle map).
 
         Parameter shift evaluates gate-by-gate shifts, which a shared parameter cannot
-        express; requests for shifted rows are made on this circuit with angles as params.
+        express; requests for shifted rows are made on this circuit with angles as params
+        (offsets included in the angles, so the slot circuit has none).
         """
         gates, slot = [], 0
         for g in self.gates:
@@ -167,7 +200,9 @@ class Circuit:
         h = hashlib.sha256()
         h.update(f"{self.n_qubits}|{self.n_params}|{self.n_inputs}|".encode())
         for g in self.gates:
-            h.update(f"{g.name}{g.qubits}{g.param}:{g.coeff!r};".encode())
+            # offset 0 keeps the pre-offset fingerprints (journals, cell ids) unchanged.
+            extra = f"+{g.offset!r}" if g.offset else ""
+            h.update(f"{g.name}{g.qubits}{g.param}:{g.coeff!r}{extra};".encode())
         return h.hexdigest()
 
     def __hash__(self) -> int:  # structure-based, cached: circuits key transpile caches

@@ -43,6 +43,7 @@ class JournaledBackend(BaseBackend):
     ``_submit_incremental`` (many tasks per request, each journaled as it is created).
     """
 
+    journaled = True
     journal: JobJournal | None = None
     retry_sleep: Callable[[float], None] = staticmethod(time.sleep)
 

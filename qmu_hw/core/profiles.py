@@ -60,10 +60,10 @@ class Profile:
 
     @property
     def is_cloud(self) -> bool:
-        """Submits to a provider's service (IBM device, Braket ARN): billed, needs credentials."""
-        device = str(self.options.get("device", ""))
-        return (self.adapter == "ibm" and not device.startswith("Fake")) or (
-            self.adapter == "braket" and device.startswith("arn:"))
+        """Submits to a provider's service, as its adapter declares (``adapter_info``)."""
+        from .backend import adapter_info
+
+        return adapter_info(self).remote
 
     def parametric_noise(self, engine: str) -> tuple[float, float, float]:
         """``(p1, p2, readout)`` for engines that model only depolarizing + readout noise;

@@ -109,14 +109,14 @@ def load_dataset(
     if name not in DATASETS:
         raise InvalidRequestError(f"unknown dataset {name!r}; expected one of {DATASETS}")
     if name == "iris":
-        from sklearn.datasets import load_iris
+        from .bundled import load_iris
 
-        X, y = load_iris(return_X_y=True)
+        X, y = load_iris()
         kind = "tabular"
     elif name == "digits":
-        from sklearn.datasets import load_digits
+        from .bundled import load_digits
 
-        X, y = load_digits(return_X_y=True)
+        X, y = load_digits()
         X = X.reshape(-1, 1, 8, 8) / 16.0
         kind = "image"
     else:

@@ -17,16 +17,13 @@ import math
 import numpy as np
 
 from .functional import tpr_at_fpr
+from .scoring import LogisticRegression, roc_auc
 
 EPS = 1e-12
 
 
 def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if len(np.unique(labels)) < 2:
-        return float("nan")
-    return float(roc_auc_score(labels, scores))
+    return roc_auc(labels, scores)
 
 
 def confidence_auc(member_probs: np.ndarray, nonmember_probs: np.ndarray) -> float:
@@ -88,8 +85,6 @@ def population_attack(
     """Each argument is ``(probs (N, C), labels (N,))`` from the model under attack. ``pool``
     holds the non-members to tell the forget set from (ideally class-matched, see
     :func:`class_matched`); TPR is NaN at FPR levels its size cannot resolve."""
-    from sklearn.linear_model import LogisticRegression
-
     rng = np.random.default_rng(seed)
     fr, ft = attack_features(*retain), attack_features(*test)
     n = min(len(fr), len(ft))

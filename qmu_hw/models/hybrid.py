@@ -123,6 +123,7 @@ def build_model(
     seed: int | None = None,
     step_shots=None,
     input_range: float | None = None,
+    extra: dict | None = None,
 ) -> HybridModel:
     """Build a study model on ``backend``.
 
@@ -132,7 +133,14 @@ def build_model(
     8 qubits for MNIST, 10 for Fashion-MNIST; ``image_size=8`` for the 8×8 digits.
     ``input_range=a`` (tabular models) puts an :class:`InputScaler` to [−a, a] in front,
     fitted by :func:`~qmu_hw.models.training.fit` on the rows the model trains on.
+    ``factory:pkg.module:build`` / ``circuit:/path/file.qasm``: a user model
+    (:mod:`qmu_hw.models.custom`; ``extra`` carries its inputs/weights names).
     """
+    from .custom import build_custom, is_custom
+
+    if is_custom(name):
+        return build_custom(name, backend, gradient=gradient, shots=shots, grad_shots=grad_shots, n_qubits=n_qubits,
+                            n_classes=n_classes, seed=seed, step_shots=step_shots, extra=extra)
     if name not in MODELS:
         raise InvalidRequestError(f"unknown model {name!r}; expected one of {MODELS}")
     if seed is not None:

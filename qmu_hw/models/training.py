@@ -137,6 +137,8 @@ def load_checkpoint(path: str | Path, backend, **overrides) -> tuple[HybridModel
     kw = dict(gradient=cfg.gradient, shots=cfg.shots, grad_shots=cfg.grad_shots, n_qubits=cfg.n_qubits,
               n_layers=cfg.n_layers, entangler=cfg.entangler, n_classes=cfg.n_classes,
               image_size=cfg.image_size, input_range=cfg.input_range)
+    if cfg.extra:  # user models (factory / circuit file) rebuild from their spec
+        kw["extra"] = cfg.extra
     kw.update(overrides)
     model = build_model(cfg.name, backend, **kw)
     state = payload["state_dict"]

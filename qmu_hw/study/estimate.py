@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core.backend import billed_seconds, price
+from ..core.backend import adapter_info, billed_seconds, price
 from ..core.ledger import _phase_matches
 from ..unlearning.cost import SELECT_BATCH, CostContext, MethodCost, Sizes
 from .config import StudyConfig
@@ -117,7 +117,7 @@ def _model_shape(prep) -> ModelShape:
 def _time_per_circuit(backend: str, shots: int | None, circuit) -> tuple[float, float]:
     """(seconds per request, seconds per circuit row) measured locally; cloud: profile rate."""
     prof = profile_of(backend)
-    if prof.is_cloud:
+    if adapter_info(prof).remote:
         return float(prof.cost.get("task_latency_s", 5.0)), 1024 * float(prof.cost.get("seconds_per_shot", 0.0003))
     from ..adapters.registry import get_backend
     from ..core.contract import EstimateRequest
@@ -146,14 +146,7 @@ def _tasks(prof, circuits: float, submissions: float, shots: int | None) -> floa
     known after GetDevice, and an estimate must not be too low), and always for exact
     requests (program sets need shots > 0).
     """
-    limit = prof.limits.get("max_circuits_per_job")
-    if prof.adapter == "braket":
-        limit = 1 if shots is None else (limit or 1)
-    if not limit:
-        return submissions
-    if limit == 1:
-        return circuits
-    return math.ceil(circuits / limit) + submissions
+    return adapter_info(prof).tasks_for(circuits, submissions, shots)
 
 
 @dataclass
@@ -230,7 +223,7 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
         return timing[(name, shots)]
 
     def backprop(prof, shots) -> bool:
-        return shots is None and prof.adapter == "statevector"
+        return shots is None and adapter_info(prof).differentiable
 
     def add_row(row: dict, *parts: tuple) -> None:
         """``parts``: (work, profile, backend name) pairs priced and timed separately."""

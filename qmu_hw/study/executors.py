@@ -55,11 +55,11 @@ def train_target(cfg, cell: Cell) -> tuple[str, int | None]:
 def on_driver(backend: str) -> bool:
     """Billed, cloud or journaled backends (adapters that take a job journal): their
     requests stay in the driver process."""
-    from ..adapters.registry import adapter_class
+    from ..core.backend import adapter_info
 
     prof = profile_of(backend)
-    journaled = hasattr(adapter_class(prof.adapter), "attach_journal")
-    return bool(prof.is_cloud or prof.requires_confirmation or journaled)
+    info = adapter_info(prof)
+    return bool(info.remote or info.billed or prof.requires_confirmation or info.journaled)
 
 
 def cell_on_driver(cfg, cell: Cell) -> bool:

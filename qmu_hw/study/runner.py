@@ -154,8 +154,7 @@ class StudyRunner:
         key = (name, shots, seed)
         if key not in self._backends:
             be = get_backend(name, shots=shots, seed=seed, ledger=self.ledger, budget=self.budget)
-            if hasattr(be, "attach_journal"):  # cloud adapters: journal every submission
-                be.attach_journal(self.journal)
+            be.attach_journal(self.journal)  # cloud adapters journal every submission; a no-op elsewhere
             self._backends[key] = be
         return self._backends[key]
 
@@ -324,9 +323,9 @@ class StudyRunner:
         teacher_w = transfer(teacher, prep, work, seed, **_model_kw(cfg, work, cell.shots))
         data = unlearn_data(parts, prep.dataset.n_classes, sc, cfg.batch_size)
         # IBM Batch/Session (per profile) stays open across one method's steps.
-        context = work.execution_context() if hasattr(work, "execution_context") else contextlib.nullcontext()
-        with context:
-            model, report = unlearn(cell.method, teacher_w, data, seed=seed, **_method_hp(cfg, cell.method))
+        with work.execution_context():
+            model, report = unlearn(cell.method, teacher_w, data, seed=seed,
+                                    **_method_hp(cfg, cell.method))
         t_unlearn = time.perf_counter() - t0
         kw_eval = _model_kw(cfg, target, cell.shots)
         model_e = transfer(model, prep, target, seed, **kw_eval)

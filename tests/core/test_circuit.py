@@ -60,8 +60,9 @@ def test_fingerprint_and_equality_are_structural():
         (dict(name="RQ", qubits=(0,), param=0), "unknown gate"),
         (dict(name="CZ", qubits=(0,)), "acts on 2"),
         (dict(name="CZ", qubits=(1, 1)), "distinct"),
-        (dict(name="RX", qubits=(0,)), "parameter index"),
-        (dict(name="H", qubits=(0,), param=1), "parameter index"),
+        (dict(name="H", qubits=(0,), param=1), "fixed gates take no parameter"),
+        (dict(name="H", qubits=(0,), offset=0.3), "fixed gates take no parameter"),
+        (dict(name="RX", qubits=(0,), param=0, offset=float("nan")), "finite"),
     ],
 )
 def test_bad_gates(kwargs, match):

@@ -1,0 +1,24 @@
+"""Optional SDKs: one import helper so a missing one always names the pip extra."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from .exceptions import MissingDependencyError
+
+
+def require(module: str, extra: str | None, purpose: str, pip: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the install command.
+
+    ``require("qiskit_aer", "aer", "the 'aer' backends")`` →
+    ``MissingDependencyError: the 'aer' backends need qiskit_aer: pip install 'qmu-hw[aer]'``.
+    ``extra=None`` names the plain package instead: ``pip install {pip or module}``.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        cmd = f"pip install 'qmu-hw[{extra}]'" if extra else f"pip install {pip or module}"
+        raise MissingDependencyError(
+            f"{purpose} need {module.split('.')[0]}, which is not installed: {cmd}"
+        ) from exc

@@ -1,0 +1,253 @@
+"""The Python study API: ``qmu_hw.study.run(config)`` and ``qmu_hw.study.load(folder)``.
+
+``run`` does what ``qmu-hw run`` does — resumable grid, results store, ``results.csv`` and
+``report.md`` — from a config file or from a dict shaped like the TOML, and returns a
+:class:`StudyResult` for analysis in Python (pandas is imported only by ``.dataframe()`` /
+``.noise_effect()``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ..core.deps import require
+from ..core.exceptions import BudgetExceededError, InvalidRequestError, QmuHwError
+from ..core.toml_write import toml_key as _toml_key
+from ..core.toml_write import toml_value as _toml_value
+from .config import ConfigError, StudyConfig, load_config, parse_config
+
+EXECUTORS = ("local", "processes")
+STORE_FILE = "results.sqlite"
+
+
+class NotAStudyError(QmuHwError, FileNotFoundError):
+    """A folder that holds no study results was given where a study was expected."""
+
+
+# -- dict configs ------------------------------------------------------------------------
+
+
+def config_to_toml(data: dict[str, Any]) -> str:
+    """A dict shaped like a study TOML (``{"study": {...}, "grid": {...}, "methods": {"scrub":
+    {...}}}``) as TOML text; ``[methods.NAME]`` tables nest one level."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"study config must be a path or a dict, got {type(data).__name__}")
+    lines: list[str] = []
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"study config dict: [{section}] must be a table (dict), got {table!r}")
+        if section == "methods":
+            for name, hp in table.items():
+                if not isinstance(hp, dict):
+                    raise ConfigError(f"study config dict: [methods.{name}] must be a table, got {hp!r}")
+                lines.append(f"[methods.{_toml_key(name)}]")
+                lines += [f"{_toml_key(k)} = {_toml_value(v, f'[methods.{name}] {k}')}" for k, v in hp.items()]
+                lines.append("")
+            continue
+        lines.append(f"[{_toml_key(section)}]")
+        lines += [f"{_toml_key(k)} = {_toml_value(v, f'[{section}] {k}')}" for k, v in table.items()]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _device_backends(data: dict[str, Any], output: str | None) -> dict[str, Any]:
+    """Native device objects in ``[grid] backends`` / ``surrogates`` / ``[training]
+    train_backend`` → profile files under ``<output>/devices/`` (see
+    :func:`qmu_hw.adapters.devices.device_profile_toml`), referenced by path."""
+    grid, tr = dict(data.get("grid", {})), dict(data.get("training", {}))
+    values = list(grid.get("backends", [])) + list(grid.get("surrogates", {}).values()) + [tr.get("train_backend")]
+    if all(v is None or isinstance(v, str) for v in values):
+        return data
+    from ..adapters.devices import device_profile_toml
+
+    study = data.get("study", {})
+    folder = Path(output or study.get("output") or f"runs/{study.get('name', 'study')}") / "devices"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def as_path(v):
+        if v is None or isinstance(v, str):
+            return v
+        stem, text = device_profile_toml(v)
+        path = folder / f"{stem}.toml"
+        path.write_text(text)
+        return str(path)
+
+    if "backends" in grid:
+        grid["backends"] = [as_path(v) for v in grid["backends"]]
+    if "surrogates" in grid:
+        grid["surrogates"] = {k: as_path(v) for k, v in grid["surrogates"].items()}
+    if "train_backend" in tr:
+        tr["train_backend"] = as_path(tr["train_backend"])
+    return {**data, "grid": grid, "training": tr} if "training" in data else {**data, "grid": grid}
+
+
+def config_from_dict(data: dict[str, Any], output: str | None = None,
+                     base: str | Path = ".") -> tuple[StudyConfig, str]:
+    """``(StudyConfig, TOML text)`` of a dict config, validated by the same parser as files.
+
+    The text is what the study folder keeps as ``config.toml`` (so ``qmu-hw report`` and
+    :func:`load` see the config); relative paths in it resolve against ``base``. Native
+    device objects (``FakeSherbrooke()``, an ``IBMBackend``, an ``AwsDevice``, ...) may stand
+    in ``[grid] backends``: each is written as a profile under ``<output>/devices/``.
+    """
+    data = _device_backends(data, output)
+    try:
+        text = config_to_toml(data)
+    except ConfigError:
+        raise
+    except InvalidRequestError as exc:
+        raise ConfigError(f"study config dict: {exc}") from None
+    parsed = tomllib.loads(text)
+    path = str(Path(base) / "<dict>.toml")
+    cfg = parse_config(parsed, text, path, output)
+    if "name" not in data.get("study", {}):
+        raise ConfigError("study config dict: [study] name is required for a dict config (it names the study)")
+    return cfg, text
+
+
+# -- results -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """A study folder: its results store, ``report.md`` and ``noise_effect.csv``.
+
+    ``summary`` is the run's :class:`~qmu_hw.study.runner.RunSummary` (None after :func:`load`).
+    """
+
+    output: Path
+    config: StudyConfig | None = None
+    summary: Any = None
+
+    def _store(self):
+        from .store import ResultsStore
+
+        return ResultsStore(self.output)
+
+    def _cells(self) -> set[str] | None:
+        cells = self._store().get_meta("current_cells")
+        return set(cells) if cells else None
+
+    def dataframe(self):
+        """One row per finished cell of the current grid: key columns, metrics, ``cost_*``."""
+        require("pandas", None, "StudyResult.dataframe()")
+        return self._store().dataframe(self._cells())
+
+    def noise_effect(self):
+        """The paired noise effects (``noise_effect.csv``) as a pandas DataFrame."""
+        path = self.output / "noise_effect.csv"
+        if not path.is_file():
+            raise NotAStudyError(
+                f"{path} does not exist: noise effects need noisy cells paired with exact cells of the "
+                f"same seeds (a grid with an exact backend and at least one noisy one); then rerun the "
+                f"report (qmu-hw report {self.output})"
+            )
+        pd = require("pandas", None, "StudyResult.noise_effect()")
+        return pd.read_csv(path)
+
+    @property
+    def report_path(self) -> Path:
+        """``report.md`` of the study (written by :func:`run` and ``qmu-hw report``)."""
+        path = self.output / "report.md"
+        if not path.is_file():
+            raise NotAStudyError(f"{self.output} has no report.md yet; run `qmu-hw report {self.output}`")
+        return path
+
+    def __repr__(self) -> str:
+        return f"StudyResult(output={str(self.output)!r})"
+
+
+def run(config: str | Path | dict, *, output: str | Path | None = None, executor: str = "local",
+        workers: int = 2, max_cells: int | None = None, confirm_billed: bool = False,
+        progress: bool = False, report: bool = True) -> StudyResult:
+    """Run (or resume) a study and write its report.
+
+    Args:
+        config: a study TOML path, or a dict shaped like the TOML.
+        output: the study folder (default: the config's ``[study] output``).
+        executor: ``"local"`` (this process) or ``"processes"`` (``workers`` local processes;
+            local simulators only).
+        workers: processes for ``executor="processes"``.
+        max_cells: run at most this many unfinished cells (the rest on a later call).
+        confirm_billed: required when a backend is billed (real devices, cloud simulators);
+            the estimate's shots/tasks/cost are in the refusal message.
+        progress: show tqdm progress bars.
+        report: write ``report.md``, plots and ``results.csv`` after the run.
+
+    Raises:
+        ConfigError: a malformed config, naming the key.
+        BudgetExceededError: a billed study without ``confirm_billed``, or over its budget.
+    """
+    from .runner import StudyRunner
+
+    if executor not in EXECUTORS:
+        raise InvalidRequestError(f"unknown executor {executor!r}; expected one of {EXECUTORS}")
+    out = None if output is None else str(output)
+    if isinstance(config, dict):
+        cfg, text = config_from_dict(config, out)
+    elif isinstance(config, (str, Path)):
+        cfg, text = load_config(config, output=out), None
+    else:
+        raise ConfigError(f"study config must be a path or a dict, got {type(config).__name__}")
+    _check_billed(cfg, confirm_billed)
+    runner = StudyRunner(cfg, progress=progress, log=lambda *_: None)
+    if text is not None:  # the runner copies file configs; a dict config is written here
+        (Path(cfg.output) / "config.toml").write_text(text)
+    summary = runner.run(max_cells=max_cells, workers=workers if executor == "processes" else 1)
+    result = StudyResult(Path(cfg.output), cfg, summary)
+    if report:
+        _write_report(result)
+    return result
+
+
+def _check_billed(cfg: StudyConfig, confirmed: bool) -> None:
+    from .grid import profile_of
+
+    billed = [b for b in cfg.backends if profile_of(b).requires_confirmation]
+    if not billed or confirmed:
+        return
+    from .estimate import estimate_study
+
+    est = estimate_study(cfg, measure_time=False)
+    raise BudgetExceededError(
+        f"this study submits to billed backends {billed}: up to {est.totals['shots']:,} shots, "
+        f"{est.totals['tasks']:,} tasks/jobs, estimated cost {est.totals['cost']:.2f}; "
+        f"pass confirm_billed=True to run it"
+    )
+
+
+def _write_report(result: StudyResult) -> Path:
+    from .report import build_report
+
+    store = result._store()
+    cells = result._cells()
+    rows = store.rows(cells)
+    cfg = result.config
+    title = (cfg.title or f"qmu-hw study: {cfg.name}") if cfg else f"qmu-hw study: {result.output.name}"
+    ref = Path(cfg.compare_with) if cfg and cfg.compare_with else None
+    note = f"Config hash {cfg.digest()[:12]}.\n" if cfg else ""
+    path = build_report(result.output, rows, title=title, reference=ref, note=note)
+    store.to_csv(result.output / "results.csv", cells)
+    return path
+
+
+def load(path: str | Path) -> StudyResult:
+    """A finished (or partial) study folder; refuses a folder that is not a study."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise NotAStudyError(f"{folder} is not a folder; expected a study output folder")
+    if not (folder / STORE_FILE).is_file():
+        raise NotAStudyError(
+            f"{folder} is not a study: it has no {STORE_FILE} (run one with qmu_hw.study.run or qmu-hw run)"
+        )
+    cfg_path = folder / "config.toml"
+    cfg = load_config(cfg_path, output=str(folder)) if cfg_path.is_file() else None
+    return StudyResult(folder, cfg)

@@ -47,3 +47,15 @@ def test_local_traffic_still_works():
 def test_child_python_processes_are_guarded(code):
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and MARK in res.stderr, res.stderr
+
+
+def test_numeric_addresses_parse_but_stay_unreachable():
+    # getaddrinfo of an IP literal sends no query (Ray's agents call it on start); the
+    # connect is what the guard must stop, and a reverse lookup does query.
+    info = socket.getaddrinfo("192.0.2.2", 80, type=socket.SOCK_STREAM)
+    assert info and info[0][4][0] == "192.0.2.2"
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        with pytest.raises(OSError, match=MARK):
+            s.connect(info[0][4])
+    with pytest.raises(OSError, match=MARK):
+        socket.gethostbyaddr("192.0.2.2")

@@ -24,6 +24,7 @@ from . import dm_engine as dm
 from .ptm_noise import PTMNoise, parametric_noise
 from .registry import register_adapter
 from .sampling import apply_readout, estimates_by_group
+from .torch_engine import torch_angles
 
 
 @register_adapter("density-matrix")
@@ -133,9 +134,8 @@ class DensityMatrixBackend(BaseBackend):
         blocks = 1 + sum(len(a.qubits) == 1 and len(b.qubits) == 2 for a, b in zip(gates, gates[1:], strict=False))
         self.check_plan(circuit, obs, sampled=False, rows=B * 2 * blocks)
         t0 = time.perf_counter()
-        w = weights.reshape(-1).to(torch.float64)
-        full = torch.cat([inputs.to(torch.float64), w.expand(B, -1)], dim=1)
-        angles = full[:, torch.as_tensor(circuit.slot_params)] * torch.as_tensor(circuit.slot_coeffs)
+        # coeff·param + offset per slot, constant rotations included (imported circuits)
+        angles = torch_angles(circuit, inputs.to(torch.float64), weights.to(torch.float64))[0]
         out = dm.noisy_expectations(circuit, angles, obs, self.noise_for(circuit.n_qubits), self.memory_limit)
         self.ledger.record(
             LedgerEntry(phase, self.name, self.profile.path, B, 0, 1, time.perf_counter() - t0, 0.0, True)

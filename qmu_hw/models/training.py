@@ -142,7 +142,7 @@ def load_checkpoint(path: str | Path, backend, **overrides) -> tuple[HybridModel
     kw.update(overrides)
     model = build_model(cfg.name, backend, **kw)
     state = payload["state_dict"]
-    if model.scaler is not None and "scaler.lo" not in state:
+    if getattr(model, "scaler", None) is not None and "scaler.lo" not in state:
         raise InvalidRequestError(
             f"checkpoint {path} predates per-model input scaling (no scaler statistics); delete the study's "
             "checkpoints folder so teachers and oracles are retrained"

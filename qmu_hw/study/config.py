@@ -156,6 +156,12 @@ class GridTable:
     shots: tuple[int | None, ...] = key(("exact",), list,
                                         _unique_list("positive integers or \"exact\"", _shots_entry_ok))
     surrogates: dict[str, str] = key(types=dict, factory=dict)  # cell backend -> backend doing the unlearning
+    # backend -> its own shots list, replacing `shots` for that backend (e.g. sampled exact-shots
+    # cells next to exact-expectation noisy ones in one study)
+    shots_for: dict[str, tuple] = key(types=dict, factory=dict, check=lambda d: next(
+        (f"expected a list of positive integers or \"exact\" for {k!r}, got {v!r}" for k, v in d.items()
+         if not isinstance(v, list) or not v or not all(_shots_entry_ok(x) for x in v) or len(set(map(str, v))) != len(v)),
+        None))
 
 
 @dataclass(frozen=True)
@@ -198,7 +204,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "entangler": ("model", "entangler"),
     **{k: ("training", k) for k in ("epochs", "patience", "lr", "batch_size", "n_oracles", "train_backend",
                                     "gradient", "grad_shots")},
-    **{k: ("grid", k) for k in ("scenarios", "methods", "backends", "shots", "surrogates")},
+    **{k: ("grid", k) for k in ("scenarios", "methods", "backends", "shots", "surrogates", "shots_for")},
     **{k: ("budget", k) for k in ("max_total_shots", "max_cost", "per_phase")},
     "compare_with": ("report", "compare_with"), "title": ("report", "title"),
 }
@@ -220,6 +226,8 @@ class StudyConfig:
     def digest(self) -> str:
         """sha256 of everything that determines results (not the output folder or name)."""
         d = {k: getattr(self, k) for k in FLAT if k not in _NOT_RESULTS}
+        if not d["shots_for"]:
+            del d["shots_for"]  # added later: studies without it keep their digests (and checkpoints)
         d["hyperparameters"] = self.hyperparameters
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -321,7 +329,9 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
         backends=tuple(_resolve_backend(b, base, r, "grid", "backends") for b in grid.backends),
         shots=tuple(None if s == "exact" else s for s in grid.shots),
         surrogates={_resolve_backend(k, base, r, "grid", "surrogates"): _resolve_backend(v, base, r, "grid", "surrogates")
-                    for k, v in grid.surrogates.items()})
+                    for k, v in grid.surrogates.items()},
+        shots_for={_resolve_backend(k, base, r, "grid", "shots_for"): tuple(None if s == "exact" else s for s in v)
+                   for k, v in grid.shots_for.items()})
     tr = parsed["training"] = dataclasses.replace(parsed["training"], lr=float(parsed["training"].lr))
     if tr.train_backend != "same":
         parsed["training"] = dataclasses.replace(
@@ -417,6 +427,9 @@ def _check_across(cfg: StudyConfig, r: _Reader) -> None:
         problem = _splits_problem(cfg.per_class, any(s.startswith("subset") for s in cfg.scenarios))
         if problem:
             raise r.err("data", "per_class", problem)
+    for k in t.grid.shots_for:
+        if k not in cfg.backends:
+            raise r.err("grid", "shots_for", f"shots for {k!r}, which is not in [grid] backends {list(cfg.backends)}")
     for k in t.grid.surrogates:
         if k not in cfg.backends:
             raise r.err("grid", "surrogates", f"surrogate for {k!r}, which is not in [grid] backends "

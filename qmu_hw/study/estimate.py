@@ -25,6 +25,7 @@ from ..core.ledger import _phase_matches
 from ..unlearning.cost import SELECT_BATCH, CostContext, MethodCost, Sizes
 from .config import StudyConfig
 from .grid import Cell, expand, profile_of
+from .references import exact_reference, oracle_trainings, same_noise_reference
 
 __all__ = ["Estimate", "ModelShape", "Sizes", "estimate_study"]
 
@@ -263,8 +264,10 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
             mc = method_cost(cell.method, ctx)
             work = _Work()
             _charge(work, f"unlearn/{cell.method}", mc, shape, cfg, cell.shots, backprop(work_prof, cell.shots))
-            # Teacher/oracle outputs are computed once per group of methods and shared.
-            share = (1 + cfg.n_oracles) / len(cfg.methods)
+            # Teacher and oracle outputs (exact and same-noise ensembles) are computed once per
+            # group of methods and shared.
+            n_refs = len({exact_reference(cfg), same_noise_reference(cfg, cell.backend)})
+            share = (1 + n_refs * max(cfg.n_oracles, 1)) / len(cfg.methods)
             evals = _Work()
             evals.add("eval", (s.retain + s.forget + s.test + s.pool) + (s.retain + s.forget + s.test) * share,
                       4 + 3 * share, cell.shots)
@@ -273,8 +276,13 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
             # Unlearning is paid on the surrogate when one is configured, evaluation on the target.
             add_row(row, (work, work_prof, work_name, cell.shots), (evals, prof, cell.backend, cell.shots))
             if cfg.train_backend == "same":
-                _add_training(cfg, cell, s, shape, prof, trained, add_row, backprop(prof, cell.shots))
+                _add_teacher(cfg, cell.seed, cell.backend, cell.shots, s, shape, trained, add_row, backprop)
             bar.update(1)
+        if cfg.train_backend != "same":
+            for seed in sorted({c.seed for c in cells}):
+                _add_teacher(cfg, seed, cfg.train_backend, None, sizes[cells[0].scenario], shape, trained,
+                             add_row, backprop)
+        _add_oracles(cfg, cells, sizes, shape, add_row, backprop)
     finally:
         bar.close()
     ints = ("circuits", "shots", "submissions", "tasks")
@@ -284,20 +292,34 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
     return est
 
 
-def _add_training(cfg, cell: Cell, s: Sizes, shape: ModelShape, prof, trained: set, add_row, bp: bool) -> None:
-    """With ``train_backend = "same"`` the teacher (per seed, backend, shots) and the oracles
-    (per scenario too) train on the cell's backend: charged once each, as the runner does."""
-    group = (cell.seed, cell.backend, cell.shots)
+def _add_teacher(cfg, seed: int, backend: str, shots: int | None, s: Sizes, shape: ModelShape, trained: set,
+                 add_row, backprop) -> None:
+    """A teacher trains once per (seed, train backend, shots): on the cell's backend with
+    ``train_backend = "same"``, else on ``[training] train_backend`` in exact mode."""
+    if (seed, backend, shots) in trained:
+        return
+    trained.add((seed, backend, shots))
+    prof = profile_of(backend)
     work = _Work()
-    if group not in trained:
-        trained.add(group)
-        _charge(work, "train", _training(s.train, s.val, cfg.epochs, cfg.batch_size), shape, cfg, cell.shots, bp)
-    if group + (cell.scenario,) not in trained:
-        trained.add(group + (cell.scenario,))
-        for _ in range(max(cfg.n_oracles, 1)):
-            _charge(work, "oracle", _training(s.retain, s.val, cfg.epochs, cfg.batch_size), shape, cfg, cell.shots, bp)
-    if work.circuits:
-        row = {"cell": f"teacher/oracles seed {cell.seed} {cell.scenario} on {cell.backend}@{cell.shots or 'exact'}",
-               "backend": cell.backend, "shots": cell.shots, "method": "(training)", "scenario": cell.scenario,
-               "seed": cell.seed}
-        add_row(row, (work, prof, cell.backend, cell.shots))
+    _charge(work, "train", _training(s.train, s.val, cfg.epochs, cfg.batch_size), shape, cfg, shots,
+            backprop(prof, shots))
+    row = {"cell": f"teacher seed {seed} on {backend}@{shots or 'exact'}", "backend": backend, "shots": shots,
+           "method": "(training)", "scenario": "-", "seed": seed}
+    add_row(row, (work, prof, backend, shots))
+
+
+def _add_oracles(cfg, cells: list[Cell], sizes: dict, shape: ModelShape, add_row, backprop) -> None:
+    """Every oracle the study trains (references.oracle_trainings: K exact-trained and K
+    same-noise ones per seed and scenario, in exact mode), one row per ensemble."""
+    ensembles: dict[tuple, int] = {}
+    for t in oracle_trainings(cfg, cells):
+        ensembles[(t.seed, t.scenario, t.backend)] = ensembles.get((t.seed, t.scenario, t.backend), 0) + 1
+    for (seed, scenario, backend), k in ensembles.items():
+        prof, s = profile_of(backend), sizes[scenario]
+        work = _Work()
+        for _ in range(k):
+            _charge(work, "oracle", _training(s.retain, s.val, cfg.epochs, cfg.batch_size), shape, cfg, None,
+                    backprop(prof, None))
+        row = {"cell": f"{k} oracles seed {seed} {scenario} on {backend}", "backend": backend, "shots": None,
+               "method": "(training)", "scenario": scenario, "seed": seed}
+        add_row(row, (work, prof, backend, None))

@@ -48,8 +48,11 @@ class Cell:
 
 
 def backend_shots(cfg: StudyConfig, backend: str) -> list[int | None]:
-    """Shots values a backend runs at: an exact-only profile (default shots "exact" and
-    noiseless) runs once, exactly; every other profile runs at each configured shots value."""
+    """Shots values a backend runs at: its ``[grid] shots_for`` list if it has one; else an
+    exact-only profile (default shots "exact" and noiseless) runs once, exactly, and every
+    other profile runs at each configured shots value."""
+    if backend in cfg.shots_for:  # [grid] shots_for: this backend's own list
+        return list(cfg.shots_for[backend])
     prof = profile_of(backend)
     if prof.shots is None and prof.noise_kind == "none":
         return [None]

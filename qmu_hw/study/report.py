@@ -232,8 +232,9 @@ def _plot_delta(effects, scenario, out: Path, plt) -> Path | None:
 
 
 def _plot_cost(rows, scenario, out: Path, plt) -> Path | None:
-    pts = [r for r in rows if r["method"] != "identity"]
-    if not pts:
+    gap = lambda r: r.get("acc_forget_gap", float("nan"))  # noqa: E731
+    pts = [r for r in rows if r["method"] != "identity" and not math.isnan(float(gap(r)))]
+    if not pts:  # no oracle comparison (e.g. K = 0 rows from an old store): nothing to plot
         return None
     fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
     use_shots = any(r.get("cost_shots", 0) for r in pts)
@@ -241,7 +242,7 @@ def _plot_cost(rows, scenario, out: Path, plt) -> Path | None:
     style = method_styles({r["method"] for r in pts})
     for m, mrows in sorted(_group(pts, "method").items()):
         xs = [max(r.get(xkey, 0), 1) for r in mrows]
-        ys = [r["acc_forget_gap"] for r in mrows]
+        ys = [gap(r) for r in mrows]
         ax.scatter(xs, ys, s=22, label=m[0], alpha=0.8, **style[m[0]])
     ax.set_xscale("log")
     ax.set_xlabel("shots spent on unlearning" if use_shots else "circuits evaluated for unlearning")

@@ -135,6 +135,8 @@ class StudyRunner:
         writes checkpoints but never opens the results store or the journal (the driver is
         their one writer)."""
         self.cfg = cfg
+        # A run that stops before any work (no account, unknown device) leaves no folder behind.
+        self._created_output = not Path(cfg.output).exists()
         self.store = None if worker else ResultsStore(cfg.output)
         self.ckpt_dir = Path(cfg.output) / "checkpoints"
         self.progress = progress
@@ -214,7 +216,7 @@ class StudyRunner:
         t0 = time.perf_counter()
         cells = expand(cfg)
         ids = {c: c.cell_id(cfg) for c in cells}
-        if cfg.max_total_shots is not None or cfg.max_cost is not None:
+        if cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase:
             reason = estimate_study(cfg, cells, measure_time=False).refusal(cfg)
             if reason:
                 raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
@@ -228,7 +230,12 @@ class StudyRunner:
                 for c in todo:
                     self.log(f"would run: {c.label}")
                 return RunSummary(len(cells), skipped, 0, 0, time.perf_counter() - t0, output=cfg.output)
-            self._connect_cloud(todo)
+            try:
+                self._connect_cloud(todo)
+            except QmuHwError:
+                if self._created_output:
+                    shutil.rmtree(cfg.output, ignore_errors=True)
+                raise
             self._save_config()
             self.store.set_meta("current_cells", sorted(ids.values()))
             self._charge_previous_runs(ids)

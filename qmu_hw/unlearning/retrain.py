@@ -22,8 +22,9 @@ def retrain(model, data, *, rng, teacher, epochs: int = 100, lr: float = 1e-2, p
     the retain set too."""
     for _, block in model.blocks():
         reset_block(block, rng)
-    if model.scaler is not None:
-        model.scaler.reset()  # refitted by fit() on the retain set, as a model trained from scratch on it
+    scaler = getattr(model, "scaler", None)  # user models (factory/circuit) may have none
+    if scaler is not None:
+        scaler.reset()  # refitted by fit() on the retain set, as a model trained from scratch on it
     res = fit(model, data.retain, data.val, epochs=epochs, lr=lr, batch_size=data.batch_size,
               patience=patience, seed=int(rng.integers(2**31)), phase=model.quantum.phase)
     return {"steps": res.epochs_ran * -(-len(data.retain) // data.batch_size), "epochs": res.epochs_ran,

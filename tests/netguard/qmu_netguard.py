@@ -4,7 +4,9 @@ PYTHONPATH, so a CLI subprocess is guarded the same way).
 
 Blocked: TCP/UDP ``connect``/``connect_ex`` to a non-local address, UDP ``sendto``/``sendmsg``
 to one, and DNS lookups (``getaddrinfo``, ``gethostbyname[_ex]``, ``gethostbyaddr``) of any
-name other than this machine's own and localhost. Each refusal is an ``OSError`` whose message
+name other than this machine's own and localhost. A numeric address given to ``getaddrinfo``
+is parsed without any query (Ray's agents do this on start), so it passes; connecting to it
+does not. Each refusal is an ``OSError`` whose message
 says it came from this guard.
 """
 
@@ -38,6 +40,18 @@ def _is_local_address(address) -> bool:
     if isinstance(address, (str, bytes)):  # AF_UNIX path
         return True
     return _is_local_host(address[0])
+
+
+def _is_ip_literal(host) -> bool:
+    import ipaddress
+
+    if isinstance(host, bytes):
+        host = host.decode(errors="replace")
+    try:
+        ipaddress.ip_address(str(host).strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 def _refuse(what: str, target) -> OSError:
@@ -83,7 +97,9 @@ def install() -> None:
         real = _real[name]
 
         def guarded(host, *args, **kwargs):
-            if not _is_local_host(host):
+            # A numeric address is parsed, not looked up (getaddrinfo sends no query for it; a
+            # connect to it is still checked above). gethostbyaddr does query: always guarded.
+            if not _is_local_host(host) and (name == "gethostbyaddr" or not _is_ip_literal(host)):
                 raise socket.gaierror(socket.EAI_NONAME, f"{MARK}: DNS lookup of {host!r} refused")
             return real(host, *args, **kwargs)
 

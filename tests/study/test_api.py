@@ -75,6 +75,7 @@ def test_dict_config_errors_name_the_key(tmp_path):
 
 def test_dict_round_trips_through_toml(tmp_path):
     d = tiny(tmp_path)
+    d["grid"]["backends"] = ["exact", "aer-depol-0.01"]
     d["grid"]["surrogates"] = {"aer-depol-0.01": "dm-depol-0.01"}
     d["budget"] = {"per_phase": {"unlearn": 1000}, "max_cost": 2.5}
     cfg, text = config_from_dict(d)

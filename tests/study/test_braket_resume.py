@@ -121,3 +121,4 @@ def test_missing_aws_account_stops_before_training(tmp_path):
     assert res.returncode == 4 and "no AWS credentials found" in res.stderr
     assert "training teacher" not in res.stderr + res.stdout and SECRET not in res.stderr + res.stdout
     assert not list((tmp_path / "out").glob("checkpoints/*"))
+    assert not (tmp_path / "out").exists()  # nothing half-written: the folder this run made is gone

@@ -196,3 +196,27 @@ def test_compare_with_resolves_against_the_given_base(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(copy, check_backends_now=False)
     assert load_config(copy, check_backends_now=False, base_dir=tmp_path).compare_with == cfg.compare_with
+
+
+def test_shots_for_gives_one_backend_its_own_shots(tmp_path):
+    from qmu_hw.study.grid import expand
+
+    text = BASE.replace('backends = ["exact"]', 'backends = ["exact", "exact-shots", "dm-depol-0.01"]\n'
+                        'shots = ["exact"]\nshots_for = { "exact-shots" = [256, 1024] }')
+    cfg = load_config(write(tmp_path, text))
+    runs = {(c.backend, c.shots) for c in expand(cfg)}
+    assert runs == {("exact", None), ("exact-shots", 256), ("exact-shots", 1024), ("dm-depol-0.01", None)}
+    # without the key the digest is what it was before the key existed
+    plain = load_config(write(tmp_path / "plain", BASE))
+    assert "shots_for" not in plain.digest() and plain.shots_for == {}
+    assert cfg.digest() != load_config(write(tmp_path / "b", text.replace("[256, 1024]", "[256]"))).digest()
+
+
+@pytest.mark.parametrize("value, pattern", [
+    ('{ "exact-shots" = [0] }', r"shots_for.*positive integers"),
+    ('{ "exact-shots" = [] }', r"shots_for.*positive integers"),
+    ('{ "exact-shots" = [64, 64] }', r"shots_for.*positive integers"),
+    ('{ "aer-ideal" = [64] }', r"shots_for.*not in \[grid\] backends"),
+])
+def test_bad_shots_for_is_refused(tmp_path, value, pattern):
+    refused(tmp_path, BASE + f"shots_for = {value}\n", pattern)

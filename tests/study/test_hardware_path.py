@@ -51,6 +51,7 @@ def test_secrets_never_written(tmp_path):
     cfg2.write_text(STUDY.format(out=tmp_path / "out2", backend="ibm-brisbane"))
     res2 = qmu("run", cfg2, "--yes", env=env)
     assert res2.returncode == 4 and "no usable IBM Quantum account" in res2.stderr
+    assert not (tmp_path / "out2").exists()  # stopped before any work: no half-written folder
     assert secret not in res2.stdout + res2.stderr
 
 

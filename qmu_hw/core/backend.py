@@ -275,7 +275,7 @@ _ADAPTERS: dict[str, type] = {}
 
 
 def register_adapter(name: str) -> Callable[[type], type]:
-    """Class decorator: ``@register_adapter("aer")``. A profile's ``adapter = "NAME"`` loads
+    """Class decorator: ``@register_adapter("my-engine")``. A profile's ``adapter = "NAME"`` loads
     ``qmu_hw.adapters.NAME`` (``-`` → ``_``) on first use, or ``"pkg.module:NAME"`` for an
     adapter living outside qmu-hw."""
 

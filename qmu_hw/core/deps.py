@@ -11,8 +11,8 @@ from .exceptions import MissingDependencyError
 def require(module: str, extra: str | None, purpose: str, pip: str | None = None) -> ModuleType:
     """Import ``module`` or raise :class:`MissingDependencyError` naming the install command.
 
-    ``require("qiskit_aer", "aer", "the 'aer' backends")`` →
-    ``MissingDependencyError: the 'aer' backends need qiskit_aer: pip install 'qmu-hw[aer]'``.
+    ``require("qiskit_aer", extra, "the Aer backends")`` with ``extra`` naming the pip extra →
+    ``MissingDependencyError: the Aer backends need qiskit_aer: pip install 'qmu-hw[EXTRA]'``.
     ``extra=None`` names the plain package instead: ``pip install {pip or module}``.
     """
     try:

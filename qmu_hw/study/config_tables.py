@@ -1,0 +1,168 @@
+"""The study config's tables: one frozen dataclass per TOML table, each key's check next to it.
+
+A field made with :func:`key` carries, in its ``metadata``, the TOML type(s) it accepts and
+a ``check`` returning what was expected when the value is wrong; :mod:`.config` reads the
+file and parses each table from these fields (``_parse_table``), then runs the checks that
+need more than one key. Kept apart from the reading code so a new key is one line here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.exceptions import InvalidRequestError
+from ..data.datasets import DATASETS
+from ..data.splits import parse_scenario
+
+# Models by the inputs they take; [model] name is checked against both, the match with
+# the dataset's kind in config._check_across.
+TABULAR_MODELS = ("hqml-iris", "hqml-iris-deep")
+IMAGE_MODELS = ("hqml-cnn",)
+
+
+# -- one key: its TOML type(s), default and check ---------------------------------------------
+def key(default: Any = None, types: type | tuple = str, check: Callable[[Any], str | None] | None = None,
+        factory: Callable[[], Any] | None = None):
+    """A table field. ``check(value)`` returns the error (what was expected, what was got), or
+    None if the value is fine."""
+    meta = {"types": types if isinstance(types, tuple) else (types,), "check": check}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _positive_int(v: Any) -> str | None:
+    return None if _is_int(v) and v >= 1 else f"expected a positive integer, got {v!r}"
+
+
+def _one_of(options, what: str) -> Callable[[Any], str | None]:
+    return lambda v: None if v in tuple(options) else f"unknown {what} {v!r}; expected one of {tuple(options)}"
+
+
+def _unique_list(what: str, item_check: Callable[[Any], bool], *, empty_ok: bool = False):
+    def check(v):
+        if not v and not empty_ok:
+            return f"expected a non-empty list of {what}, got {v!r}"
+        bad = [x for x in v if not item_check(x)]
+        if bad:
+            return f"expected a list of {what}, got {bad[0]!r}"
+        dup = sorted({repr(x) for x in v if list(v).count(x) > 1})
+        if dup:  # a repeated entry would run (and be averaged) twice
+            return f"expected a list of distinct {what}; {', '.join(dup)} appears more than once"
+        return None
+
+    return check
+
+
+def _scenario_ok(s: Any) -> bool:
+    try:
+        parse_scenario(s)
+    except InvalidRequestError:
+        return False
+    return True
+
+
+def _shots_entry_ok(s: Any) -> bool:
+    return s == "exact" or (_is_int(s) and s > 0)
+
+
+def _positive_finite(v: Any) -> str | None:
+    return None if math.isfinite(float(v)) and v > 0 else f"expected a positive number, got {v!r}"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if math.isfinite(float(v)) and v >= 0 else f"expected a number >= 0, got {v!r}"
+
+
+# -- the tables --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StudyTable:
+    name: str | None = key(None, str)  # default: the config file's stem
+    output: str | None = key(None, str)  # default: runs/<name>; relative to the working directory
+    seeds: tuple[int, ...] = key((0,), list, _unique_list("non-negative integers", lambda s: _is_int(s) and s >= 0))
+
+
+@dataclass(frozen=True)
+class DataTable:
+    dataset: str = key("iris", str, _one_of(DATASETS, "dataset"))
+    data_dir: str | None = key(None, str)  # relative paths resolve against the config's folder
+    per_class: int | None = key(None, int, _positive_int)
+    angle_range: str = key("half-pi", str, _one_of(("half-pi", "pi"), "angle_range"))
+
+
+@dataclass(frozen=True)
+class ModelTable:
+    name: str | None = key(None, str, _one_of(TABULAR_MODELS + IMAGE_MODELS, "model"))  # default per dataset
+    n_qubits: int | None = key(None, int, _positive_int)
+    n_layers: int | None = key(None, int, _positive_int)
+    entangler: str = key("ring", str, _one_of(("ring", "linear", "all", "none"), "entangler"))
+
+
+@dataclass(frozen=True)
+class TrainingTable:
+    epochs: int = key(100, int, _positive_int)
+    patience: int = key(25, int, _positive_int)
+    lr: float = key(0.01, (float, int), _positive_finite)
+    batch_size: int = key(32, int, _positive_int)
+    n_oracles: int = key(5, int, _positive_int)
+    train_backend: str = key("exact", str)  # a profile, or "same" (train on each cell's backend)
+    gradient: str = key("parameter-shift", str, lambda v: None if v in ("parameter-shift", "spsa") else
+                        f"expected 'parameter-shift' or 'spsa' (the exact backend uses backprop), got {v!r}")
+    grad_shots: int | str = key("same", (int, str), lambda v: None if v == "same" or (_is_int(v) and v > 0)
+                                else f"expected a positive integer or \"same\", got {v!r}")
+
+
+@dataclass(frozen=True)
+class GridTable:
+    scenarios: tuple[str, ...] = key(("subset:0.02", "class:0"), list,
+                                     _unique_list("scenarios ('subset:FRACTION' or 'class:K')", _scenario_ok))
+    methods: tuple[str, ...] | str = key("all", (list, str))  # checked against the method registry
+    backends: tuple[str, ...] = key(("exact",), list, _unique_list("backend profile names or paths",
+                                                                   lambda b: isinstance(b, str) and b != ""))
+    shots: tuple[int | None, ...] = key(("exact",), list,
+                                        _unique_list("positive integers or \"exact\"", _shots_entry_ok))
+    surrogates: dict[str, str] = key(types=dict, factory=dict)  # cell backend -> backend doing the unlearning
+    # backend -> its own shots list, replacing `shots` for that backend (e.g. sampled exact-shots
+    # cells next to exact-expectation noisy ones in one study)
+    shots_for: dict[str, tuple] = key(types=dict, factory=dict, check=lambda d: next(
+        (f"expected a list of positive integers or \"exact\" for {k!r}, got {v!r}" for k, v in d.items()
+         if not isinstance(v, list) or not v or not all(_shots_entry_ok(x) for x in v) or len(set(map(str, v))) != len(v)),
+        None))
+
+
+@dataclass(frozen=True)
+class BudgetTable:
+    max_total_shots: int | None = key(None, int, _positive_int)
+    max_cost: float | None = key(None, (float, int), _non_negative)
+    per_phase: dict[str, int] = key(types=dict, factory=dict,
+                                    check=lambda d: next((f"expected positive integer shot caps, got {k} = {v!r}"
+                                                          for k, v in d.items() if _positive_int(v)), None))
+
+
+@dataclass(frozen=True)
+class ReportTable:
+    compare_with: str | None = key(None, str)  # a CSV; relative paths resolve against the config's folder
+    title: str | None = key(None, str)
+
+
+TABLES: dict[str, type] = {"study": StudyTable, "data": DataTable, "model": ModelTable, "training": TrainingTable,
+                           "grid": GridTable, "budget": BudgetTable, "report": ReportTable}
+
+
+@dataclass(frozen=True)
+class Tables:
+    study: StudyTable = field(default_factory=StudyTable)
+    data: DataTable = field(default_factory=DataTable)
+    model: ModelTable = field(default_factory=ModelTable)
+    training: TrainingTable = field(default_factory=TrainingTable)
+    grid: GridTable = field(default_factory=GridTable)
+    budget: BudgetTable = field(default_factory=BudgetTable)
+    report: ReportTable = field(default_factory=ReportTable)
+    methods: dict[str, dict] = field(default_factory=dict)  # [methods.NAME] hyperparameter overrides

@@ -91,13 +91,14 @@ class FactoryModel(nn.Module):
 
 def build_custom(name: str, backend, *, gradient: str, shots: Any, grad_shots: Any, n_qubits: int | None,
                  n_classes: int | None, seed: int | None, step_shots=None, extra: dict | None = None,
-                 config_cls=None, **_: Any) -> nn.Module:
+                 config_cls=None, input_range: float | None = None, **_: Any) -> nn.Module:
     """The model named ``factory:pkg.module:build`` or ``circuit:/path/file.qasm``.
 
     ``extra``: for circuits, ``inputs`` (required) and ``weights`` (optional) parameter
     names; for factories, ``n_inputs`` (features per sample) passed to the factory.
     """
     from .hybrid import HybridModel, ModelConfig
+    from .scaling import InputScaler
 
     config_cls = config_cls or ModelConfig
     extra = dict(extra or {})
@@ -127,12 +128,16 @@ def build_custom(name: str, backend, *, gradient: str, shots: Any, grad_shots: A
                 f"{extra['n_inputs']} features"
             )
         extra["sha256"] = hashlib.sha256(text.encode()).hexdigest()
-        config = config_cls(name, circuit.n_qubits, 0, "ring", n_classes, None, gradient, shots, grad_shots, extra)
+        config = config_cls(name, circuit.n_qubits, 0, "ring", n_classes, None, gradient, shots, grad_shots, extra,
+                            input_range=input_range)
         qlayer = QuantumLayer(circuit, backend, gradient=gradient, shots=None if gradient == "backprop" else shots,
                               grad_shots=grad_shots, seed=seed, step_shots=step_shots)
         # The built-in head of hqml-iris, sized by the circuit's outputs.
         head = nn.Sequential(nn.Linear(qlayer.n_outputs, 16), nn.ReLU(), nn.Linear(16, n_classes))
-        return HybridModel(config, None, qlayer, head)
+        # Tabular features become angles as in the built-in models: scaled to [−a, a] with
+        # statistics fitted on the rows this model trains on.
+        scaler = None if input_range is None else InputScaler(circuit.n_inputs, input_range)
+        return HybridModel(config, None, qlayer, head, scaler)
     target = name[len(FACTORY):]
     fn = load_factory(target)
     offered = {"backend": backend, "n_inputs": extra.get("n_inputs"), "n_classes": n_classes,

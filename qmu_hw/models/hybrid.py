@@ -140,7 +140,8 @@ def build_model(
 
     if is_custom(name):
         return build_custom(name, backend, gradient=gradient, shots=shots, grad_shots=grad_shots, n_qubits=n_qubits,
-                            n_classes=n_classes, seed=seed, step_shots=step_shots, extra=extra)
+                            n_classes=n_classes, seed=seed, step_shots=step_shots, extra=extra,
+                            input_range=input_range)
     if name not in MODELS:
         raise InvalidRequestError(f"unknown model {name!r}; expected one of {MODELS}")
     if seed is not None:

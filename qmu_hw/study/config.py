@@ -32,7 +32,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from ..core.exceptions import InvalidRequestError
+from ..core.exceptions import InvalidRequestError, QmuHwError
 from ..data.splits import parse_scenario
 from .config_tables import (  # noqa: F401  (re-exported: callers import the tables from here)
     IMAGE_MODELS,
@@ -66,7 +66,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "dataset": ("data", "dataset"), "data_dir": ("data", "data_dir"), "per_class": ("data", "per_class"),
     "angle_range": ("data", "angle_range"),
     "model": ("model", "name"), "n_qubits": ("model", "n_qubits"), "n_layers": ("model", "n_layers"),
-    "entangler": ("model", "entangler"),
+    "entangler": ("model", "entangler"), "model_inputs": ("model", "inputs"), "model_weights": ("model", "weights"),
     **{k: ("training", k) for k in ("epochs", "patience", "lr", "batch_size", "n_oracles", "train_backend",
                                     "gradient", "grad_shots")},
     **{k: ("grid", k) for k in ("scenarios", "methods", "backends", "shots", "surrogates", "shots_for")},
@@ -88,11 +88,20 @@ class StudyConfig:
     def hyperparameters(self) -> dict[str, dict]:
         return self.tables.methods
 
+    @property
+    def model_extra(self) -> dict:
+        """What a user model (``factory:``/``circuit:``) is built with beyond the built-in keys."""
+        m = self.tables.model
+        return {k: list(v) for k, v in (("inputs", m.inputs), ("weights", m.weights)) if v is not None}
+
     def digest(self) -> str:
         """sha256 of everything that determines results (not the output folder or name)."""
         d = {k: getattr(self, k) for k in FLAT if k not in _NOT_RESULTS}
-        if not d["shots_for"]:
-            del d["shots_for"]  # added later: studies without it keep their digests (and checkpoints)
+        for added_later in ("shots_for", "model_inputs", "model_weights"):
+            if not d[added_later]:  # studies without these keys keep their digests (and checkpoints)
+                del d[added_later]
+        if str(self.model).startswith("circuit:"):  # the file's content decides results, not its path
+            d["model_circuit_sha256"] = hashlib.sha256(Path(self.model[len("circuit:"):]).read_bytes()).hexdigest()
         d["hyperparameters"] = self.hyperparameters
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -189,6 +198,7 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
     study, grid = parsed["study"], parsed["grid"]
     name = study.name or Path(path).stem
     parsed["study"] = dataclasses.replace(study, name=name, output=output or study.output or f"runs/{name}")
+    parsed["model"] = _resolve_user_model(parsed["model"], base, r)
     parsed["grid"] = dataclasses.replace(
         grid, methods=_resolve_methods(grid.methods, r),
         backends=tuple(_resolve_backend(b, base, r, "grid", "backends") for b in grid.backends),
@@ -272,15 +282,67 @@ def _resolve_backend(b: str, base: Path, r: _Reader, section: str, key_: str) ->
     raise r.err(section, key_, f"unknown backend {b!r}; expected a profile path or one of {sorted(known)}")
 
 
+def _resolve_user_model(m, base: Path, r: _Reader):
+    """``[model] factory`` / ``circuit`` become the model name ``factory:pkg.mod:fn`` /
+    ``circuit:/abs/file.qasm``; the factory must import and the file must exist now, before
+    any data is loaded."""
+    if m.factory is None and m.circuit is None:
+        for k in ("inputs", "weights"):
+            if getattr(m, k) is not None:
+                raise r.err("model", k, "only used with [model] circuit = \"file.qasm\"")
+        return m
+    given = [k for k in ("name", "factory", "circuit") if getattr(m, k) is not None]
+    if len(given) > 1:
+        raise r.err("model", given[1], f"expected one of [model] name, factory or circuit, got {given}")
+    if m.factory is not None:
+        from ..models.custom import load_factory
+
+        try:
+            load_factory(m.factory)
+        except QmuHwError as exc:
+            raise r.err("model", "factory", str(exc)) from None
+        return dataclasses.replace(m, name=f"factory:{m.factory}")
+    path = _against(m.circuit, base)
+    if not path.is_file():
+        raise r.err("model", "circuit", f"file {path} not found (relative paths are read from {base})")
+    if not m.inputs:
+        raise r.err("model", "inputs", f"circuit {path.name}: name its per-sample parameters, e.g. "
+                                       "inputs = [\"x0\", \"x1\", \"x2\", \"x3\"]")
+    return dataclasses.replace(m, name=f"circuit:{path}")
+
+
+def _user_circuit(cfg: StudyConfig, r: _Reader):
+    """The imported circuit of a ``circuit:`` model (parsed once here to check it early)."""
+    from ..circuits import from_qasm3
+
+    path = Path(cfg.model[len("circuit:"):])
+    try:
+        return from_qasm3(path.read_text(), inputs=list(cfg.tables.model.inputs),
+                          weights=None if cfg.tables.model.weights is None else list(cfg.tables.model.weights),
+                          name=path.stem)
+    except (QmuHwError, ValueError) as exc:
+        raise r.err("model", "circuit", f"{path}: {exc}") from None
+
+
 def _check_across(cfg: StudyConfig, r: _Reader) -> None:
     """Checks that involve more than one key; all before any data is loaded or model trained."""
     t = cfg.tables
     kind, features, n_classes = DATASET_SHAPES[cfg.dataset]
     model = cfg.model or ("hqml-iris" if kind == "tabular" else "hqml-cnn")
-    if kind == "tabular" and model not in TABULAR_MODELS or kind == "image" and model not in IMAGE_MODELS:
+    if model.startswith("circuit:"):
+        circuit = _user_circuit(cfg, r)
+        if kind != "tabular" or circuit.n_inputs != features:
+            raise r.err("model", "inputs", f"circuit reads {circuit.n_inputs} inputs per sample; dataset "
+                                           f"{cfg.dataset!r} gives {features if kind == 'tabular' else 'images'}: "
+                                           "a circuit model takes one input per tabular feature")
+        if cfg.n_qubits is not None and cfg.n_qubits != circuit.n_qubits:
+            raise r.err("model", "n_qubits", f"the circuit has {circuit.n_qubits} qubits, got n_qubits = {cfg.n_qubits}")
+    elif model.startswith("factory:"):
+        pass  # the factory decides its own shape; checked when the first model is built
+    elif kind == "tabular" and model not in TABULAR_MODELS or kind == "image" and model not in IMAGE_MODELS:
         raise r.err("model", "name", f"model {model!r} does not take {kind} inputs of dataset {cfg.dataset!r}; "
                                      f"expected one of {TABULAR_MODELS if kind == 'tabular' else IMAGE_MODELS}")
-    if kind == "tabular" and cfg.n_qubits is not None and cfg.n_qubits != features:
+    if kind == "tabular" and cfg.n_qubits is not None and cfg.n_qubits != features and ":" not in model:
         raise r.err("model", "n_qubits", f"dataset {cfg.dataset!r} has {features} features, one per qubit: "
                                          f"expected n_qubits = {features}, got {cfg.n_qubits}")
     for s in cfg.scenarios:
@@ -354,6 +416,8 @@ def check_backends(cfg: StudyConfig, text: str = "") -> None:
 def _model_qubits(cfg: StudyConfig) -> int:
     from .protocol import DEFAULT_QUBITS
 
+    if str(cfg.model).startswith("circuit:"):
+        return _user_circuit(cfg, _Reader("", cfg.path or "<config>")).n_qubits
     if cfg.n_qubits is not None:
         return cfg.n_qubits
     kind, features, _ = DATASET_SHAPES[cfg.dataset]

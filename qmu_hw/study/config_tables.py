@@ -9,6 +9,7 @@ need more than one key. Kept apart from the reading code so a new key is one lin
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,6 +104,15 @@ class ModelTable:
     n_qubits: int | None = key(None, int, _positive_int)
     n_layers: int | None = key(None, int, _positive_int)
     entangler: str = key("ring", str, _one_of(("ring", "linear", "all", "none"), "entangler"))
+    # A user model instead of a built-in one (qmu_hw.models.custom): a factory callable
+    # "pkg.module:build" returning a torch module with a QuantumLayer, or an OpenQASM 3 file
+    # (relative to the config's folder) with the built-in head; its per-sample parameters are
+    # `inputs`, its trained ones `weights` (default: every other parameter).
+    factory: str | None = key(None, str, lambda v: None if re.fullmatch(r"[\w.]+:[\w.]+", v) else
+                              f"expected \"pkg.module:callable\", got {v!r}")
+    circuit: str | None = key(None, str)
+    inputs: tuple[str, ...] | None = key(None, list, _unique_list("parameter names", lambda x: isinstance(x, str)))
+    weights: tuple[str, ...] | None = key(None, list, _unique_list("parameter names", lambda x: isinstance(x, str)))
 
 
 @dataclass(frozen=True)

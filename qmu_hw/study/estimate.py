@@ -91,7 +91,8 @@ def _prepare(cfg: StudyConfig):
 
     return prepare(cfg.dataset, cfg.seeds[0], data_dir=cfg.data_dir, per_class=cfg.per_class, model=cfg.model,
                    n_qubits=cfg.n_qubits, n_layers=cfg.n_layers, entangler=cfg.entangler,
-                   angle_range=cfg.angle_range)
+                   angle_range=cfg.angle_range,
+                   model_extra=cfg.model_extra)
 
 
 def _sizes(prep, scenarios) -> dict[str, Sizes]:

@@ -79,7 +79,10 @@ def prepare(
     n_layers: int | None = None,
     entangler: str = "ring",
     angle_range: str = "half-pi",
+    model_extra: dict | None = None,
 ) -> Prepared:
+    """Data, splits and the model's build arguments. ``model_extra``: a user model's
+    ``inputs``/``weights`` (``[model] circuit``); the data's feature count is added to it."""
     half_range = angle_half_range(angle_range)
     ds = load_dataset(dataset, data_dir=data_dir, per_class=per_class, seed=seed)
     splits = make_splits(ds.y, seed)
@@ -87,7 +90,10 @@ def prepare(
     name = model or DEFAULT_MODEL[dataset]
     kw: dict[str, Any] = {"n_classes": ds.n_classes, "entangler": entangler, "n_layers": n_layers,
                           "input_range": half_range if ds.kind == "tabular" else None}
-    if name == "hqml-cnn":
+    if ":" in name:  # a user model: factory:pkg.mod:fn or circuit:/path/file.qasm
+        kw["extra"] = {**(model_extra or {}), "n_inputs": int(np.prod(ds.X.shape[1:]))}
+        kw["n_qubits"] = n_qubits
+    elif name == "hqml-cnn":
         kw["image_size"] = ds.X.shape[-1]
         kw["n_qubits"] = n_qubits or DEFAULT_QUBITS.get(dataset, 8)
     else:

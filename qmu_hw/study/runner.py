@@ -96,7 +96,8 @@ def _settings(cfg: StudyConfig) -> TrainSettings:
 
 def _prepare(cfg: StudyConfig, seed: int) -> Prepared:
     return prepare(cfg.dataset, seed, data_dir=cfg.data_dir, per_class=cfg.per_class, model=cfg.model,
-                   n_qubits=cfg.n_qubits, n_layers=cfg.n_layers, entangler=cfg.entangler, angle_range=cfg.angle_range)
+                   n_qubits=cfg.n_qubits, n_layers=cfg.n_layers, entangler=cfg.entangler, angle_range=cfg.angle_range,
+                   model_extra=cfg.model_extra)
 
 
 def _model_kw(cfg: StudyConfig, backend, shots: int | None) -> dict:

@@ -36,6 +36,16 @@ class DensityMatrixBackend(BaseBackend):
     reduced registers need more per row is refused before it runs).
     """
 
+    option_schema = {"max_qubits": "largest register accepted (default 10)",
+                     "max_memory_gb": "memory plan per request in GiB (default 4)"}
+
+    @classmethod
+    def requirements(cls, profile: Profile) -> tuple[tuple[str, str | None], ...]:
+        # Calibrated profiles read their device's calibration from qiskit-ibm-runtime's fake
+        # provider; parametric noise needs nothing beyond torch.
+        fake = (("qiskit_ibm_runtime", "ibm"),) if profile.noise_kind == "calibrated" else ()
+        return super().requirements(profile) + fake
+
     def __init__(self, profile: Profile, *, options: dict[str, Any] | None = None, **kw: Any) -> None:
         super().__init__(profile, **kw)
         options = check_options(profile, options, {"max_qubits", "max_memory_gb"})

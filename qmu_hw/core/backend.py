@@ -335,7 +335,7 @@ class AdapterInfo:
     @property
     def missing(self) -> list[tuple[str, str | None]]:
         """``(module, extra)`` requirements that are not installed."""
-        return [(m, e) for m, e in self.requirements if importlib.util.find_spec(m) is None]
+        return [(m, e) for m, e in self.requirements if not _installed(m)]
 
     def require(self, what: str) -> None:
         """Raise :class:`MissingDependencyError` naming the install command if an SDK is missing."""
@@ -348,6 +348,14 @@ class AdapterInfo:
                 f"{what} (adapter {self.adapter!r}) needs {', '.join(m for m, _ in missing)}, which "
                 f"{'is' if len(missing) == 1 else 'are'} not installed: {cmd}"
             )
+
+
+def _installed(module: str) -> bool:
+    # find_spec("braket.aws") raises, not returns None, when the parent package is missing
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:
+        return False
 
 
 def adapter_info(profile: Profile) -> AdapterInfo:

@@ -95,3 +95,23 @@ def test_unknown_adapter_lists_the_shipped_ones(tmp_path):
     path.write_text('schema_version = 1\nname = "x"\nadapter = "warp-drive"\n')
     with pytest.raises(InvalidRequestError, match=r"unknown adapter 'warp-drive'; expected one of \['aer', 'braket'"):
         get_backend(path)
+
+
+def test_a_missing_parent_package_is_missing_not_a_crash(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+
+    def find_spec(name, *a, **k):  # what find_spec does for "braket.aws" without braket installed
+        if name.split(".")[0] == "braket":
+            raise ModuleNotFoundError(f"No module named {name.split('.')[0]!r}")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert adapter_info(resolve_profile("braket-sv1")).missing  # listed as missing, no exception
+
+
+def test_calibrated_dm_profiles_need_the_ibm_extra_and_parametric_ones_do_not():
+    assert ("qiskit_ibm_runtime", "ibm") in adapter_info(resolve_profile("dm-cal-fake-brisbane")).requirements
+    assert not adapter_info(resolve_profile("dm-depol-0.01")).requirements
+    assert adapter_info(resolve_profile("dm-depol-0.01")).differentiable

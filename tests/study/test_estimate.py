@@ -71,8 +71,12 @@ def test_per_phase_caps_refuse_like_the_runtime_budget():
 def test_training_on_the_cell_backend_is_charged_to_train_and_oracle():
     cfg = _cfg(["ga", "identity"], training={"train_backend": "same"})
     est = estimate_study(cfg, measure_time=False)
-    assert est.phase_shots("train") > 0 and est.phase_shots("oracle") > 0
-    assert sum(1 for c in est.cells if c["method"] == "(training)") == 1  # one teacher+oracle group
+    # The teacher trains on the cell's backend (shots); the reference oracles always train in
+    # exact mode (references.py), so they cost circuits but no shots.
+    assert est.phase_shots("train") > 0 and est.phase_shots("oracle") == 0
+    training = [c for c in est.cells if c["method"] == "(training)"]
+    assert [c["cell"].split(" ")[0] for c in training] == ["teacher", "1"]  # teacher + one ensemble (K=1)
+    assert all(c["circuits"] > 0 for c in training)
     assert est.totals["cells"] == 2
     exact = estimate_study(_cfg(["ga"]), measure_time=False)
     assert exact.phase_shots("train") == 0  # trained on the exact backend: nothing charged
@@ -101,3 +105,18 @@ def test_estimate_names_no_method_or_model():
     src = Path(mod.__file__).read_text()
     for name in method_names() + list(MODELS):
         assert f'"{name}"' not in src, name
+
+
+def test_estimate_counts_both_oracle_ensembles_of_every_noise_level():
+    """Issue 11: K exact-trained and K same-noise oracles per (seed, scenario, noise level)."""
+    cfg = _cfg(["identity"], backends=("exact", "dm-depol-0.01", "dm-depol-0.05"), shots=("exact",),
+               training={"n_oracles": 3})
+    est = estimate_study(cfg, measure_time=False)
+    ensembles = sorted(c["backend"] for c in est.cells if c["cell"].startswith("3 oracles"))
+    assert ensembles == ["dm-depol-0.01", "dm-depol-0.05", "exact"]  # exact shared by every level
+    one = next(c for c in est.cells if c["cell"].startswith("3 oracles") and c["backend"] == "exact")
+    teacher = next(c for c in est.cells if c["cell"].startswith("teacher"))
+    assert one["circuits"] > 0 and teacher["backend"] == "exact"
+    fewer = estimate_study(_cfg(["identity"], backends=("exact", "dm-depol-0.01"), shots=("exact",),
+                                training={"n_oracles": 3}), measure_time=False)
+    assert sum(c["method"] == "(training)" for c in fewer.cells) == 3  # teacher + 2 ensembles

@@ -67,6 +67,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "angle_range": ("data", "angle_range"),
     "model": ("model", "name"), "n_qubits": ("model", "n_qubits"), "n_layers": ("model", "n_layers"),
     "entangler": ("model", "entangler"), "model_inputs": ("model", "inputs"), "model_weights": ("model", "weights"),
+    "model_factory": ("model", "factory"), "model_circuit": ("model", "circuit"),
     **{k: ("training", k) for k in ("epochs", "patience", "lr", "batch_size", "n_oracles", "train_backend",
                                     "gradient", "grad_shots")},
     **{k: ("grid", k) for k in ("scenarios", "methods", "backends", "shots", "surrogates", "shots_for")},
@@ -100,7 +101,9 @@ class StudyConfig:
         for added_later in ("shots_for", "model_inputs", "model_weights"):
             if not d[added_later]:  # studies without these keys keep their digests (and checkpoints)
                 del d[added_later]
+        del d["model_factory"], d["model_circuit"]  # already in the model name
         if str(self.model).startswith("circuit:"):  # the file's content decides results, not its path
+            d["model"] = "circuit"
             d["model_circuit_sha256"] = hashlib.sha256(Path(self.model[len("circuit:"):]).read_bytes()).hexdigest()
         d["hyperparameters"] = self.hyperparameters
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()

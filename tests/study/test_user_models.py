@@ -58,6 +58,10 @@ def test_circuit_model_loads_relative_to_the_config_and_keys_cells_by_content(tm
     assert cfg.model == f"circuit:{tmp_path / 'circuits' / 'ring.qasm'}"
     assert cfg.model_extra == {"inputs": ["x0", "x1", "x2", "x3"]}
     before = cfg.digest()
+    import shutil  # the same study in another folder is the same study: the path is not in the digest
+    shutil.copytree(tmp_path / "circuits", tmp_path / "moved" / "circuits")
+    (tmp_path / "moved" / "study.toml").write_text((tmp_path / "study.toml").read_text())
+    assert load_config(tmp_path / "moved" / "study.toml").digest() == before
     (tmp_path / "circuits" / "ring.qasm").write_text(QASM.replace("crx(w3) q[3], q[0];", "cry(w3) q[3], q[0];"))
     assert load_config(tmp_path / "study.toml").digest() != before  # an edited circuit is a new study
 

@@ -9,6 +9,7 @@ SDK's local testing mode (the same code path, run by the fake backend's simulato
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,13 @@ class IBMBackend(JournaledBackend):
             return True
         if os.environ.get(profile.credentials.get("token_env", "QISKIT_IBM_TOKEN")):
             return True
-        return (Path("~").expanduser() / ".qiskit" / "qiskit-ibm.json").is_file()
+        # qiskit-ibm-runtime creates this file empty ("{}") on first use: only a saved account
+        # with a token counts.
+        try:
+            saved = json.loads((Path("~").expanduser() / ".qiskit" / "qiskit-ibm.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(saved, dict) and any(isinstance(a, dict) and a.get("token") for a in saved.values())
 
     @classmethod
     def noise_label(cls, profile: Profile) -> str:

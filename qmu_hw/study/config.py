@@ -34,6 +34,7 @@ else:  # pragma: no cover
 
 from ..core.exceptions import InvalidRequestError, QmuHwError
 from ..data.splits import parse_scenario
+from .config_backends import check_backends  # noqa: F401  (re-exported)
 from .config_tables import (  # noqa: F401  (re-exported: callers import the tables from here)
     IMAGE_MODELS,
     TABLES,
@@ -381,47 +382,3 @@ def _splits_problem(per_class: int, subset: bool) -> str | None:
         return (f"per_class = {per_class} is too small for the train/val/test/pool splits (per class: "
                 f"{sizes}); expected a value that leaves every split a sample of each class, e.g. >= 10")
     return None
-
-
-def check_backends(cfg: StudyConfig, text: str = "") -> None:
-    """Build every local backend the study names (options typos, noise the engine cannot
-    simulate) and check its qubit limit against the model; for cloud profiles check the
-    options against the adapter's schema and the profile's ``[limits]``, without connecting."""
-    from ..adapters.registry import adapter_class, get_backend
-    from .grid import profile_of
-
-    r = _Reader(text, cfg.path or "<config>")
-    n_qubits = _model_qubits(cfg)
-    where = {b: ("grid", "backends") for b in cfg.backends}
-    where.update({b: ("grid", "surrogates") for b in cfg.surrogates.values()})
-    if cfg.train_backend != "same":
-        where.setdefault(cfg.train_backend, ("training", "train_backend"))
-    for b, (section, key_) in where.items():
-        try:
-            prof = profile_of(b)
-            if prof.is_cloud:
-                cls = adapter_class(prof.adapter)
-                allowed = getattr(cls, "OPTIONS", None) or getattr(sys.modules[cls.__module__], "OPTIONS", None)
-                bad = sorted(set(prof.options) - set(allowed)) if allowed is not None else []
-                if bad:
-                    raise InvalidRequestError(f"backend {prof.name!r}: unknown option(s) {bad}; expected "
-                                              f"{sorted(allowed)}")
-                max_q = prof.options.get("max_qubits", prof.limits.get("max_qubits"))
-            else:
-                max_q = get_backend(b).capabilities.max_qubits
-        except InvalidRequestError as exc:  # profile and option errors: already name the file/key
-            raise r.err(section, key_, f"backend {b!r}: {exc}") from None
-        if max_q is not None and n_qubits > int(max_q):
-            raise r.err(section, key_, f"backend {b!r} allows at most {max_q} qubits; the model needs {n_qubits} "
-                                       "([model] n_qubits)")
-
-
-def _model_qubits(cfg: StudyConfig) -> int:
-    from .protocol import DEFAULT_QUBITS
-
-    if str(cfg.model).startswith("circuit:"):
-        return _user_circuit(cfg, _Reader("", cfg.path or "<config>")).n_qubits
-    if cfg.n_qubits is not None:
-        return cfg.n_qubits
-    kind, features, _ = DATASET_SHAPES[cfg.dataset]
-    return features if kind == "tabular" else DEFAULT_QUBITS.get(cfg.dataset, 8)

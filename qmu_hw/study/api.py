@@ -24,7 +24,7 @@ from ..core.toml_write import toml_key as _toml_key
 from ..core.toml_write import toml_value as _toml_value
 from .config import ConfigError, StudyConfig, load_config, parse_config
 
-EXECUTORS = ("local", "processes")
+EXECUTORS = ("local", "processes", "ray")
 STORE_FILE = "results.sqlite"
 
 
@@ -166,16 +166,19 @@ class StudyResult:
 
 
 def run(config: str | Path | dict, *, output: str | Path | None = None, executor: str = "local",
-        workers: int = 2, max_cells: int | None = None, confirm_billed: bool = False,
-        progress: bool = False, report: bool = True) -> StudyResult:
+        workers: int | None = None, address: str | None = None, max_cells: int | None = None,
+        confirm_billed: bool = False, progress: bool = False, report: bool = True) -> StudyResult:
     """Run (or resume) a study and write its report.
 
     Args:
         config: a study TOML path, or a dict shaped like the TOML.
         output: the study folder (default: the config's ``[study] output``).
-        executor: ``"local"`` (this process) or ``"processes"`` (``workers`` local processes;
-            local simulators only).
-        workers: processes for ``executor="processes"``.
+        executor: ``"local"`` (this process, or ``workers`` local processes), ``"processes"``
+            (local processes, ``workers`` default 2) or ``"ray"`` (Ray tasks: a private local
+            Ray with ``workers`` CPUs, default 2, or the cluster at ``address``); the same
+            numbers either way (``qmu-hw run --executor``).
+        workers: processes or local Ray CPUs.
+        address: a running Ray cluster (``executor="ray"`` only).
         max_cells: run at most this many unfinished cells (the rest on a later call).
         confirm_billed: required when a backend is billed (real devices, cloud simulators);
             the estimate's shots/tasks/cost are in the refusal message.
@@ -201,7 +204,11 @@ def run(config: str | Path | dict, *, output: str | Path | None = None, executor
     runner = StudyRunner(cfg, progress=progress, log=lambda *_: None)
     if text is not None:  # the runner copies file configs; a dict config is written here
         (Path(cfg.output) / "config.toml").write_text(text)
-    summary = runner.run(max_cells=max_cells, workers=workers if executor == "processes" else 1)
+    if address is not None and executor != "ray":
+        raise InvalidRequestError(f"address is for executor='ray', got executor={executor!r}")
+    n = workers if workers is not None else (1 if executor == "local" else 2)
+    summary = runner.run(max_cells=max_cells, workers=n, executor="ray" if executor == "ray" else "local",
+                         address=address)
     result = StudyResult(Path(cfg.output), cfg, summary)
     if report:
         _write_report(result)

@@ -69,8 +69,10 @@ def test_dict_config_errors_name_the_key(tmp_path):
         config_from_dict(bad)
     with pytest.raises(ConfigError, match="path or a dict"):
         study.run(42)
-    with pytest.raises(InvalidRequestError, match="unknown executor 'ray'.*'local', 'processes'"):
-        study.run(tiny(tmp_path), executor="ray")
+    with pytest.raises(InvalidRequestError, match="unknown executor 'spark'.*'local', 'processes', 'ray'"):
+        study.run(tiny(tmp_path), executor="spark")
+    with pytest.raises(InvalidRequestError, match="address is for executor='ray'"):
+        study.run(tiny(tmp_path), address="127.0.0.1:6379")
 
 
 def test_dict_round_trips_through_toml(tmp_path):
@@ -129,3 +131,13 @@ def test_custom_noise_models_cannot_be_named_in_a_study(tmp_path):
     d["grid"]["backends"] = [qiskit_aer.AerSimulator(noise_model=nm)]
     with pytest.raises(UnsupportedFeatureError, match="custom noise model cannot be named in a study"):
         study.run(d)
+
+
+@pytest.mark.ray
+def test_ray_executor_gives_the_local_numbers(tmp_path):
+    pytest.importorskip("ray")
+    local = study.run(tiny(tmp_path / "local")).dataframe()
+    on_ray = study.run(tiny(tmp_path / "ray"), executor="ray", workers=2).dataframe()
+    cols = ["method", "acc_forget", "acc_test", "js_forget"]
+    assert local.sort_values("method")[cols].reset_index(drop=True).equals(
+        on_ray.sort_values("method")[cols].reset_index(drop=True))

@@ -16,9 +16,8 @@ import torch
 
 from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.contract import Capabilities, EstimateRequest
-from ..core.exceptions import InvalidRequestError, ProfileError
-from ..core.ledger import LedgerEntry
-from ..core.observables import PauliTerm, as_observables, measurement_groups
+from ..core.exceptions import ProfileError
+from ..core.observables import PauliTerm, measurement_groups
 from ..core.profiles import Profile
 from . import dm_engine as dm
 from .ptm_noise import PTMNoise, parametric_noise
@@ -132,12 +131,7 @@ class DensityMatrixBackend(BaseBackend):
         phase: str = "train",
     ) -> torch.Tensor:
         """Exact noisy ``(B, O)`` expectations, differentiable in ``inputs (B, n_in)`` and ``weights``."""
-        obs = as_observables(observables, circuit.n_qubits)
-        if circuit.n_qubits > self.capabilities.max_qubits:
-            raise InvalidRequestError(
-                f"backend {self.name!r} allows at most {self.capabilities.max_qubits} qubits, "
-                f"circuit {circuit.name!r} has {circuit.n_qubits}"
-            )
+        obs = self._backprop_observables(circuit, observables)
         B = inputs.shape[0]
         # Autograd keeps every layer's state of every row: about two per entangling block.
         gates = circuit.gates
@@ -147,7 +141,5 @@ class DensityMatrixBackend(BaseBackend):
         # coeff·param + offset per slot, constant rotations included (imported circuits)
         angles = torch_angles(circuit, inputs.to(torch.float64), weights.to(torch.float64))[0]
         out = dm.noisy_expectations(circuit, angles, obs, self.noise_for(circuit.n_qubits), self.memory_limit)
-        self.ledger.record(
-            LedgerEntry(phase, self.name, self.profile.path, B, 0, 1, time.perf_counter() - t0, 0.0, True)
-        )
+        self._record_backprop(phase, B, t0)
         return out

@@ -10,9 +10,8 @@ import torch
 
 from ..core.backend import BaseBackend, RunOutput, check_options
 from ..core.contract import Capabilities, EstimateRequest
-from ..core.exceptions import InvalidRequestError, ProfileError
-from ..core.ledger import LedgerEntry
-from ..core.observables import PauliTerm, as_observables, measurement_groups
+from ..core.exceptions import ProfileError
+from ..core.observables import PauliTerm, measurement_groups
 from ..core.profiles import Profile
 from . import torch_engine as te
 from .registry import register_adapter
@@ -84,12 +83,7 @@ class StatevectorBackend(BaseBackend):
 
         The trainable layers do not depend on the row, so they fuse into one matrix.
         """
-        obs = as_observables(observables, circuit.n_qubits)
-        if circuit.n_qubits > self.capabilities.max_qubits:
-            raise InvalidRequestError(
-                f"backend {self.name!r} allows at most {self.capabilities.max_qubits} qubits, "
-                f"circuit {circuit.name!r} has {circuit.n_qubits}"
-            )
+        obs = self._backprop_observables(circuit, observables)
         t0 = time.perf_counter()
         B = inputs.shape[0]
         angles, shared, shared_slots = te.torch_angles(circuit, inputs.to(self.dtype), weights)
@@ -97,7 +91,5 @@ class StatevectorBackend(BaseBackend):
         out = te.pauli_expectations(
             state, tuple(t.label for t in obs), torch.tensor([t.coeff for t in obs], dtype=self.dtype)
         )
-        self.ledger.record(
-            LedgerEntry(phase, self.name, self.profile.path, B, 0, 1, time.perf_counter() - t0, 0.0, True)
-        )
+        self._record_backprop(phase, B, t0)
         return out

@@ -22,7 +22,7 @@ import numpy as np
 from .contract import Capabilities, EstimateRequest, EstimateResult
 from .exceptions import InvalidRequestError, MissingDependencyError, UnsupportedFeatureError
 from .ledger import LedgerEntry, ShotBudget, ShotLedger
-from .observables import measurement_groups
+from .observables import as_observables, measurement_groups
 from .profiles import Profile
 
 
@@ -199,6 +199,22 @@ class BaseBackend:
                 f"backend {self.name!r} allows at most {max_shots} shots per circuit, "
                 f"got {int(request.row_shots.max())}"
             )
+
+    # -- helpers of the differentiable engines (torch_expectation) ----------------------
+    def _backprop_observables(self, circuit, observables):
+        """The observables of a backprop call, after the same qubit check ``estimate`` does."""
+        if circuit.n_qubits > self.capabilities.max_qubits:
+            raise InvalidRequestError(
+                f"backend {self.name!r} allows at most {self.capabilities.max_qubits} qubits, "
+                f"circuit {circuit.name!r} has {circuit.n_qubits}"
+            )
+        return as_observables(observables, circuit.n_qubits)
+
+    def _record_backprop(self, phase: str, rows: int, t0: float) -> None:
+        """One exact, differentiable evaluation of ``rows`` rows: no shots, one submission."""
+        self.ledger.record(
+            LedgerEntry(phase, self.name, self.profile.path, rows, 0, 1, time.perf_counter() - t0, 0.0, True)
+        )
 
     def n_groups(self, request: EstimateRequest) -> int:
         """Measurement settings per row (qubit-wise commuting groups of the observables)."""

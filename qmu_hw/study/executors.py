@@ -30,6 +30,7 @@ from ..core.exceptions import InvalidRequestError, MissingDependencyError, QmuHw
 from ..core.ledger import LedgerEntry
 from .executor_backends import MAX_RETRIES, LocalExecutor, RayExecutor  # noqa: F401  (re-exported)
 from .grid import Cell, profile_of
+from .references import train_target
 
 EXECUTORS = ("local", "ray")
 
@@ -48,11 +49,6 @@ class TrainTask:
     def label(self) -> str:
         what = "teacher" if self.scenario is None else f"oracles {self.scenario}"
         return f"{what} seed={self.seed} {self.backend}@{'exact' if self.shots is None else self.shots}"
-
-
-def train_target(cfg, cell: Cell) -> tuple[str, int | None]:
-    """The backend and shots a cell's teacher and oracles train on (as ``run_cell`` does)."""
-    return (cell.backend, cell.shots) if cfg.train_backend == "same" else (cfg.train_backend, None)
 
 
 def on_driver(backend: str) -> bool:

@@ -24,6 +24,11 @@ from .grid import Cell, expand, profile_of
 EXACT_ENGINE = "exact"
 
 
+def train_target(cfg, cell: Cell) -> tuple[str, int | None]:
+    """The backend and shots a cell's teacher trains on (runner and executors alike)."""
+    return (cell.backend, cell.shots) if cfg.train_backend == "same" else (cfg.train_backend, None)
+
+
 def exact_reference(cfg: StudyConfig) -> str:
     """The backend of the exact-trained references (and of teachers unless ``same``)."""
     return EXACT_ENGINE if cfg.train_backend == "same" else cfg.train_backend

@@ -28,7 +28,7 @@ from .protocol import (
     transfer,
     unlearn_data,
 )
-from .references import exact_reference, same_noise_reference
+from .references import exact_reference, same_noise_reference, train_target
 from .store import ResultsStore, UnwritableOutputError
 
 
@@ -315,7 +315,7 @@ class StudyRunner:
 
         cfg = self.cfg
         seed = cell.seed
-        train_name, train_shots = (cell.backend, cell.shots) if cfg.train_backend == "same" else (cfg.train_backend, None)
+        train_name, train_shots = train_target(cfg, cell)
         teacher = self.teacher(prep, seed, train_name, train_shots)
         sc = prep.scenario(cell.scenario)
         # Two reference ensembles: retrained exactly, and retrained under this noise level.

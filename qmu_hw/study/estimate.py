@@ -25,7 +25,7 @@ from ..core.ledger import _phase_matches
 from ..unlearning.cost import SELECT_BATCH, CostContext, MethodCost, Sizes
 from .config import StudyConfig
 from .grid import Cell, expand, profile_of
-from .references import exact_reference, oracle_trainings, same_noise_reference
+from .references import exact_reference, oracle_trainings, same_noise_reference, train_target
 
 __all__ = ["Estimate", "ModelShape", "Sizes", "estimate_study"]
 
@@ -276,13 +276,8 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
                    "scenario": cell.scenario, "seed": cell.seed}
             # Unlearning is paid on the surrogate when one is configured, evaluation on the target.
             add_row(row, (work, work_prof, work_name, cell.shots), (evals, prof, cell.backend, cell.shots))
-            if cfg.train_backend == "same":
-                _add_teacher(cfg, cell.seed, cell.backend, cell.shots, s, shape, trained, add_row, backprop)
+            _add_teacher(cfg, cell.seed, *train_target(cfg, cell), s, shape, trained, add_row, backprop)
             bar.update(1)
-        if cfg.train_backend != "same":
-            for seed in sorted({c.seed for c in cells}):
-                _add_teacher(cfg, seed, cfg.train_backend, None, sizes[cells[0].scenario], shape, trained,
-                             add_row, backprop)
         _add_oracles(cfg, cells, sizes, shape, add_row, backprop)
     finally:
         bar.close()

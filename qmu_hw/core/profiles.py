@@ -61,9 +61,9 @@ class Profile:
     @property
     def is_cloud(self) -> bool:
         """Submits to a provider's service, as its adapter declares (``adapter_info``)."""
-        from .backend import adapter_info
+        from .adapter_registry import adapter_class
 
-        return adapter_info(self).remote
+        return bool(adapter_class(self.adapter).is_remote(self))
 
     def parametric_noise(self, engine: str) -> tuple[float, float, float]:
         """``(p1, p2, readout)`` for engines that model only depolarizing + readout noise;

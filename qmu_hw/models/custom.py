@@ -97,7 +97,7 @@ def build_custom(name: str, backend, *, gradient: str, shots: Any, grad_shots: A
     ``extra``: for circuits, ``inputs`` (required) and ``weights`` (optional) parameter
     names; for factories, ``n_inputs`` (features per sample) passed to the factory.
     """
-    from .hybrid import HybridModel, ModelConfig
+    from .model import HybridModel, ModelConfig
     from .scaling import InputScaler
 
     config_cls = config_cls or ModelConfig

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
-import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +34,12 @@ else:  # pragma: no cover
 
 from ..core.exceptions import InvalidRequestError, QmuHwError
 from ..data.splits import parse_scenario
-from .config_backends import check_backends  # noqa: F401  (re-exported)
+from .config_backends import check_backends, user_circuit  # noqa: F401  (check_backends re-exported)
+from .config_errors import ConfigError, _Reader  # noqa: F401  (re-exported)
 from .config_tables import (  # noqa: F401  (re-exported: callers import the tables from here)
+    AXIS_SHORTHANDS,
+    AXIS_TABLES,
+    DATASET_SHAPES,
     IMAGE_MODELS,
     TABLES,
     TABULAR_MODELS,
@@ -48,18 +52,6 @@ from .config_tables import (  # noqa: F401  (re-exported: callers import the tab
     Tables,
     TrainingTable,
 )
-
-# What the config check needs to know of each dataset without loading it:
-# (kind, features per sample for tabular sets, classes).
-DATASET_SHAPES: dict[str, tuple[str, int | None, int]] = {
-    "iris": ("tabular", 4, 3), "digits": ("image", None, 10), "mnist": ("image", None, 10),
-    "fashion-mnist": ("image", None, 10),
-}
-
-
-class ConfigError(InvalidRequestError):
-    """A study config is malformed; the message names the file, key and line."""
-
 
 # Flat attribute -> (table, key), for code that reads ``cfg.seeds`` etc.
 FLAT: dict[str, tuple[str, str]] = {
@@ -85,6 +77,29 @@ class StudyConfig:
 
     tables: Tables
     path: str | None = None
+    # One validated config per combination of the study axes (``cfg.combinations()``);
+    # empty when the study has no axes (then the study is its own one combination).
+    combos: tuple = ()
+
+    @property
+    def axes(self) -> tuple[tuple[str, tuple], ...]:
+        """``(("model.n_layers", (1, 2, 4)), ...)``: the study axes, in file order."""
+        return self.tables.grid.axes
+
+    def combinations(self) -> list[tuple[dict[str, Any], StudyConfig]]:
+        """``(axis values, config of that combination)`` pairs: every axis key replaced by one
+        of its values in the table it belongs to. Without axes: ``[({}, self)]``."""
+        if not self.combos:
+            return [({}, self)]
+        return [(dict(values), c) for values, c in self.combos]
+
+    def combination(self, values: dict[str, Any]) -> StudyConfig:
+        """The config of one axis combination (``{}`` on a study without axes: itself)."""
+        for v, c in self.combinations():
+            if v == dict(values):
+                return c
+        raise InvalidRequestError(f"no axis combination {values!r} in this study; expected one of "
+                                  f"{[v for v, _ in self.combinations()]}")
 
     @property
     def hyperparameters(self) -> dict[str, dict]:
@@ -107,6 +122,8 @@ class StudyConfig:
             d["model"] = "circuit"
             d["model_circuit_sha256"] = hashlib.sha256(Path(self.model[len("circuit:"):]).read_bytes()).hexdigest()
         d["hyperparameters"] = self.hyperparameters
+        if self.axes:  # studies without axes keep their digests (and checkpoints, cell ids)
+            d["axes"] = [[name, list(values)] for name, values in self.axes]
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -120,36 +137,10 @@ for _attr, (_table, _key) in FLAT.items():
 
 
 # -- reading -----------------------------------------------------------------------------------
-def _line_of(text: str, section: str, key: str | None) -> int | None:
-    current = ""
-    for i, line in enumerate(text.splitlines(), start=1):
-        m = re.match(r"^\s*\[([^\]]+)\]", line)
-        if m:
-            current = m.group(1).strip()
-            if key is None and current == section:
-                return i
-            continue
-        if key is not None and current == section and re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", line):
-            return i
-    return None
-
-
-class _Reader:
-    """Builds errors that name the file, the table, the key and its line."""
-
-    def __init__(self, text: str, path: str) -> None:
-        self.text, self.path = text, path
-
-    def err(self, section: str, key: str | None, msg: str) -> ConfigError:
-        line = _line_of(self.text, section, key)
-        where = f"[{section}]" + (f" {key}" if key else "")
-        return ConfigError(f"study config {self.path}: {where}{f' (line {line})' if line else ''}: {msg}")
-
-
 def _parse_table(cls: type, section: str, table: Any, r: _Reader):
     if not isinstance(table, dict):
         raise r.err(section, None, "must be a table")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.metadata.get("toml", True)}
     values = {}
     for k, v in table.items():
         if k not in fields:
@@ -185,7 +176,8 @@ def load_config(path: str | Path, output: str | None = None, *, check_backends_n
         raise ConfigError(f"study config {p}: not valid TOML: {exc}") from None
     cfg = parse_config(data, text, str(p), output, base_dir=base_dir)
     if check_backends_now:
-        check_backends(cfg, text)
+        for _, combo in cfg.combinations():  # each combination's model (qubits) on every backend
+            check_backends(combo, text)
     return cfg
 
 
@@ -194,6 +186,7 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
     """Validate a parsed TOML document; ``base_dir`` as in :func:`load_config`."""
     r = _Reader(text, path)
     base = Path(base_dir) if base_dir is not None else (Path(path).parent if path != "<config>" else Path.cwd())
+    data, axes = _axes(data, r)
     for section in data:
         if section not in TABLES and section != "methods":
             raise r.err(section, None, f"unknown section; expected one of {sorted([*TABLES, 'methods'])}")
@@ -223,9 +216,76 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
         if not compare.is_file():
             raise r.err("report", "compare_with", f"file {compare} not found (relative paths are read from {base})")
         parsed["report"] = dataclasses.replace(rep, compare_with=str(compare))
+    if axes:
+        parsed["grid"] = dataclasses.replace(parsed["grid"], axes=tuple((f"{t}.{k}", tuple(v)) for t, k, v in axes))
     cfg = StudyConfig(Tables(**parsed), path=path)
+    if axes:
+        return dataclasses.replace(cfg, combos=_combinations(cfg, data, axes, text, path, output, base))
     _check_across(cfg, r)
     return cfg
+
+
+# -- study axes ----------------------------------------------------------------------------
+def _axes(data: dict, r: _Reader) -> tuple[dict, list[tuple[str, str, list]]]:
+    """The document without its axes, and the axes ``(table, key, values)``: every
+    ``[grid.<table>] key = [v1, v2]`` with table in :data:`AXIS_TABLES` (and the [grid]
+    shorthands, e.g. ``train_backend``). Each value passes the same check as the scalar key
+    (``[<table>] key = v``), before anything else is read."""
+    grid = data.get("grid")
+    if not isinstance(grid, dict):
+        return data, []
+    grid = dict(grid)
+    axes: list[tuple[str, str, list]] = []
+    for name in list(grid):
+        if name in AXIS_TABLES:
+            sub = grid.pop(name)
+            if not isinstance(sub, dict):
+                raise r.err("grid", name, f"expected a table [grid.{name}] of axis lists, got {sub!r}")
+            axes += [(name, k, v) for k, v in sub.items()]
+        elif name in AXIS_SHORTHANDS and isinstance(grid[name], list):
+            axes.append((*AXIS_SHORTHANDS[name], grid.pop(name)))
+    seen = set()
+    for table, k, values in axes:
+        section = f"grid.{table}"
+        fields = {f.name: f for f in dataclasses.fields(TABLES[table])}
+        if k not in fields:
+            raise r.err(section, k, f"unknown key of [{table}]; expected one of {sorted(fields)}")
+        if (table, k) in seen:
+            raise r.err(section, k, f"the axis {table}.{k} is given twice")
+        seen.add((table, k))
+        if k in data.get(table, {}):
+            raise r.err(section, k, f"[{table}] {k} is also set; give one value there or a list here, not both")
+        if not isinstance(values, list) or not values:
+            raise r.err(section, k, f"expected a non-empty list of values for the axis {table}.{k}, got {values!r}")
+        if len({repr(v) for v in values}) != len(values):
+            raise r.err(section, k, f"expected distinct values; got {values!r}")
+        meta = fields[k].metadata
+        for v in values:  # the scalar key's own type and check
+            if isinstance(v, bool) or not isinstance(v, meta["types"]):
+                names = "/".join(t.__name__ for t in meta["types"])
+                raise r.err(section, k, f"expected a list of {names}, got {v!r}")
+            problem = meta["check"](v) if meta["check"] else None
+            if problem:
+                raise r.err(section, k, f"value {v!r}: {problem}")
+    return {**data, "grid": grid}, axes
+
+
+def _combinations(cfg: StudyConfig, data: dict, axes, text: str, path: str, output, base: Path) -> tuple:
+    """Every axis combination as a full config, parsed and cross-checked like a study that
+    sets those values as scalars (so a digits model on iris is refused up front)."""
+    out = []
+    for values in itertools.product(*(v for _, _, v in axes)):
+        doc = {k: (dict(v) if isinstance(v, dict) else v) for k, v in data.items()}
+        for (table, k, _), v in zip(axes, values, strict=True):
+            doc[table] = {**doc.get(table, {}), k: v}
+        try:
+            combo = parse_config(doc, text, path, output or cfg.output, base_dir=base)
+        except ConfigError as exc:
+            shown = ", ".join(f"{t}.{k} = {v!r}" for (t, k, _), v in zip(axes, values, strict=True))
+            raise ConfigError(f"{exc} (axis combination {shown})") from None
+        got = tuple((f"{t}.{k}", getattr(getattr(combo.tables, t), k)) for t, k, _ in axes)
+        out.append((got, combo))
+    return tuple(out)
 
 
 def _against(p: str, base: Path) -> Path:
@@ -315,26 +375,13 @@ def _resolve_user_model(m, base: Path, r: _Reader):
     return dataclasses.replace(m, name=f"circuit:{path}")
 
 
-def _user_circuit(cfg: StudyConfig, r: _Reader):
-    """The imported circuit of a ``circuit:`` model (parsed once here to check it early)."""
-    from ..circuits import from_qasm3
-
-    path = Path(cfg.model[len("circuit:"):])
-    try:
-        return from_qasm3(path.read_text(), inputs=list(cfg.tables.model.inputs),
-                          weights=None if cfg.tables.model.weights is None else list(cfg.tables.model.weights),
-                          name=path.stem)
-    except (QmuHwError, ValueError) as exc:
-        raise r.err("model", "circuit", f"{path}: {exc}") from None
-
-
 def _check_across(cfg: StudyConfig, r: _Reader) -> None:
     """Checks that involve more than one key; all before any data is loaded or model trained."""
     t = cfg.tables
     kind, features, n_classes = DATASET_SHAPES[cfg.dataset]
     model = cfg.model or ("hqml-iris" if kind == "tabular" else "hqml-cnn")
     if model.startswith("circuit:"):
-        circuit = _user_circuit(cfg, r)
+        circuit = user_circuit(cfg, r)
         if kind != "tabular" or circuit.n_inputs != features:
             raise r.err("model", "inputs", f"circuit reads {circuit.n_inputs} inputs per sample; dataset "
                                            f"{cfg.dataset!r} gives {features if kind == 'tabular' else 'images'}: "

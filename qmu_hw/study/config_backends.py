@@ -5,8 +5,12 @@ profiles are checked against their adapter's options, all without opening a conn
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from ..core.exceptions import InvalidRequestError
+from ..core.exceptions import InvalidRequestError, QmuHwError
+from ..core.profiles import resolve_profile
+from .config_errors import _Reader
+from .config_tables import DATASET_SHAPES
 
 
 def check_backends(cfg, text: str = "") -> None:
@@ -14,9 +18,6 @@ def check_backends(cfg, text: str = "") -> None:
     simulate) and check its qubit limit against the model; for cloud profiles check the
     options against the adapter's schema and the profile's ``[limits]``, without connecting."""
     from ..adapters.registry import adapter_class, get_backend
-    from .config import _Reader
-    from .grid import profile_of
-
     r = _Reader(text, cfg.path or "<config>")
     n_qubits = _model_qubits(cfg)
     where = {b: ("grid", "backends") for b in cfg.backends}
@@ -25,7 +26,7 @@ def check_backends(cfg, text: str = "") -> None:
         where.setdefault(cfg.train_backend, ("training", "train_backend"))
     for b, (section, key_) in where.items():
         try:
-            prof = profile_of(b)
+            prof = resolve_profile(b)
             if prof.is_cloud:
                 cls = adapter_class(prof.adapter)
                 allowed = getattr(cls, "OPTIONS", None) or getattr(sys.modules[cls.__module__], "OPTIONS", None)
@@ -44,12 +45,24 @@ def check_backends(cfg, text: str = "") -> None:
 
 
 def _model_qubits(cfg) -> int:
-    from .config import DATASET_SHAPES, _Reader, _user_circuit
     from .protocol import DEFAULT_QUBITS
 
     if str(cfg.model).startswith("circuit:"):
-        return _user_circuit(cfg, _Reader("", cfg.path or "<config>")).n_qubits
+        return user_circuit(cfg, _Reader("", cfg.path or "<config>")).n_qubits
     if cfg.n_qubits is not None:
         return cfg.n_qubits
     kind, features, _ = DATASET_SHAPES[cfg.dataset]
     return features if kind == "tabular" else DEFAULT_QUBITS.get(cfg.dataset, 8)
+
+
+def user_circuit(cfg, r):
+    """The imported circuit of a ``circuit:`` model (parsed once here to check it early)."""
+    from ..circuits import from_qasm3
+
+    path = Path(cfg.model[len("circuit:"):])
+    try:
+        return from_qasm3(path.read_text(), inputs=list(cfg.tables.model.inputs),
+                          weights=None if cfg.tables.model.weights is None else list(cfg.tables.model.weights),
+                          name=path.stem)
+    except (QmuHwError, ValueError) as exc:
+        raise r.err("model", "circuit", f"{path}: {exc}") from None

@@ -22,6 +22,12 @@ from ..data.splits import parse_scenario
 # the dataset's kind in config._check_across.
 TABULAR_MODELS = ("hqml-iris", "hqml-iris-deep")
 IMAGE_MODELS = ("hqml-cnn",)
+# What the config check needs to know of each dataset without loading it:
+# (kind, features per sample for tabular sets, classes).
+DATASET_SHAPES: dict[str, tuple[str, int | None, int]] = {
+    "iris": ("tabular", 4, 3), "digits": ("image", None, 10), "mnist": ("image", None, 10),
+    "fashion-mnist": ("image", None, 10),
+}
 
 
 # -- one key: its TOML type(s), default and check ---------------------------------------------
@@ -145,6 +151,9 @@ class GridTable:
         (f"expected a list of positive integers or \"exact\" for {k!r}, got {v!r}" for k, v in d.items()
          if not isinstance(v, list) or not v or not all(_shots_entry_ok(x) for x in v) or len(set(map(str, v))) != len(v)),
         None))
+    # Study axes: (("model.n_layers", (1, 2, 4)), ...) from [grid.model] / [grid.data] /
+    # [grid.training] sub-tables (and [grid] train_backend), read by config._axes, not a TOML key.
+    axes: tuple[tuple[str, tuple], ...] = field(default=(), metadata={"types": (), "check": None, "toml": False})
 
 
 @dataclass(frozen=True)
@@ -161,6 +170,11 @@ class ReportTable:
     compare_with: str | None = key(None, str)  # a CSV; relative paths resolve against the config's folder
     title: str | None = key(None, str)
 
+
+# Tables whose keys can be study axes (``[grid.<table>] key = [v1, v2, ...]``), and the
+# [grid] keys that are shorthands for one of them.
+AXIS_TABLES = ("model", "data", "training")
+AXIS_SHORTHANDS = {"train_backend": ("training", "train_backend")}
 
 TABLES: dict[str, type] = {"study": StudyTable, "data": DataTable, "model": ModelTable, "training": TrainingTable,
                            "grid": GridTable, "budget": BudgetTable, "report": ReportTable}

@@ -1,4 +1,6 @@
-"""The grid: dataset × scenario × seed × backend × shots × method, and cell identities."""
+"""The grid: axis combination × seed × scenario × backend × shots × method, and cell
+identities. A study's axes (``[grid.model] n_layers = [1, 2]`` ...) are in
+:meth:`StudyConfig.combinations`; a cell carries its combination's values (``axes``)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..core.profiles import Profile, resolve_profile
-from .config import StudyConfig
 
 
 @lru_cache(maxsize=128)
@@ -24,14 +25,22 @@ class Cell:
     backend: str
     shots: int | None
     method: str
+    # ``(("model.n_layers", 2), ...)``: the study-axis values of this cell's combination.
+    axes: tuple[tuple[str, object], ...] = ()
 
     def key(self) -> dict:
-        return {"dataset": self.dataset, "scenario": self.scenario, "seed": self.seed, "backend": self.backend,
-                "profile_sha256": profile_of(self.backend).sha256, "shots": self.shots, "method": self.method}
+        out = {"dataset": self.dataset, "scenario": self.scenario, "seed": self.seed, "backend": self.backend,
+               "profile_sha256": profile_of(self.backend).sha256, "shots": self.shots, "method": self.method}
+        if self.axes:  # only then: cells of a study without axes keep their ids
+            out["axes"] = dict(self.axes)
+        return out
 
-    def cell_id(self, cfg: StudyConfig) -> str:
+    def cell_id(self, cfg) -> str:
         """Changes whenever anything that determines this cell's result changes: the config's
-        result-relevant content, the backend profile's bytes (and a surrogate's), the cell."""
+        result-relevant content, the backend profile's bytes (and a surrogate's), the cell.
+        ``cfg`` may be the study or the cell's combination; the combination's digest is used,
+        so adding a value to an axis keeps the ids (and results) of the cells already run."""
+        cfg = cfg.combination(dict(self.axes)) if self.axes and cfg.axes else cfg
         surrogate = cfg.surrogates.get(self.backend)
         parts = {
             "config": cfg.digest(),
@@ -44,10 +53,11 @@ class Cell:
     @property
     def label(self) -> str:
         shots = "exact" if self.shots is None else self.shots
-        return f"{self.scenario} seed={self.seed} {self.backend}@{shots} {self.method}"
+        axes = "".join(f" {k}={v}" for k, v in self.axes)
+        return f"{self.scenario} seed={self.seed} {self.backend}@{shots} {self.method}{axes}"
 
 
-def backend_shots(cfg: StudyConfig, backend: str) -> list[int | None]:
+def backend_shots(cfg, backend: str) -> list[int | None]:
     """Shots values a backend runs at: its ``[grid] shots_for`` list if it has one; else an
     exact-only profile (default shots "exact" and noiseless) runs once, exactly, and every
     other profile runs at each configured shots value."""
@@ -59,15 +69,18 @@ def backend_shots(cfg: StudyConfig, backend: str) -> list[int | None]:
     return list(cfg.shots)
 
 
-def expand(cfg: StudyConfig) -> list[Cell]:
-    """Cells in run order: seed-major so one seed's teacher and oracles serve a block."""
+def expand(cfg) -> list[Cell]:
+    """Cells in run order: one axis combination after another, seed-major within it so one
+    seed's teacher and oracles serve a block."""
     cells = []
-    for seed in cfg.seeds:
-        for scenario in cfg.scenarios:
-            for backend in cfg.backends:
-                for shots in backend_shots(cfg, backend):
-                    for method in cfg.methods:
-                        cells.append(Cell(cfg.dataset, scenario, seed, backend, shots, method))
+    for values, c in cfg.combinations():
+        axes = tuple(values.items())
+        for seed in c.seeds:
+            for scenario in c.scenarios:
+                for backend in c.backends:
+                    for shots in backend_shots(c, backend):
+                        for method in c.methods:
+                            cells.append(Cell(c.dataset, scenario, seed, backend, shots, method, axes))
     return cells
 
 

@@ -1,12 +1,15 @@
-"""The two executors a study's task graph runs on: a local process pool and Ray.
+"""The executors a study's task graph runs on: inline (this process), a local process pool
+and Ray.
 
-Both give the driver in :mod:`.executors` the same small interface, so ``run_tasks`` does
+The pool and Ray give the driver in :mod:`.executors` the same small interface, so ``run_tasks`` does
 not know which one it drives: ``start()``; ``submit(fn, args, deps, resources)`` returns a
 handle that runs ``fn(*args)`` once the ``deps`` handles are done; ``wait(handles,
 timeout)`` returns the finished ones; ``result(handle)`` returns the value or raises the
 task's own exception; ``close()``; and a ``name`` under which the workers' spending is
 recorded in the ledger. Ray is imported only inside the Ray executor's methods,
-so a study without ``--executor ray`` never needs it.
+so a study without ``--executor ray`` never needs it. The inline executor takes no tasks:
+``inline = True`` tells ``run_tasks`` to run every task itself, in order, on the study's own
+backends (the sequential run).
 """
 
 from __future__ import annotations
@@ -17,11 +20,32 @@ from typing import Any
 MAX_RETRIES = 3  # a task whose worker process died is rerun at most this many times
 
 
+class InlineExecutor:
+    """Every task in the driver, one after another (``--workers 1``): ``run_tasks`` runs
+    them itself, so nothing is ever submitted here."""
+
+    name = "driver"
+    inline = True
+
+    def start(self) -> None:
+        pass
+
+    def submit(self, fn, args: tuple, deps: list, resources: dict):
+        raise RuntimeError("the inline executor runs tasks in the driver; nothing is submitted to it")
+
+    def wait(self, handles: list, timeout: float) -> list:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
 class LocalExecutor:
     """``workers`` spawned processes on this machine (no extra dependency). Futures cannot be
     passed to tasks, so a task is held back until its prerequisites are done."""
 
     name = "local"
+    inline = False
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
@@ -76,6 +100,7 @@ class RayExecutor:
     installed and the output folder at the same path)."""
 
     name = "ray"
+    inline = False
 
     def __init__(self, workers: int, address: str | None) -> None:
         self.workers = workers

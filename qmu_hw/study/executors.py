@@ -1,56 +1,105 @@
-"""Where a study's work runs: a local process pool or Ray.
+"""Where a study's work runs: in this process (inline), a local process pool, or Ray.
 
-A run is a small task graph. Prerequisite tasks train (or load) the teacher of a (seed,
-train backend) and the oracle set of a (seed, scenario, train backend) and leave them as
-checkpoints in ``<output>/checkpoints``; a cell task waits for the prerequisites it needs,
-loads those checkpoints and returns its metrics. Every task runs in a worker with one torch
-thread and returns plain data; the driver (this process) is the only writer of the results
-store and the journal, shows progress, and records each cell as it arrives, so a killed
-driver loses at most the cells in flight and a rerun redoes exactly those.
+A run is the task graph of the study's :class:`~.plan.StudyPlan`. Teacher and oracle tasks
+train (or load) models and leave them as checkpoints in ``<output>/checkpoints``; a cell
+task waits for the tasks it needs, loads those checkpoints and returns its metrics. Worker
+tasks run with one torch thread and return plain data; the driver (this process) is the only
+writer of the results store and the journal, shows progress, and records each cell as it
+arrives, so a killed driver loses at most the cells in flight and a rerun redoes exactly
+those.
 
-Cells that touch a billed or journaled backend (cloud devices, anything that asks for
-confirmation) run on the driver, in the study's own process: the journal keeps one writer,
-the confirmation prompt and the budget stay in one place, and such cells wait on the
-provider, not on local CPUs. Their teachers and oracles, trained on a local train backend,
-still go to the workers.
+The sequential run is the same graph through the inline executor: every task runs here, in
+order, on the study's own backends (one ledger, budget and journal). With a pool, tasks and
+cells that touch a billed or journaled backend (cloud devices, anything that asks for
+confirmation) still run here: the journal keeps one writer, the confirmation prompt and the
+budget stay in one place, and such cells wait on the provider, not on local CPUs.
 
-The executors themselves (process pool, Ray) are in :mod:`.executor_backends`; this module
-holds the task graph, the worker-side task functions, :func:`make_executor` and the driver
-loop :func:`run_tasks`.
+The executors themselves are in :mod:`.executor_backends`; this module holds the worker-side
+task functions, :func:`make_executor` and the driver loop :func:`run_tasks`.
+
+Hook points: a worker's spending is added to the study's ledger in :func:`_charge`; a
+cell's row is written in :func:`_record_cell` (pool) and ``StudyRunner.attempt`` (here).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 import traceback
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.exceptions import InvalidRequestError, MissingDependencyError, QmuHwError
-from ..core.ledger import LedgerEntry
-from .executor_backends import MAX_RETRIES, LocalExecutor, RayExecutor  # noqa: F401  (re-exported)
+from ..core.ledger import LedgerEntry, ShotLedger
+from .executor_backends import MAX_RETRIES, InlineExecutor, LocalExecutor, RayExecutor  # noqa: F401  (re-exported)
 from .grid import Cell, profile_of
-from .references import train_target
+from .plan import StudyPlan
 
 EXECUTORS = ("local", "ray")
 
 
-# -- the task graph -------------------------------------------------------------------------
-@dataclass(frozen=True)
-class TrainTask:
-    """A teacher (``scenario`` None) or the oracle set of one scenario, on a train target."""
-
-    seed: int
-    scenario: str | None
-    backend: str
-    shots: int | None
-
-    @property
-    def label(self) -> str:
-        what = "teacher" if self.scenario is None else f"oracles {self.scenario}"
-        return f"{what} seed={self.seed} {self.backend}@{'exact' if self.shots is None else self.shots}"
+@dataclass
+class RunSummary:
+    total_cells: int
+    skipped: int
+    ran: int
+    failed: int
+    wall_time_s: float
+    phases: dict = field(default_factory=dict)
+    output: str = ""
+    failures: list = field(default_factory=list)
+    # Tasks this run carried out (trained or loaded from a checkpoint): {"teacher", "oracle", "cell"}.
+    tasks: dict = field(default_factory=dict)
 
 
+class _Progress:
+    """tqdm bars when asked for, silent otherwise."""
+
+    def __init__(self, enabled: bool, total: int):
+        self.enabled = enabled
+        self.cells = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.cells = tqdm(total=total, desc="cells", unit="cell", position=0)
+
+    def note(self, text: str) -> None:
+        if self.cells is not None:
+            self.cells.set_postfix_str(text[:60])
+
+    @contextlib.contextmanager
+    def requests_bar(self, ledger: ShotLedger, desc: str):
+        """A second bar counting the backend requests (training / unlearning steps and
+        evaluations) of the cell in flight."""
+        if not self.enabled:
+            yield
+            return
+        from tqdm.auto import tqdm
+
+        bar = tqdm(desc=desc[:40], unit="req", position=1, leave=False)
+
+        def tick(entry):
+            bar.update(1)
+            bar.set_postfix_str(entry.phase[:24])
+
+        ledger.listeners.append(tick)
+        try:
+            yield
+        finally:
+            ledger.listeners.remove(tick)
+            bar.close()
+
+    def advance(self) -> None:
+        if self.cells is not None:
+            self.cells.update(1)
+
+    def close(self) -> None:
+        if self.cells is not None:
+            self.cells.close()
+
+
+# -- where each task runs ---------------------------------------------------------------------
 def on_driver(backend: str) -> bool:
     """Billed, cloud or journaled backends (adapters that take a job journal): their
     requests stay in the driver process."""
@@ -65,26 +114,11 @@ def cell_on_driver(cfg, cell: Cell) -> bool:
     return on_driver(cell.backend) or on_driver(cfg.surrogates.get(cell.backend, cell.backend))
 
 
-def plan(cfg, todo: list[Cell]) -> tuple[list[TrainTask], dict[Cell, list[TrainTask]]]:
-    """Prerequisite tasks (on local train targets only) and, per cell, the ones it waits for."""
-    from .references import exact_reference, same_noise_reference
-
-    tasks: dict[TrainTask, None] = {}
-    needs: dict[Cell, list[TrainTask]] = {}
-    for cell in todo:
-        name, shots = train_target(cfg, cell)
-        if on_driver(name):  # trained on a billed backend: the driver cell trains it itself
-            needs[cell] = []
-            continue
-        # The two oracle ensembles run_cell compares with: retrained exactly and retrained
-        # under the cell's noise level (references.py); each trained once, in exact mode.
-        refs = dict.fromkeys((exact_reference(cfg), same_noise_reference(cfg, cell.backend)))
-        deps = [TrainTask(cell.seed, None, name, shots)]
-        deps += [TrainTask(cell.seed, cell.scenario, ref, None) for ref in refs if not on_driver(ref)]
-        for d in deps:
-            tasks.setdefault(d, None)
-        needs[cell] = deps
-    return list(tasks), needs
+def here(plan: StudyPlan, cell: Cell, executor) -> bool:
+    """Whether a cell runs in the driver: always with the inline executor; with a pool when
+    it, its surrogate or a model it needs touches a billed or journaled backend."""
+    return (executor.inline or cell_on_driver(plan.config_of(cell), cell)
+            or any(on_driver(t.backend) for t in plan.needs[cell]))
 
 
 def task_resources(cfg) -> dict:
@@ -94,11 +128,13 @@ def task_resources(cfg) -> dict:
     a typical node."""
     from .protocol import DEFAULT_QUBITS
 
-    n = cfg.n_qubits or DEFAULT_QUBITS.get(cfg.dataset, 4)
-    noisy = any(profile_of(b).noise_kind != "none" for b in cfg.backends)
-    amplitudes = 4 ** n if noisy else 2 ** n
-    rows = cfg.batch_size * (2 * 3 * n * (cfg.n_layers or 2) + 1)
-    need = amplitudes * 16 * rows * 2
+    need = 0
+    for _, c in cfg.combinations():  # the largest combination decides
+        n = c.n_qubits or DEFAULT_QUBITS.get(c.dataset, 4)
+        noisy = any(profile_of(b).noise_kind != "none" for b in c.backends)
+        amplitudes = 4 ** n if noisy else 2 ** n
+        rows = c.batch_size * (2 * 3 * n * (c.n_layers or 2) + 1)
+        need = max(need, amplitudes * 16 * rows * 2)
     res: dict[str, Any] = {"num_cpus": 1}
     if need >= 256 * 2 ** 20:
         res["memory"] = int(min(need, 8 * 2 ** 30))
@@ -106,43 +142,41 @@ def task_resources(cfg) -> dict:
 
 
 # -- what runs inside a worker --------------------------------------------------------------
-_STATE: dict = {}  # per worker process: one runner and one seed's data, reused across tasks
+_STATE: dict = {}  # per worker process: one task runner per combination, reused across tasks
 
 
-def _worker(cfg, seed: int):
+def _worker(cfg):
+    """The worker's task runner of ``cfg`` (one axis combination's config).
+
+    Hook point: the worker's thread policy is set here."""
     import torch
 
     torch.set_num_threads(1)  # one core per task
-    from .runner import StudyRunner, _prepare
+    from .tasks import Backends, TaskRunner
 
     key = (cfg.digest(), str(cfg.output))
     if _STATE.get("key") != key:
         _STATE.clear()
-        _STATE.update(key=key, runner=StudyRunner(cfg, log=lambda *_: None, worker=True), preps={})
-    if seed not in _STATE["preps"]:
-        _STATE["preps"] = {seed: _prepare(cfg, seed)}
-    return _STATE["runner"], _STATE["preps"][seed]
+        _STATE.update(key=key, runner=TaskRunner(cfg, Backends(cfg), log=lambda *_: None))
+    return _STATE["runner"]
 
 
-def train_task(cfg, task: TrainTask) -> dict:
-    """Train (or load) a teacher or an oracle set; the checkpoints are the result."""
-    runner, prep = _worker(cfg, task.seed)
+def train_task(cfg, task) -> dict:
+    """Train (or load) a teacher or an oracle ensemble; the checkpoints are the result."""
+    runner = _worker(cfg)
     mark, t0 = len(runner.ledger), time.perf_counter()
-    if task.scenario is None:
-        runner.teacher(prep, task.seed, task.backend, task.shots)
-    else:
-        runner.oracles(prep, prep.scenario(task.scenario), task.seed, task.backend, task.shots)
+    runner.train(task)
     return {"phases": runner.ledger.since(mark).by_phase(), "wall_s": time.perf_counter() - t0}
 
 
 def cell_task(cfg, cell: Cell, *_prerequisites) -> dict:
     """One cell; never writes the store. A bug becomes a 'failed' outcome with its traceback;
     a qmu-hw error (budget, unavailable backend) becomes 'stop', which ends the study."""
-    runner, prep = _worker(cfg, cell.seed)
+    runner = _worker(cfg)
     mark, t0 = len(runner.ledger), time.perf_counter()
     out: dict[str, Any] = {"status": "done", "metrics": None, "cost": None, "error": None}
     try:
-        out["metrics"], out["cost"] = runner.run_cell(prep, cell)
+        out["metrics"], out["cost"] = runner.run_cell(cell)
     except QmuHwError as exc:
         out.update(status="stop", error=f"{type(exc).__name__}: {exc}", exc_type=type(exc).__name__)
     except Exception as exc:
@@ -154,8 +188,8 @@ def cell_task(cfg, cell: Cell, *_prerequisites) -> dict:
 
 # -- choosing an executor (the classes are in executor_backends) ---------------------------
 def make_executor(name: str, workers: int, address: str | None = None):
-    """The executor for ``--executor``/``--workers``/``--address``, not yet started; None
-    means "run the cells one after another in this process" (local, one worker)."""
+    """The executor for ``--executor``/``--workers``/``--address``, not yet started; local
+    with one worker is the inline executor (every task in this process, in order)."""
     if name not in EXECUTORS:
         raise InvalidRequestError(f"unknown executor {name!r}; expected one of {list(EXECUTORS)}")
     if address and name != "ray":
@@ -168,26 +202,27 @@ def make_executor(name: str, workers: int, address: str | None = None):
                 "--executor ray needs Ray, which is not installed; run: pip install 'qmu-hw[ray]'"
             ) from None
         return RayExecutor(workers, address)
-    return LocalExecutor(workers) if workers > 1 else None
+    return LocalExecutor(workers) if workers > 1 else InlineExecutor()
 
 
 # -- the driver -----------------------------------------------------------------------------
-def run_tasks(runner, todo: list[Cell], ids: dict, executor):
-    """Run ``todo`` through ``executor``; the driver writes every cell to the store."""
-    from .runner import RunSummary, _prepare, _Progress
-
+def run_tasks(runner, plan: StudyPlan, executor) -> RunSummary:
+    """Run ``plan`` (the unfinished part of the study) through ``executor``; the driver
+    writes every cell to the store."""
     cfg = runner.cfg
-    prereqs, needs = plan(cfg, todo)
-    local = [c for c in todo if not cell_on_driver(cfg, c)]
-    driver = [c for c in todo if cell_on_driver(cfg, c)]
+    mine = [c for c in plan.cells if here(plan, c, executor)]
+    theirs = [c for c in plan.cells if not here(plan, c, executor)]
+    at_home = {t for t in plan.tasks if executor.inline or on_driver(t.backend)}
     res = task_resources(cfg)
-    prog = _Progress(runner.progress, len(todo))
-    state = {"ran": 0, "failed": 0, "failures": [], "stop": None, "broken": set()}
+    prog = _Progress(runner.progress, len(plan.cells))
+    state = {"ran": 0, "failed": 0, "failures": [], "stop": None, "broken": {}, "tasks": Counter()}
     executor.start()
     try:
-        train = {t: executor.submit(train_task, (cfg, t), [], res) for t in prereqs}
-        label = {h: t.label for t, h in train.items()}
-        cells = {executor.submit(cell_task, (cfg, c), [train[d] for d in needs[c]], res): c for c in local}
+        train = {t: executor.submit(train_task, (plan.config_of(t), t), [], res)
+                 for t in plan.tasks if t not in at_home}
+        task_of = {h: t for t, h in train.items()}
+        cells = {executor.submit(cell_task, (plan.config_of(c), c), [train[d] for d in plan.needs[c]], res): c
+                 for c in theirs}
         pending = dict.fromkeys([*train.values(), *cells])  # ordered set of handles in flight
 
         def drain(timeout: float) -> None:
@@ -196,22 +231,27 @@ def run_tasks(runner, todo: list[Cell], ids: dict, executor):
             for h in executor.wait(list(pending), timeout):
                 del pending[h]
                 if h in cells:
-                    broken = [d.label for d in needs[cells[h]] if d in state["broken"]]
-                    _record_cell(runner, cells[h], ids[cells[h]], h, executor, state, prog, broken)
-                elif not _record_train(runner, label[h], h, executor):
-                    state["broken"].add(next(t for t, x in train.items() if x == h))
+                    c = cells[h]
+                    broken = [d.label for d in plan.needs[c] if d in state["broken"]]
+                    _record_cell(runner, plan, c, h, executor, state, prog, broken)
+                else:
+                    _record_train(runner, task_of[h], h, executor, state)
 
-        preps: dict = {}
-        for cell in driver:  # billed / journaled cells: here, after their prerequisites
+        done_here: set = set()
+        for cell in mine:  # inline, billed or journaled: here, in order, after their prerequisites
             if state["stop"] is not None:
                 break
-            while any(train[d] in pending for d in needs[cell]):
+            while any(train[d] in pending for d in plan.needs[cell] if d in train):
                 drain(1.0)
+            for d in plan.needs[cell]:
+                if d in at_home and d not in done_here:
+                    done_here.add(d)
+                    _train_here(runner, plan, d, state)
             prog.note(cell.label)
-            if cell.seed not in preps:
-                preps = {cell.seed: _prepare(cfg, cell.seed)}  # one seed's data at a time
+            broken = [(d.label, state["broken"][d]) for d in plan.needs[cell] if d in state["broken"]]
             with prog.requests_bar(runner.ledger, cell.method):
-                error = runner.attempt(preps[cell.seed], cell, ids[cell])
+                error = runner.attempt(plan, cell, broken)
+            state["tasks"]["cell"] += 1
             state["ran" if error is None else "failed"] += 1
             if error is not None:
                 state["failures"].append(error)
@@ -225,7 +265,23 @@ def run_tasks(runner, todo: list[Cell], ids: dict, executor):
         executor.close()
     if state["stop"] is not None:
         raise state["stop"]
-    return RunSummary(0, 0, state["ran"], state["failed"], 0.0, output=cfg.output, failures=state["failures"])
+    return RunSummary(0, 0, state["ran"], state["failed"], 0.0, output=cfg.output, failures=state["failures"],
+                      tasks={k: state["tasks"][k] for k in ("teacher", "oracle", "cell")})
+
+
+def _train_here(runner, plan: StudyPlan, task, state: dict) -> None:
+    """A teacher or oracle task in the driver, on the study's own backends. A qmu-hw error
+    (budget, unavailable backend) stops the study as in any sequential run; a bug marks the
+    task broken, and the cells that need it are stored failed with its traceback."""
+    try:
+        runner.work(task).train(task)
+    except Exception as exc:
+        if isinstance(exc, QmuHwError):
+            raise
+        state["broken"][task] = traceback.format_exc(limit=8)
+        runner.log(f"{task.label} failed: {type(exc).__name__}: {exc}")
+        return
+    state["tasks"][task.kind] += 1
 
 
 def _charge(runner, phases: dict, where: str) -> None:
@@ -235,17 +291,18 @@ def _charge(runner, phases: dict, where: str) -> None:
                                          int(s["submissions"]), s["wall_time_s"], s["cost"], s["shots"] == 0))
 
 
-def _record_train(runner, label: str, handle, executor) -> bool:
-    """False if the task raised: its cells then fail with its error (Ray) or meet the
-    same error themselves (local pool), and are recorded failed."""
+def _record_train(runner, task, handle, executor, state: dict) -> None:
+    """A worker's teacher or oracle task. If it raised, its cells fail with its error (Ray)
+    or meet the same error themselves (local pool), and are recorded failed."""
     try:
         out = executor.result(handle)
     except Exception as exc:
-        runner.log(f"{label} failed: {type(exc).__name__}: {exc}")
-        return False
+        state["broken"][task] = f"{type(exc).__name__}: {exc}"
+        runner.log(f"{task.label} failed: {type(exc).__name__}: {exc}")
+        return
     _charge(runner, out["phases"], executor.name)
-    runner.log(f"{label} ready ({out['wall_s']:.1f}s)")
-    return True
+    state["tasks"][task.kind] += 1
+    runner.log(f"{task.label} ready ({out['wall_s']:.1f}s)")
 
 
 def _qmu_error(out: dict) -> QmuHwError:
@@ -258,8 +315,8 @@ def _qmu_error(out: dict) -> QmuHwError:
     return cls(out["error"].split(": ", 1)[-1])
 
 
-def _record_cell(runner, cell: Cell, cell_id: str, handle, executor, state: dict, prog, broken: list) -> None:
-    store, digest = runner.store, runner.cfg.digest()
+def _record_cell(runner, plan: StudyPlan, cell: Cell, handle, executor, state: dict, prog, broken: list) -> None:
+    store, digest, cell_id = runner.store, plan.config_of(cell).digest(), plan.ids[cell]
     try:
         out = executor.result(handle)
     except Exception as exc:  # retries exhausted, or a prerequisite raised
@@ -272,6 +329,7 @@ def _record_cell(runner, cell: Cell, cell_id: str, handle, executor, state: dict
         state["stop"] = _qmu_error(out)  # like a sequential run: the cell is redone next time
         return
     store.start(cell_id, digest, cell.key())
+    state["tasks"]["cell"] += 1
     if out["status"] == "done":
         store.finish(cell_id, out["metrics"], out["cost"])
         state["ran"] += 1

@@ -24,7 +24,7 @@ CREATE TABLE IF NOT EXISTS cells (
     config_hash TEXT NOT NULL,
     status TEXT NOT NULL,
     dataset TEXT, scenario TEXT, seed INTEGER, backend TEXT, profile_sha256 TEXT,
-    shots INTEGER, method TEXT,
+    shots INTEGER, method TEXT, axes TEXT,
     metrics TEXT, cost TEXT, versions TEXT,
     started REAL, finished REAL, error TEXT
 );
@@ -80,6 +80,8 @@ class ResultsStore:
         self.path = self.folder / "results.sqlite"
         with self._connect() as db:
             db.executescript(SCHEMA)
+            if "axes" not in {r["name"] for r in db.execute("PRAGMA table_info(cells)")}:
+                db.execute("ALTER TABLE cells ADD COLUMN axes TEXT")  # a store from before study axes
 
     def _connect(self):
         return sqlite_connection(self.path, "results")
@@ -127,9 +129,10 @@ class ResultsStore:
         with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO cells (cell_id, config_hash, status, dataset, scenario, seed, backend,"
-                " profile_sha256, shots, method, started) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " profile_sha256, shots, method, axes, started) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (cell_id, config_hash, key["dataset"], key["scenario"], key["seed"], key["backend"],
-                 key["profile_sha256"], key["shots"], key["method"], time.time()),
+                 key["profile_sha256"], key["shots"], key["method"],
+                 json.dumps(key["axes"]) if key.get("axes") else None, time.time()),
             )
 
     def finish(self, cell_id: str, metrics: dict, cost: dict) -> None:
@@ -148,7 +151,8 @@ class ResultsStore:
                        (error, time.time(), cell_id))
 
     def rows(self, cell_ids: set[str] | None = None, status: str = "done") -> list[dict]:
-        """Finished cells as flat dicts (key columns + metrics + cost)."""
+        """Finished cells as flat dicts: key columns, the study-axis values as ``<table>.<key>``
+        columns (``model.n_layers``; only in studies with axes), metrics, ``cost_*``."""
         with self._connect() as db:
             raw = db.execute("SELECT * FROM cells WHERE status = ? ORDER BY started", (status,)).fetchall()
         out = []
@@ -156,6 +160,7 @@ class ResultsStore:
             if cell_ids is not None and r["cell_id"] not in cell_ids:
                 continue
             d = {k: r[k] for k in KEY_COLUMNS}
+            d.update(json.loads(r["axes"] or "{}"))
             d.update(json.loads(r["metrics"] or "{}"))
             d.update({f"cost_{k}": v for k, v in json.loads(r["cost"] or "{}").items()})
             out.append(d)

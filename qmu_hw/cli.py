@@ -40,8 +40,7 @@ def _load(args):
 
 
 def cmd_run(args) -> int:
-    from .study.noise_effect import write_noise_effects
-    from .study.report import build_report
+    from .study.finish import finish_study
     from .study.runner import StudyRunner
 
     cfg = _load(args)
@@ -54,13 +53,9 @@ def cmd_run(args) -> int:
     if args.dry_run:
         print(f"dry run: {summary.total_cells} cells, {summary.skipped} already done; nothing was run")
         return EXIT_OK
-    rows = runner.store.rows(set(runner.store.get_meta("current_cells", [])))
-    _print_summary(rows)
-    effects, slopes = write_noise_effects(cfg.output, rows, runner.store)
-    report = build_report(cfg.output, rows, title=cfg.title or f"qmu-hw study: {cfg.name}",
-                          reference=Path(cfg.compare_with) if cfg.compare_with else None,
-                          note=f"Config: `{cfg.path}` (hash {cfg.digest()[:12]}).\n", effects=effects, slopes=slopes)
-    runner.store.to_csv(Path(cfg.output) / "results.csv", set(runner.store.get_meta("current_cells", [])))
+    done = finish_study(cfg.output, cfg, store=runner.store, note=f"Config: `{cfg.path}` (hash {cfg.digest()[:12]}).\n")
+    _print_summary(done.rows)
+    report = done.report
     phases = summary.phases
     print(f"\n{summary.ran} cells run, {summary.skipped} skipped (already done), {summary.failed} failed "
           f"in {summary.wall_time_s:.1f}s; results in {cfg.output}/results.sqlite, report {report}")
@@ -144,8 +139,7 @@ def cmd_estimate(args) -> int:
 
 def cmd_report(args) -> int:
     from .study.config import load_config
-    from .study.noise_effect import write_noise_effects
-    from .study.report import build_report
+    from .study.finish import finish_study
     from .study.store import ResultsStore
 
     folder = Path(args.dir)
@@ -154,19 +148,13 @@ def cmd_report(args) -> int:
         return EXIT_INPUT
     _OUTPUT.append(str(folder))
     store = ResultsStore(folder)
-    cells = store.get_meta("current_cells")
-    rows = store.rows(set(cells) if cells else None)
     cfg_path = folder / "config.toml"
     # The copy's relative paths (compare_with, profiles) were written against the original
     # config's folder, which the run recorded; older folders fall back to their own folder.
     base = store.get_meta("config_dir") or folder
     cfg = (load_config(cfg_path, output=str(folder), check_backends_now=False, base_dir=base)
            if cfg_path.is_file() else None)
-    ref = Path(cfg.compare_with) if cfg and cfg.compare_with else None
-    effects, slopes = write_noise_effects(folder, rows, store)
-    path = build_report(folder, rows, title=(cfg.title or f"qmu-hw study: {cfg.name}") if cfg else f"qmu-hw study: {folder.name}",
-                        reference=ref, effects=effects, slopes=slopes)
-    store.to_csv(folder / "results.csv", set(cells) if cells else None)
+    path = finish_study(folder, cfg, store=store, note="").report
     print(f"report: {path}")
     return EXIT_OK
 

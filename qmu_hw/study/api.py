@@ -183,7 +183,8 @@ def run(config: str | Path | dict, *, output: str | Path | None = None, executor
         confirm_billed: required when a backend is billed (real devices, cloud simulators);
             the estimate's shots/tasks/cost are in the refusal message.
         progress: show tqdm progress bars.
-        report: write ``report.md``, plots and ``results.csv`` after the run.
+        report: write ``results.csv``, ``noise_effect.csv``, ``noise_slope.csv``, ``report.md``
+            and plots after the run (:func:`qmu_hw.study.finish.finish_study`, as the CLI).
 
     Raises:
         ConfigError: a malformed config, naming the key.
@@ -232,18 +233,10 @@ def _check_billed(cfg: StudyConfig, confirmed: bool) -> None:
 
 
 def _write_report(result: StudyResult) -> Path:
-    from .report import build_report
+    """The study's outputs, written by the same finish step as ``qmu-hw run``."""
+    from .finish import finish_study
 
-    store = result._store()
-    cells = result._cells()
-    rows = store.rows(cells)
-    cfg = result.config
-    title = (cfg.title or f"qmu-hw study: {cfg.name}") if cfg else f"qmu-hw study: {result.output.name}"
-    ref = Path(cfg.compare_with) if cfg and cfg.compare_with else None
-    note = f"Config hash {cfg.digest()[:12]}.\n" if cfg else ""
-    path = build_report(result.output, rows, title=title, reference=ref, note=note)
-    store.to_csv(result.output / "results.csv", cells)
-    return path
+    return finish_study(result.output, result.config).report
 
 
 def load(path: str | Path) -> StudyResult:

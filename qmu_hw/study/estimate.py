@@ -208,6 +208,9 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
     from ..unlearning import method_cost, method_defaults
 
     cells = cells if cells is not None else expand(cfg)
+    if cfg.axes:  # each axis combination has its own model and data: estimated apart, summed
+        return _summed([estimate_study(c, [x for x in cells if dict(x.axes) == v], measure_time, progress=progress,
+                                       progress_delay=progress_delay) for v, c in cfg.combinations()])
     prep = _prepare(cfg)
     sizes = _sizes(prep, cfg.scenarios)
     shape = _model_shape(prep)
@@ -319,3 +322,17 @@ def _add_oracles(cfg, cells: list[Cell], sizes: dict, shape: ModelShape, add_row
         row = {"cell": f"{k} oracles seed {seed} {scenario} on {backend}", "backend": backend, "shots": None,
                "method": "(training)", "scenario": scenario, "seed": seed}
         add_row(row, (work, prof, backend, None))
+
+
+def _summed(parts: list[Estimate]) -> Estimate:
+    """One estimate of several axis combinations (rows, totals and phase shots added)."""
+    est = Estimate()
+    phases: dict[str, int] = defaultdict(int)
+    for p in parts:
+        est.cells += p.cells
+        for k, v in p.totals.items():
+            est.totals[k] = est.totals.get(k, 0) + v
+        for k, v in p.phases.items():
+            phases[k] += v
+    est.phases = dict(sorted(phases.items()))
+    return est

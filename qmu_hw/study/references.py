@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import StudyConfig
 from .grid import Cell, expand, profile_of
 
 EXACT_ENGINE = "exact"
@@ -29,12 +28,12 @@ def train_target(cfg, cell: Cell) -> tuple[str, int | None]:
     return (cell.backend, cell.shots) if cfg.train_backend == "same" else (cfg.train_backend, None)
 
 
-def exact_reference(cfg: StudyConfig) -> str:
+def exact_reference(cfg) -> str:
     """The backend of the exact-trained references (and of teachers unless ``same``)."""
     return EXACT_ENGINE if cfg.train_backend == "same" else cfg.train_backend
 
 
-def same_noise_reference(cfg: StudyConfig, backend: str) -> str:
+def same_noise_reference(cfg, backend: str) -> str:
     """The backend the ``same`` oracles of a cell on ``backend`` train on (exact mode)."""
     if backend in cfg.surrogates:
         return cfg.surrogates[backend]
@@ -54,17 +53,19 @@ class OracleTraining:
     scenario: str
     backend: str
     k: int
+    axes: tuple = ()  # the study-axis combination it belongs to
 
 
-def oracle_trainings(cfg: StudyConfig, cells: list[Cell] | None = None) -> list[OracleTraining]:
+def oracle_trainings(cfg, cells: list[Cell] | None = None) -> list[OracleTraining]:
     """Every distinct oracle training the cells need (exact and same-noise ensembles; a
     same-noise ensemble that coincides with the exact one is counted once). ``qmu-hw
     estimate`` multiplies these by the cost of one retraining on their backend."""
     cells = cells if cells is not None else expand(cfg)
     out: dict[tuple, OracleTraining] = {}
-    K = max(cfg.n_oracles, 1)
     for c in cells:
-        for name in (exact_reference(cfg), same_noise_reference(cfg, c.backend)):
-            for k in range(K):
-                out.setdefault((c.seed, c.scenario, name, k), OracleTraining(c.seed, c.scenario, name, k))
+        combo = cfg.combination(dict(c.axes)) if c.axes and cfg.axes else cfg
+        for name in (exact_reference(combo), same_noise_reference(combo, c.backend)):
+            for k in range(max(combo.n_oracles, 1)):
+                out.setdefault((c.axes, c.seed, c.scenario, name, k),
+                               OracleTraining(c.seed, c.scenario, name, k, c.axes))
     return list(out.values())

@@ -16,7 +16,9 @@ import pytest
 
 from qmu_hw.core.exceptions import MissingDependencyError
 from qmu_hw.study.config import parse_config, tomllib
-from qmu_hw.study.executors import cell_on_driver, make_executor, on_driver, plan
+from qmu_hw.study.executor_backends import InlineExecutor, LocalExecutor
+from qmu_hw.study.executors import cell_on_driver, here, make_executor, on_driver
+from qmu_hw.study.plan import StudyPlan
 from qmu_hw.study.grid import expand
 
 STUDY = """
@@ -97,7 +99,7 @@ def test_executor_choices_are_checked_before_work():
         make_executor("dask", 2)
     with pytest.raises(ValueError, match="--address .* needs --executor ray"):
         make_executor("local", 2, address="10.0.0.1:6379")
-    assert make_executor("local", 1) is None  # one worker: cells run in the driver, in order
+    assert make_executor("local", 1).inline  # one worker: every task runs in the driver, in order
 
 
 def test_billed_and_journaled_cells_stay_on_the_driver_their_training_does_not():
@@ -108,13 +110,16 @@ def test_billed_and_journaled_cells_stay_on_the_driver_their_training_does_not()
     assert cloud and all(cell_on_driver(cfg, c) for c in cloud)
     assert not any(cell_on_driver(cfg, c) for c in cells if c.backend == "exact")
     assert on_driver("ibm-local-fake-manila")  # journaled even though it is not billed
-    tasks, needs = plan(cfg, cells)
+    plan = StudyPlan.of(cfg, cells)
     # One teacher per seed and one oracle set per scenario, on the exact train backend,
     # shared by the cloud cells and the local ones.
-    assert sorted(t.label for t in tasks) == ["oracles class:0 seed=0 exact@exact",
-                                              "oracles subset:0.1 seed=0 exact@exact",
-                                              "teacher seed=0 exact@exact"]
-    assert all(len(needs[c]) == 2 for c in cells)
+    assert sorted(t.label for t in plan.tasks) == ["oracles class:0 seed=0 exact@exact",
+                                                   "oracles subset:0.1 seed=0 exact@exact",
+                                                   "teacher seed=0 exact@exact"]
+    assert all(len(plan.needs[c]) == 2 for c in cells)
+    pool = LocalExecutor(2)
+    assert [c for c in cells if here(plan, c, pool)] == cloud  # only the billed cells stay here
+    assert all(here(plan, c, InlineExecutor()) for c in cells)
 
 
 # -- local 2-CPU Ray ---------------------------------------------------------------------------

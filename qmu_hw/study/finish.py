@@ -1,0 +1,53 @@
+"""The one finish step of a study: from the results store to every output file.
+
+``qmu-hw run``, ``qmu-hw report`` and :func:`qmu_hw.study.run` all end here, so the CLI and
+the Python API write the same files: ``results.csv`` (the current grid's finished cells),
+``noise_effect.csv`` and ``noise_slope.csv`` (with the store's derived tables) and
+``report.md`` with its plots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .noise_effect import write_noise_effects
+from .store import ResultsStore
+
+OUTPUTS = ("results.csv", "noise_effect.csv", "noise_slope.csv", "report.md")
+
+
+@dataclass
+class Finished:
+    """What :func:`finish_study` wrote: the rows it read, the effects and slopes, the report."""
+
+    rows: list[dict]
+    report: Path
+    effects: list = field(default_factory=list)
+    slopes: list = field(default_factory=list)
+
+
+def finish_study(folder: str | Path, cfg=None, *, store: ResultsStore | None = None,
+                 note: str | None = None) -> Finished:
+    """Write ``results.csv``, ``noise_effect.csv``, ``noise_slope.csv`` and ``report.md`` of
+    the study in ``folder`` from its store (the cells of the current grid, as the last run
+    recorded them). ``cfg`` gives the title, the paper comparison and the config hash;
+    ``note`` replaces the default line under the title."""
+    from .report import build_report  # matplotlib: only when a report is written
+
+    folder = Path(folder)
+    store = store or ResultsStore(folder)
+    cells = store.get_meta("current_cells")
+    ids = set(cells) if cells else None
+    rows = store.rows(ids)
+    effects, slopes = write_noise_effects(folder, rows, store)
+    if cfg is not None:
+        title = cfg.title or f"qmu-hw study: {cfg.name}"
+        reference = Path(cfg.compare_with) if cfg.compare_with else None
+        note = f"Config hash {cfg.digest()[:12]}.\n" if note is None else note
+    else:
+        title, reference = f"qmu-hw study: {folder.name}", None
+    report = build_report(folder, rows, title=title, reference=reference, note=note or "", effects=effects,
+                          slopes=slopes)
+    store.to_csv(folder / "results.csv", ids)
+    return Finished(rows, report, effects, slopes)

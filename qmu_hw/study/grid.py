@@ -10,6 +10,17 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ..core.profiles import Profile, resolve_profile
+from .config_tables import AXIS_TABLES  # axis columns are named <table>.<key>
+
+
+def axis_columns(rows: list[dict]) -> list[str]:
+    """The study-axis columns (``model.n_layers`` ...) present in ``rows``, in first-seen order."""
+    out: dict[str, None] = {}
+    for r in rows:
+        for k in r:
+            if "." in k and k.split(".", 1)[0] in AXIS_TABLES:
+                out.setdefault(k, None)
+    return list(out)
 
 
 @lru_cache(maxsize=128)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .grid import noise_level
+from .grid import axis_columns, noise_level
 
 METRICS = [
     ("acc_forget", "forget accuracy", "acc_forget_oracle"),
@@ -357,7 +357,13 @@ def build_report(folder: str | Path, rows: list[dict], title: str = "qmu-hw stud
                      *_plot_vs_shots(srows, scenario, out, plt), _plot_cost(srows, scenario, out, plt)]:
             if path is not None:
                 lines.append(f"![{path.stem}]({path.name})\n")
-        lines += _summary_table(srows)
+        axes = axis_columns(srows)
+        if not axes:
+            lines += _summary_table(srows)
+        for combo, crows in sorted(_group(srows, *axes).items(), key=lambda kv: tuple(map(str, kv[0]))) if axes else ():
+            # one table per study-axis combination: methods are ranked within it
+            lines.append("\n### " + ", ".join(f"{k} = {v}" for k, v in zip(axes, combo, strict=True)) + "\n")
+            lines += _summary_table(crows)
     if reference is not None and Path(reference).is_file():
         lines += _paper_comparison(rows, Path(reference))
     used = sorted({r["method"] for r in rows} & set(FOOTNOTES))

@@ -36,8 +36,26 @@ def test_run_from_dict_then_load(tmp_path):
     assert again.dataframe().equals(df)
     # Rerunning resumes: nothing left to run.
     assert study.run(tiny(out)).summary.ran == 0
-    with pytest.raises(NotAStudyError, match="noise_effect.csv"):
-        res.noise_effect()
+    # The API's finish step is the CLI's: every output file, noise effects included (none
+    # here: no noisy cells to pair, so the table is empty, with its columns).
+    from qmu_hw.study.finish import OUTPUTS
+    from qmu_hw.study.noise_effect import COLUMNS
+
+    assert all((out / name).is_file() for name in OUTPUTS)
+    table = res.noise_effect()
+    assert table.empty and tuple(table.columns) == COLUMNS
+
+
+def test_run_from_dict_then_noise_effect_returns_the_paired_table(tmp_path):
+    """The README's example: qmu_hw.study.run(dict) followed by .noise_effect()."""
+    cfg = tiny(tmp_path / "noisy")
+    cfg["study"]["seeds"] = [0, 1]
+    cfg["grid"].update(methods=["identity"], backends=["exact", "dm-depol-0.05"])
+    res = study.run(cfg)
+    table = res.noise_effect()
+    assert not table.empty
+    assert set(table["backend"]) == {"dm-depol-0.05"} and set(table["n_seeds"]) == {2}
+    assert {"same", "exact", "none"} == set(table["reference"])
 
 
 def test_noise_effect_reads_the_csv(tmp_path):

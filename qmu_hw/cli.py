@@ -112,8 +112,10 @@ def _print_summary(rows) -> None:
     if out:
         # test acc is on the retained classes in class scenarios; JS excess is the forget-set JS
         # to the same-noise oracle ensemble minus the oracle-vs-oracle floor.
-        print(_table(["scenario", "backend", "shots", "method", "seeds", "forget acc", "test acc (retained)",
-                      "JS forget excess", "within oracle spread", "shots/cell"], out))
+        from .metrics.catalog import label
+
+        print(_table(["scenario", "backend", "shots", "method", "seeds", label("acc_forget"), label("acc_test_retained"),
+                      label("excess"), label("within_oracle_spread"), "shots/cell"], out))
 
 
 def cmd_estimate(args) -> int:

@@ -18,6 +18,7 @@ from ..data.datasets import Dataset
 from ..data.splits import DataSplits, ForgetScenario
 from ..data.tensors import Split, angle_half_range, select, split_tensors
 from ..metrics import (
+    catalog,
     class_matched,
     confidence_auc,
     population_attack,
@@ -215,6 +216,8 @@ def evaluate(
     attack = population_attack((P["retain"], y["retain"]), (P["test"], y["test"]), (fp, fy), (pool_p, pool_y),
                                seed=seed)
     row.update({f"mia_pop_{k}": v for k, v in attack.items()})
+    for m in catalog.computed():  # metrics added as a function + a catalog entry
+        row[m.name] = float(m.compute(P, y))
     return row
 
 

@@ -24,7 +24,7 @@ from .executors import RunSummary, _Progress, make_executor, run_tasks  # noqa: 
 from .grid import Cell, profile_of
 from .plan import StudyPlan, method_hyperparameters, train_settings  # noqa: F401  (re-exported)
 from .store import ResultsStore
-from .tasks import Backends, TaskRunner, model_kw, prepare_data  # noqa: F401  (re-exported)
+from .tasks import Backends, TaskRunner, _save_checkpoint, model_kw, prepare_data  # noqa: F401  (re-exported)
 
 # Old private names, kept for code that imported them from here.
 _prepare, _model_kw, _settings, _method_hp = prepare_data, model_kw, train_settings, method_hyperparameters

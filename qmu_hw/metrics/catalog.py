@@ -114,7 +114,7 @@ _m("acc_test_retained", "test acc (retained classes)", (0.0, 1.0), "higher", Fal
    "Test accuracy on the classes that are kept (all classes in subset scenarios).")
 _m("acc_test_forgotten", "test acc (forgotten class)", (0.0, 1.0), "match", False,
    "Test accuracy on the forgotten class (class scenarios; NaN otherwise).")
-_m("uqi", "UQI (paper's)", (-2.0, 1.0), "higher", False,
+_m("uqi", "UQI (paper's)", (-2.0, 2.0), "higher", False,
    "The seed paper's Unlearning Quality Index: forget drop - (retain drop + test drop) / 2.")
 _m("mia_conf_auc", "MIA confidence AUC", (0.0, 1.0), "match", False,
    "AUC of the model's confidence separating forget samples from class-matched non-members "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..metrics import catalog
 from .grid import axis_columns, noise_level
 
 METRICS = [
@@ -268,10 +269,11 @@ def _summary_table(rows) -> list[str]:
                      "oracle ensemble on the forget set in excess of the oracle-vs-oracle floor, then by the "
                      "forget-accuracy gap; methods whose 95% CIs overlap share a rank "
                      f"(n = {n_seeds} seeds, K = {_int(k)} oracles per reference)\n")
-        test_cols = "test acc (retained classes) | test acc (forgotten class)" if is_class else "test acc"
-        lines.append(f"| rank | method | forget acc | {test_cols} | JS forget excess | within spread | "
-                     "JS forget excess (exact ref) | forget-acc gap | UQI (paper's) | MIA AUC | shots | "
-                     "circuits vs retrain |")
+        # column names from the metric catalog (one label per metric everywhere)
+        test_cols = f"{catalog.label('acc_test_retained')} | {catalog.label('acc_test_forgotten')}" if is_class else catalog.label("acc_test")
+        lines.append(f"| rank | method | {catalog.label('acc_forget')} | {test_cols} | {catalog.label('excess')} | "
+                     f"{catalog.label('within_oracle_spread')} | {catalog.label('excess')} (exact ref) | {catalog.label('acc_forget_gap')} | "
+                     f"{catalog.label('uqi')} | {catalog.label('mia_pop_auc')} | shots | circuits vs retrain |")
         lines.append("|---" * (12 + is_class) + "|")
         keys = ("acc_forget", "acc_test_retained", "acc_test_forgotten", "excess", "within_oracle_spread",
                 "excess_exact", "acc_forget_gap", "uqi", "mia_pop_auc", "cost_shots", "circuits_vs_retrain")

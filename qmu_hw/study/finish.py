@@ -2,7 +2,8 @@
 
 ``qmu-hw run``, ``qmu-hw report`` and :func:`qmu_hw.study.run` all end here, so the CLI and
 the Python API write the same files: ``results.csv`` (the current grid's finished cells),
-``noise_effect.csv`` and ``noise_slope.csv`` (with the store's derived tables) and
+``noise_effect.csv`` and ``noise_slope.csv`` (with the store's derived tables),
+``noise_interaction.csv`` (the noise effect along each study axis, :mod:`.interaction`) and
 ``report.md`` with its plots.
 """
 
@@ -11,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .interaction import report_lines, write_interactions
 from .noise_effect import write_noise_effects
 from .store import ResultsStore
 
-OUTPUTS = ("results.csv", "noise_effect.csv", "noise_slope.csv", "report.md")
+OUTPUTS = ("results.csv", "noise_effect.csv", "noise_slope.csv", "noise_interaction.csv", "report.md")
 
 
 @dataclass
@@ -49,5 +51,10 @@ def finish_study(folder: str | Path, cfg=None, *, store: ResultsStore | None = N
         title, reference = f"qmu-hw study: {folder.name}", None
     report = build_report(folder, rows, title=title, reference=reference, note=note or "", effects=effects,
                           slopes=slopes)
+    interactions = write_interactions(folder, rows, dict(cfg.axes) if cfg is not None else None)
+    extra = report_lines(interactions)  # "Does noise sensitivity grow with depth / entanglement?"
+    if extra:
+        with open(report, "a") as f:
+            f.write("\n".join(extra) + "\n")
     store.to_csv(folder / "results.csv", ids)
     return Finished(rows, report, effects, slopes)

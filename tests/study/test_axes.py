@@ -53,6 +53,12 @@ def test_a_2x2_axis_study_has_4x_the_cells_with_the_axis_columns_everywhere(axis
     for n in (1, 2):
         for e in ("ring", "none"):
             assert f"### model.n_layers = {n}, model.entangler = {e}" in report
+    # The noise effect along each axis: its own file and report section.
+    with open(out / "noise_interaction.csv") as f:
+        inter = list(csv.DictReader(f))
+    assert {r["axis"] for r in inter} == {"model.n_layers", "model.entangler"}
+    assert {r["contrast"] for r in inter} == {"slope", "none - ring"}
+    assert "## Does noise sensitivity grow with entangler / n_layers?" in report
     # Teachers and oracles are trained per combination: each has its own checkpoints.
     teachers = sorted((out / "checkpoints").glob("teacher-*"))
     assert len(teachers) == 4 and len({p.name.rsplit("-", 1)[-1] for p in teachers}) == 4

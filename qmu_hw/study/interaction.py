@@ -1,0 +1,157 @@
+"""Does noise sensitivity grow with depth / entanglement? The noise effect as a function of a
+study axis.
+
+For every noisy backend and every seed, the paired noise effect of a combination is
+Δ = metric(noisy) - metric(exact twin), both cells sharing the seed and every axis value.
+Along a numeric axis (``model.n_layers``) each seed gives the least-squares slope of Δ over
+the axis values; along a categorical one (``model.entangler``) each seed gives the contrast
+Δ(level) - Δ(first level). The seeds' slopes or contrasts are tested with the exact sign-flip
+test and its inverted 95 % CI (:mod:`qmu_hw.metrics.stats`: never p = 0, and an unbounded CI
+when the seeds cannot bound the effect), Holm-adjusted across the methods of one (scenario,
+backend, shots, metric, reference, axis, contrast, other axes' values). Written to
+``noise_interaction.csv`` and the report section of the same question by the finish step.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..metrics.stats import holm, paired_test, per_unit_slopes
+from .grid import axis_columns
+from .noise_effect import exact_twin, metric_columns
+
+COLUMNS = ("scenario", "method", "backend", "shots", "metric", "reference", "axis", "fixed", "contrast", "n_seeds",
+           "estimate", "ci_low", "ci_high", "p_value", "p_holm")
+REPORT_METRICS = (("js_forget", "same"), ("acc_forget_gap", "same"), ("acc_forget", "none"),
+                  ("acc_test_retained", "none"))
+
+
+@dataclass(frozen=True)
+class Interaction:
+    scenario: str
+    method: str
+    backend: str
+    shots: int | None
+    metric: str
+    reference: str
+    axis: str
+    fixed: str  # the other axes' values, "model.entangler=ring"
+    contrast: str  # "slope" (per unit of the axis) or "LEVEL - BASE"
+    n_seeds: int
+    estimate: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    p_holm: float = float("nan")
+
+
+def _finite(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and not math.isnan(float(x))
+
+
+def _shots(s):
+    return None if s is None or (isinstance(s, float) and math.isnan(s)) else int(s)
+
+
+def interaction_effects(rows: list[dict], order: dict | None = None) -> list[Interaction]:
+    """Every axis interaction of the finished cells ``rows`` (store rows with axis columns).
+    ``order``: axis -> its values as the config lists them (the first level of a categorical
+    axis is the baseline of its contrasts); default: the order the cells ran in."""
+    axes = axis_columns(rows)
+    rows = [{**r, "shots": _shots(r.get("shots"))} for r in rows]
+    twin = exact_twin(rows)
+    if not axes or twin is None:
+        return []
+    is_exact = lambda r: r["backend"] == twin and r["shots"] is None  # noqa: E731
+    exact = {(r["scenario"], r["method"], r["seed"], tuple(r[a] for a in axes)): r for r in rows if is_exact(r)}
+    out: list[Interaction] = []
+    for axis in axes:
+        others = [a for a in axes if a != axis]
+        seen = list(dict.fromkeys(r[axis] for r in rows))
+        given = [v for v in (order or {}).get(axis, ()) if v in seen]
+        levels = given + [v for v in seen if v not in given]
+        if len(levels) < 2:
+            continue
+        numeric = all(_finite(v) for v in levels)
+        groups: dict[tuple, list[dict]] = defaultdict(list)
+        for r in rows:
+            if not is_exact(r):
+                groups[(r["scenario"], r["method"], r["backend"], r["shots"], tuple(r[o] for o in others))].append(r)
+        for (scenario, method, backend, shots, fixed), grows in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            for metric, reference, col in metric_columns():
+                per_seed: dict[int, dict] = defaultdict(dict)
+                for r in grows:
+                    e = exact.get((scenario, method, r["seed"], tuple(r[a] for a in axes)))
+                    if e is not None and _finite(r.get(col)) and _finite(e.get(col)):
+                        per_seed[r["seed"]][r[axis]] = float(r[col]) - float(e[col])
+                full = [s for s in sorted(per_seed) if all(v in per_seed[s] for v in levels)]
+                if not full:
+                    continue
+                D = np.array([[per_seed[s][v] for v in levels] for s in full])
+                where = ", ".join(f"{o}={v}" for o, v in zip(others, fixed, strict=True))
+                tests = [("slope", per_unit_slopes([float(v) for v in levels], D))] if numeric else \
+                    [(f"{v} - {levels[0]}", D[:, j] - D[:, 0]) for j, v in enumerate(levels) if j]
+                for contrast, d in tests:
+                    t = paired_test(d)
+                    out.append(Interaction(scenario, method, backend, shots, metric, reference, axis, where, contrast,
+                                           t.n, t.mean, t.ci_low, t.ci_high, t.p_value))
+    return _with_holm(out)
+
+
+def _with_holm(items: list[Interaction]) -> list[Interaction]:
+    fams: dict[tuple, list[int]] = defaultdict(list)
+    for i, e in enumerate(items):
+        fams[(e.scenario, e.backend, e.shots, e.metric, e.reference, e.axis, e.fixed, e.contrast)].append(i)
+    out = list(items)
+    for idx in fams.values():
+        for i, ph in zip(idx, holm([items[i].p_value for i in idx]), strict=True):
+            out[i] = Interaction(**{**asdict(items[i]), "p_holm": float(ph)})
+    return out
+
+
+def write_interactions(folder: str | Path, rows: list[dict], order: dict | None = None) -> list[Interaction]:
+    """``<folder>/noise_interaction.csv`` (header only when the study has no axis or no pair)."""
+    items = interaction_effects(rows, order)
+    path = Path(folder) / "noise_interaction.csv"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
+        w.writeheader()
+        for it in items:
+            d = asdict(it)
+            d["shots"] = "exact" if d["shots"] is None else d["shots"]
+            w.writerow(d)
+    tmp.replace(path)
+    return items
+
+
+def _ci(lo: float, hi: float) -> str:
+    return "[-inf, inf]" if math.isinf(lo) and math.isinf(hi) else f"[{lo:.3g}, {hi:.3g}]"
+
+
+def report_lines(items: list[Interaction]) -> list[str]:
+    """The report section (markdown lines); empty when the study has no axis interaction."""
+    shown = [i for i in items if (i.metric, i.reference) in REPORT_METRICS]
+    if not shown:
+        return []
+    axes = sorted({i.axis for i in shown})
+    lines = [f"\n## Does noise sensitivity grow with {' / '.join(a.split('.', 1)[1] for a in axes)}?\n",
+             "Per seed: the paired noise effect Δ = noisy - exact within each axis combination; along a numeric "
+             "axis its slope per unit of the axis, along a categorical one its contrast with the first level. "
+             "Mean over seeds, exact sign-flip test and its 95 % CI (unbounded when the seeds cannot bound it), "
+             "Holm across methods. Every metric is in `noise_interaction.csv`.\n",
+             "| axis | other axes | scenario | backend @ shots | method | metric | contrast | n seeds | estimate | "
+             "95 % CI | p | p_holm |", "|---" * 12 + "|"]
+    for i in sorted(shown, key=lambda i: (i.axis, i.fixed, i.scenario, i.backend, i.metric, i.method, i.contrast)):
+        shots = "exact" if i.shots is None else i.shots
+        metric = i.metric + ("" if i.reference == "none" else f" ({i.reference} ref)")
+        lines.append(f"| {i.axis} | {i.fixed or '-'} | {i.scenario} | {i.backend} @ {shots} | {i.method} | {metric} | "
+                     f"{i.contrast} | {i.n_seeds} | {i.estimate:+.4f} | {_ci(i.ci_low, i.ci_high)} | "
+                     f"{i.p_value:.2g} | {i.p_holm:.2g} |")
+    return lines

@@ -94,19 +94,21 @@ def _confirm_hardware(cfg, args) -> None:
 
 
 def _print_summary(rows) -> None:
+    from .study.grid import axis_columns
     from .study.report import mean_ci
 
+    axes = axis_columns(rows)  # one line per study-axis combination too
     groups: dict = {}
     for r in rows:
-        groups.setdefault((r["scenario"], r["backend"], r["shots"], r["method"]), []).append(r)
+        groups.setdefault((r["scenario"], r["backend"], r["shots"], r["method"], *(r[a] for a in axes)), []).append(r)
     out = []
-    for (sc, be, shots, m), rs in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
+    for (sc, be, shots, m, *combo), rs in sorted(groups.items(), key=lambda kv: tuple(str(x) for x in kv[0])):
         f = mean_ci([r["acc_forget"] for r in rs])
         t = mean_ci([r.get("acc_test_retained", r["acc_test"]) for r in rs])
         x = mean_ci([r.get("excess") for r in rs])
         within = [float(r["within_oracle_spread"]) for r in rs if r.get("within_oracle_spread") is not None
                   and r["within_oracle_spread"] == r["within_oracle_spread"]]
-        out.append([sc, be, "exact" if shots is None else shots, m, len(rs), f"{f[0]:.3f}", f"{t[0]:.3f}",
+        out.append([sc, be, "exact" if shots is None else shots, m, *combo, len(rs), f"{f[0]:.3f}", f"{t[0]:.3f}",
                     f"{x[0]:+.4f}", f"{sum(within) / len(within):.0%}" if within else "-",
                     f"{sum(r.get('cost_shots', 0) for r in rs) / len(rs):,.0f}"])
     if out:
@@ -114,7 +116,8 @@ def _print_summary(rows) -> None:
         # to the same-noise oracle ensemble minus the oracle-vs-oracle floor.
         from .metrics.catalog import label
 
-        print(_table(["scenario", "backend", "shots", "method", "seeds", label("acc_forget"), label("acc_test_retained"),
+        print(_table(["scenario", "backend", "shots", "method", *axes, "seeds", label("acc_forget"),
+                      label("acc_test_retained"),
                       label("excess"), label("within_oracle_spread"), "shots/cell"], out))
 
 

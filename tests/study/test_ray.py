@@ -18,8 +18,8 @@ from qmu_hw.core.exceptions import MissingDependencyError
 from qmu_hw.study.config import parse_config, tomllib
 from qmu_hw.study.executor_backends import InlineExecutor, LocalExecutor
 from qmu_hw.study.executors import cell_on_driver, here, make_executor, on_driver
-from qmu_hw.study.plan import StudyPlan
 from qmu_hw.study.grid import expand
+from qmu_hw.study.plan import StudyPlan
 
 STUDY = """
 [study]

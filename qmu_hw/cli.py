@@ -56,10 +56,11 @@ def cmd_run(args) -> int:
         return EXIT_OK
     rows = runner.store.rows(set(runner.store.get_meta("current_cells", [])))
     _print_summary(rows)
-    effects, slopes = write_noise_effects(cfg.output, rows, runner.store)
+    effects, slopes = write_noise_effects(cfg.output, rows, runner.store, analysis=cfg.tables.analysis)
     report = build_report(cfg.output, rows, title=cfg.title or f"qmu-hw study: {cfg.name}",
                           reference=Path(cfg.compare_with) if cfg.compare_with else None,
-                          note=f"Config: `{cfg.path}` (hash {cfg.digest()[:12]}).\n", effects=effects, slopes=slopes)
+                          note=f"Config: `{cfg.path}` (hash {cfg.digest()[:12]}).\n", effects=effects, slopes=slopes,
+                          analysis=cfg.tables.analysis)
     runner.store.to_csv(Path(cfg.output) / "results.csv", set(runner.store.get_meta("current_cells", [])))
     phases = summary.phases
     print(f"\n{summary.ran} cells run, {summary.skipped} skipped (already done), {summary.failed} failed "
@@ -163,9 +164,10 @@ def cmd_report(args) -> int:
     cfg = (load_config(cfg_path, output=str(folder), check_backends_now=False, base_dir=base)
            if cfg_path.is_file() else None)
     ref = Path(cfg.compare_with) if cfg and cfg.compare_with else None
-    effects, slopes = write_noise_effects(folder, rows, store)
+    analysis = cfg.tables.analysis if cfg else None
+    effects, slopes = write_noise_effects(folder, rows, store, analysis=analysis)
     path = build_report(folder, rows, title=(cfg.title or f"qmu-hw study: {cfg.name}") if cfg else f"qmu-hw study: {folder.name}",
-                        reference=ref, effects=effects, slopes=slopes)
+                        reference=ref, effects=effects, slopes=slopes, analysis=analysis)
     store.to_csv(folder / "results.csv", set(cells) if cells else None)
     print(f"report: {path}")
     return EXIT_OK

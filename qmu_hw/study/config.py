@@ -1,7 +1,7 @@
 """Study configuration (TOML): reading, per-table parsing, cross-key checks, :class:`StudyConfig`.
 
-A study file has the tables ``[study] [data] [model] [training] [grid] [budget] [report]``
-and ``[methods.NAME]``. Each table is parsed by :func:`_parse_table` from the fields of its
+A study file has the tables ``[study] [data] [model] [training] [grid] [budget] [report]
+[analysis]`` and ``[methods.NAME]``. Each table is parsed by :func:`_parse_table` from the fields of its
 dataclass in :mod:`.config_tables` (the table classes and :data:`TABLES` are re-exported
 here): a field's ``metadata`` holds the TOML type(s) it accepts and a ``check`` returning
 what was expected when the value is wrong. Errors name the file, the table, the key and its
@@ -39,6 +39,7 @@ from .config_tables import (  # noqa: F401  (re-exported: callers import the tab
     IMAGE_MODELS,
     TABLES,
     TABULAR_MODELS,
+    AnalysisTable,
     BudgetTable,
     DataTable,
     GridTable,

@@ -1,13 +1,41 @@
-"""Paired noise effects: does a method's forgetting change when the backend gets noisy?
+"""Paired noise effects: does noise change what UNLEARNING achieves, or only how a model's
+outputs look?
 
-For each (scenario, method, noisy backend, shots, metric, reference), every seed gives one
-pair: the noisy cell and the exact cell of the same seed (same data split, teacher seed and
-oracle seeds), so Δ = metric(noisy) − metric(exact) removes the seed-to-seed spread that an
-unpaired comparison would drown in. Reported per group: the mean Δ over seeds, its 95 % CI
-(Student t; percentile bootstrap once n >= 10), the paired t-test p-value, and the
-Holm-corrected p across the methods of one (scenario, backend, shots, metric, reference).
-Along a depolarizing ladder also the slope of the metric against p1 (per seed, then mean
-and t-interval over seeds).
+Pairs. For each (scenario, method, noisy backend, shots, axis values) every seed gives one
+pair: the noisy cell and the exact twin of the same seed and axis values (same data split,
+teacher seed and oracle seeds). Axis values are the results' ``<table>.<key>`` columns
+(``model.n_layers``, ``training.train_backend``, ...): pairs never cross them.
+
+Two estimands per metric (column ``estimand``):
+
+* ``model``: Δ = metric(noisy) − metric(exact), the noise effect on the model. Noise
+  changes a fixed model's outputs (JS/KL on a softmax track its entropy), so this moves
+  for ``identity`` too, which unlearns nothing.
+* ``unlearning``: the difference in differences Δ = (method − baseline)_noisy −
+  (method − baseline)_exact of the same seed, the noise effect on what unlearning achieves.
+  Column ``baseline`` says relative to what: ``identity`` (the headline; the teacher
+  unchanged, so the model's own noise response cancels) or ``retrain`` (where it ran: how
+  much farther from retraining noise leaves the method).
+
+Validity. A cell whose teacher (test accuracy) or same-noise oracles (retain accuracy),
+evaluated on the cell's backend, are below ``min_teacher_accuracy`` (default: halfway
+between chance, 1 / n_classes, and the same seed's exact value) is invalid: every pair that
+needs it is left out, counted in ``n_excluded`` with the ``reason``. A group left with no
+valid pair keeps one row with ``valid = False``, no statistics and its reason, so the CSV
+shows what was dropped and why.
+
+Tests. The exact sign-flip test (:func:`qmu_hw.metrics.stats.paired_test`): valid for binary
+and coarse metrics, never p = 0, never below 2^(1-n) (``min_p``); ``ci_low``/``ci_high`` the
+95 % CI that inverts it (unbounded when n is too small for one). Multiplicity: the primary
+endpoint (``[analysis] primary``: the ``unlearning`` estimand relative to identity of that
+metric against the same-noise oracles) is Holm-adjusted across the methods of each
+(scenario, backend, shots, axis values), ``adjustment = holm-primary``; every other test of
+the study, effects and slopes together, gets Benjamini–Hochberg, ``adjustment = bh``.
+
+Ladder slopes. Along a depolarizing ladder, every rung including exact (p1 = 0): a
+least-squares slope of each seed's values against p1 (three or more levels; exact plus one
+rung is a difference, not a slope, and is skipped), then the sign-flip test on the seeds'
+slopes. Noisy rungs run at their shots, the exact rung is the exact twin.
 """
 
 from __future__ import annotations
@@ -15,25 +43,32 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..core.journal import DatabaseFileError
+from ..metrics.stats import benjamini_hochberg, holm, paired_test, per_unit_slopes
+from .config import DATASET_SHAPES
+from .config_tables import AnalysisTable
+from .endpoints import ORACLE_METRICS, PLAIN_METRICS, metric_columns, primary_key  # noqa: F401 (re-exported)
 from .grid import profile_of
 
-COLUMNS = ("scenario", "method", "backend", "shots", "metric", "reference", "n_seeds", "exact_mean", "mean",
-           "delta", "ci_low", "ci_high", "p_value", "p_holm")
-SLOPE_COLUMNS = ("scenario", "method", "shots", "metric", "reference", "n_seeds", "levels", "slope", "ci_low",
-                 "ci_high", "p_value", "p_holm")
-# Oracle-comparison metrics exist per reference (``<metric>`` = same, ``<metric>_exact``);
-# the others describe the model alone (reference "none").
-ORACLE_METRICS = ("js_forget", "js_test", "kl_forget", "disagree_forget", "acc_forget_gap", "excess",
-                  "within_oracle_spread")
-PLAIN_METRICS = ("acc_forget", "acc_retain", "acc_test", "acc_test_retained", "mia_pop_auc", "uqi")
-BOOTSTRAP_FROM = 10
-BOOTSTRAP_RESAMPLES = 10_000
-ROUNDING = 1e-12  # differences this small (relative) are floating-point noise, not effects
+AXIS_TABLES = ("model", "data", "training")
+BASELINES = ("identity", "retrain")
+COLUMNS = ("scenario", "method", "backend", "shots", "estimand", "baseline", "metric", "reference", "n_seeds",
+           "n_excluded", "valid", "reason", "exact_mean", "mean", "delta", "ci_low", "ci_high", "p_value", "min_p",
+           "p_adj", "adjustment")
+SLOPE_COLUMNS = ("scenario", "method", "shots", "estimand", "baseline", "metric", "reference", "n_seeds",
+                 "n_excluded", "levels", "slope", "ci_low", "ci_high", "p_value", "min_p", "p_adj", "adjustment")
+# The results store's tables still have the schema of the first version (store.py); until it
+# holds the columns above, the store gets the ``model`` rows in that schema (p_holm := p_adj).
+LEGACY_COLUMNS = ("scenario", "method", "backend", "shots", "metric", "reference", "n_seeds", "exact_mean", "mean",
+                  "delta", "ci_low", "ci_high", "p_value", "p_holm")
+LEGACY_SLOPE_COLUMNS = ("scenario", "method", "shots", "metric", "reference", "n_seeds", "levels", "slope", "ci_low",
+                        "ci_high", "p_value", "p_holm")
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
@@ -42,16 +77,24 @@ class Effect:
     method: str
     backend: str
     shots: int | None
+    estimand: str  # "model" | "unlearning"
+    baseline: str  # "" (model) | "identity" | "retrain"
     metric: str
     reference: str
     n_seeds: int
+    n_excluded: int
+    valid: bool
+    reason: str
     exact_mean: float
     mean: float
     delta: float
     ci_low: float
     ci_high: float
     p_value: float
-    p_holm: float = float("nan")
+    min_p: float
+    p_adj: float = NAN
+    adjustment: str = ""
+    axes: tuple = ()  # ((column, value), ...) of the axis columns, in column order
 
 
 @dataclass(frozen=True)
@@ -59,67 +102,39 @@ class Slope:
     scenario: str
     method: str
     shots: int | None
+    estimand: str
+    baseline: str
     metric: str
     reference: str
     n_seeds: int
+    n_excluded: int
     levels: str
     slope: float
     ci_low: float
     ci_high: float
     p_value: float
-    p_holm: float = float("nan")
-
-
-def metric_columns() -> list[tuple[str, str, str]]:
-    """``(metric, reference, column in the results)`` for every compared metric."""
-    out = [(m, "same", m) for m in ORACLE_METRICS] + [(m, "exact", f"{m}_exact") for m in ORACLE_METRICS]
-    return out + [(m, "none", m) for m in PLAIN_METRICS]
-
-
-def mean_ci_p(d, seed: int = 0) -> tuple[float, float, float, float]:
-    """``(mean, ci_low, ci_high, p)`` of paired differences ``d``: a 95 % t-interval (a
-    percentile bootstrap from 10 pairs on) and the two-sided one-sample t-test of mean 0.
-    With zero spread (up to rounding) the t statistic is 0 or infinite: p = 1 or 0."""
-    from scipy import stats
-
-    d = np.asarray(d, float)
-    n = len(d)
-    if n == 0:
-        return (float("nan"),) * 4
-    m = float(d.mean())
-    if n == 1:
-        return m, float("nan"), float("nan"), float("nan")
-    sd = float(d.std(ddof=1))
-    scale = float(np.abs(d).max())
-    if sd <= ROUNDING * max(scale, 1.0):  # e.g. a least-squares slope of constant values: ~1e-15
-        m = 0.0 if abs(m) <= ROUNDING * max(scale, 1.0) else m
-        return m, m, m, 1.0 if m == 0.0 else 0.0
-    se = sd / math.sqrt(n)
-    p = float(2 * stats.t.sf(abs(m / se), n - 1))
-    if n >= BOOTSTRAP_FROM:
-        rng = np.random.default_rng(seed)
-        boot = d[rng.integers(0, n, (BOOTSTRAP_RESAMPLES, n))].mean(axis=1)
-        lo, hi = np.percentile(boot, [2.5, 97.5])
-        return m, float(lo), float(hi), p
-    h = float(stats.t.ppf(0.975, n - 1) * se)
-    return m, m - h, m + h, p
-
-
-def holm(pvalues) -> list[float]:
-    """Holm–Bonferroni adjusted p-values (same order; NaN stays NaN and is not counted)."""
-    p = np.asarray(pvalues, float)
-    out = np.full(len(p), np.nan)
-    idx = [i for i in np.argsort(p, kind="stable") if not np.isnan(p[i])]
-    m = len(idx)
-    running = 0.0
-    for rank, i in enumerate(idx):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out.tolist()
+    min_p: float
+    p_adj: float = NAN
+    adjustment: str = ""
+    axes: tuple = ()
 
 
 def _finite(x) -> bool:
-    return x is not None and isinstance(x, (int, float)) and not math.isnan(float(x))
+    return x is not None and isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def _hashable(v):
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def axis_columns(rows: list[dict]) -> tuple[str, ...]:
+    """The grid-axis columns present in ``rows``: ``<table>.<key>`` with table model/data/training."""
+    cols = {k for r in rows for k in r if "." in k and k.split(".", 1)[0] in AXIS_TABLES}
+    return tuple(sorted(cols))
 
 
 def exact_twin(rows: list[dict]) -> str | None:
@@ -142,77 +157,287 @@ def _norm(rows: list[dict]) -> list[dict]:
     return out
 
 
-def paired_effects(rows: list[dict]) -> list[Effect]:
-    """Every paired noise effect of the finished cells ``rows`` (store rows), Holm-adjusted."""
-    rows = _norm(rows)
-    twin = exact_twin(rows)
-    if twin is None:
-        return []
-    exact = {(r["scenario"], r["method"], r["seed"]): r for r in rows if r["backend"] == twin and r["shots"] is None}
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in rows:
-        if r["backend"] == twin and r["shots"] is None:
+def _chance(r: dict) -> float | None:
+    n = r.get("n_classes")
+    if not _finite(n):
+        shape = DATASET_SHAPES.get(str(r.get("dataset")))
+        n = shape[2] if shape else None
+    return 1.0 / float(n) if n else None
+
+
+# What a cell's references are judged by: (column, who, what it measures).
+GATES = (("acc_test_teacher", "teacher", "test accuracy"), ("acc_retain_oracle", "same-noise oracles",
+                                                               "retain accuracy"))
+
+
+def _failures(r: dict, twin_row: dict | None, is_twin: bool, min_acc: float | None) -> list[tuple]:
+    """``(who, what, accuracy, threshold)`` for each reference of the cell that does not work
+    on its backend (empty list: valid)."""
+    chance = _chance(r)
+    out = []
+    for col, who, what in GATES:
+        acc = r.get(col)
+        if not _finite(acc):
+            continue  # an older row without the column: nothing to judge by
+        if min_acc is not None:
+            thr = float(min_acc)
+        elif chance is None:
             continue
-        groups[(r["scenario"], r["method"], r["backend"], r["shots"])].append(r)
-    effects: list[Effect] = []
-    for (scenario, method, backend, shots), grows in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        for metric, reference, col in metric_columns():
-            noisy_v, exact_v = [], []
-            for r in sorted(grows, key=lambda r: r["seed"]):
-                e = exact.get((scenario, method, r["seed"]))
-                if e is not None and _finite(r.get(col)) and _finite(e.get(col)):
-                    noisy_v.append(float(r[col]))
-                    exact_v.append(float(e[col]))
-            if not noisy_v:
-                continue
-            d = np.array(noisy_v) - np.array(exact_v)
-            delta, lo, hi, p = mean_ci_p(d)
-            effects.append(Effect(scenario, method, backend, shots, metric, reference, len(d),
-                                  float(np.mean(exact_v)), float(np.mean(noisy_v)), delta, lo, hi, p))
-    return _with_holm(effects, lambda e: (e.scenario, e.backend, e.shots, e.metric, e.reference))
-
-
-def _with_holm(items: list, family) -> list:
-    fams: dict[tuple, list[int]] = defaultdict(list)
-    for i, e in enumerate(items):
-        fams[family(e)].append(i)
-    out = list(items)
-    for idx in fams.values():
-        for i, ph in zip(idx, holm([items[i].p_value for i in idx]), strict=True):
-            out[i] = type(items[i])(**{**asdict(items[i]), "p_holm": ph})
+        elif is_twin or twin_row is None or not _finite(twin_row.get(col)):
+            thr = chance + 1e-9  # the exact cell itself: only "not above chance" is dead
+        else:
+            thr = chance + (float(twin_row[col]) - chance) / 2
+        if float(acc) < thr:
+            out.append((who, what, float(acc), thr))
     return out
 
 
-def ladder_slopes(rows: list[dict]) -> list[Slope]:
-    """Slope of each metric against the depolarizing p1, per (scenario, method, shots, metric,
-    reference): an OLS slope per seed over that seed's ladder, then the mean over seeds with
-    its t-interval and p (Holm across methods). Needs >= 2 distinct p1 levels."""
-    rows = _norm(rows)
-    ladder = [r for r in rows if profile_of(r["backend"]).noise_kind == "depolarizing"]
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in ladder:
-        groups[(r["scenario"], r["method"], r["shots"])].append(r)
-    out: list[Slope] = []
-    for (scenario, method, shots), grows in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        levels = sorted({float(profile_of(r["backend"]).noise.get("p1", 0.0)) for r in grows})
-        if len(levels) < 2:
-            continue
-        for metric, reference, col in metric_columns():
-            per_seed: dict[int, list[tuple[float, float]]] = defaultdict(list)
-            for r in grows:
-                if _finite(r.get(col)):
-                    per_seed[r["seed"]].append((float(profile_of(r["backend"]).noise.get("p1", 0.0)), float(r[col])))
-            slopes = []
-            for pts in per_seed.values():
-                x = np.array([p[0] for p in pts])
-                if len(np.unique(x)) >= 2:
-                    slopes.append(float(np.polyfit(x, [p[1] for p in pts], 1)[0]))
-            if not slopes:
+def _reason(backend: str, failures: list[tuple]) -> str:
+    return "; ".join(f"{who} at chance on {backend} ({what} {acc:.3f} < {thr:.3f})" for who, what, acc, thr in failures)
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """Seeds of one (scenario, backend, shots, axis values) whose cells are invalid."""
+
+    scenario: str
+    backend: str
+    shots: int | None
+    axes: tuple
+    n_excluded: int
+    n_seeds: int
+    reasons: tuple[str, ...]  # e.g. "teacher at chance (test accuracy 0.333-0.350 < 0.623-0.640)"
+
+
+class _Index:
+    """The rows keyed by (scenario, method, backend, shots, axis values, seed), each with its
+    validity reason ('' = valid)."""
+
+    def __init__(self, rows: list[dict], analysis: AnalysisTable) -> None:
+        self.rows = _norm(rows)
+        self.axes = axis_columns(self.rows)
+        self.twin = exact_twin(self.rows)
+        self.cells: dict[tuple, tuple[dict, str]] = {}
+        self.groups: set[tuple] = set()  # (scenario, method, backend, shots, axis values) present
+        self.failures: dict[tuple, list] = {}  # (scenario, backend, shots, axis values, seed) -> failures
+        twins: dict[tuple, dict] = {}
+        for r in self.rows:
+            if self.is_twin(r):
+                twins.setdefault((r["scenario"], self.axv(r), r["seed"]), r)
+        for r in self.rows:
+            tw = twins.get((r["scenario"], self.axv(r), r["seed"]))
+            fails = _failures(r, tw, self.is_twin(r), analysis.min_teacher_accuracy)
+            self.failures[(r["scenario"], r["backend"], r["shots"], self.axv(r), r["seed"])] = fails
+            reason = _reason(r["backend"], fails)
+            key = (r["scenario"], r["method"], r["backend"], r["shots"], self.axv(r), r["seed"])
+            self.cells[key] = (r, reason)
+            self.groups.add(key[:5])
+
+    def axv(self, r: dict) -> tuple:
+        return tuple(_hashable(r.get(c)) for c in self.axes)
+
+    def is_twin(self, r: dict) -> bool:
+        return r["backend"] == self.twin and r["shots"] is None
+
+    def value(self, key: tuple, col: str, baseline: str) -> tuple[float | None, str]:
+        """``(value, reason)``: the metric (minus the baseline method's, same cell otherwise);
+        value None when a cell is missing or not finite, reason non-empty when invalid."""
+        sc, m, b, s, axv, seed = key
+        hit = self.cells.get(key)
+        if hit is None:
+            return None, ""
+        r, reason = hit
+        base = None
+        if baseline:
+            base = self.cells.get((sc, baseline, b, s, axv, seed))
+            if base is None:
+                return None, ""
+            reason = reason or base[1]
+        if reason:
+            return None, reason
+        if not _finite(r.get(col)) or (base is not None and not _finite(base[0].get(col))):
+            return None, ""
+        return float(r[col]) - (float(base[0][col]) if base is not None else 0.0), ""
+
+
+    def exclusions(self) -> list[Exclusion]:
+        """The invalid seeds of each (scenario, backend, shots, axis values), with reasons."""
+        by: dict[tuple, list] = defaultdict(list)
+        for (sc, b, s, axv, seed), fails in self.failures.items():
+            by[(sc, b, s, axv)].append(fails)
+        out = []
+        for (sc, b, s, axv), per_seed in sorted(by.items(), key=lambda kv: str(kv[0])):
+            bad = [f for f in per_seed if f]
+            if not bad:
                 continue
-            m, lo, hi, p = mean_ci_p(slopes)
-            out.append(Slope(scenario, method, shots, metric, reference, len(slopes),
-                             ",".join(f"{v:g}" for v in levels), m, lo, hi, p))
-    return _with_holm(out, lambda s: (s.scenario, s.shots, s.metric, s.reference))
+            kinds: dict[tuple, list] = defaultdict(list)
+            for fails in bad:
+                for who, what, acc, thr in fails:
+                    kinds[(who, what)].append((acc, thr))
+            reasons = tuple(f"{who} at chance ({what} {_span([a for a, _ in v])} < {_span([t for _, t in v])})"
+                            for (who, what), v in kinds.items())
+            out.append(Exclusion(sc, b, s, tuple(zip(self.axes, axv, strict=True)), len(bad), len(per_seed), reasons))
+        return out
+
+
+def _span(v: list[float]) -> str:
+    lo, hi = min(v), max(v)
+    return f"{lo:.3f}" if round(lo, 3) == round(hi, 3) else f"{lo:.3f}–{hi:.3f}"
+
+
+def exclusions(rows: list[dict], analysis: AnalysisTable | None = None) -> list[Exclusion]:
+    """Which (scenario, backend, shots, axis values) lost seeds to the validity gate, and why."""
+    return _Index(rows, analysis or AnalysisTable()).exclusions()
+
+
+def _estimands(ix: _Index, scenario: str, method: str, backend: str, shots, axv) -> list[tuple[str, str]]:
+    out = [("model", "")]
+    for b in BASELINES:
+        if b != method and (scenario, b, backend, shots, axv) in ix.groups:
+            out.append(("unlearning", b))
+    return out
+
+
+def _stats(d) -> tuple[float, float, float, float, float]:
+    t = paired_test(d)
+    return t.mean, t.ci_low, t.ci_high, t.p_value, t.min_p
+
+
+def paired_effects(rows: list[dict], analysis: AnalysisTable | None = None) -> list[Effect]:
+    """Every paired noise effect of the finished cells ``rows`` (store rows), both estimands,
+    with multiplicity-adjusted p (see the module docstring)."""
+    return analyse(rows, analysis)[0]
+
+
+def _raw_effects(ix: _Index) -> list[Effect]:
+    if ix.twin is None:
+        return []
+    groups: dict[tuple, set] = defaultdict(set)
+    for (sc, m, b, s, axv, seed), (r, _) in ix.cells.items():
+        if not ix.is_twin(r):
+            groups[(sc, m, b, s, axv)].add(seed)
+    effects: list[Effect] = []
+    for (sc, m, b, s, axv), seeds in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        axes = tuple(zip(ix.axes, axv, strict=True))
+        for estimand, baseline in _estimands(ix, sc, m, b, s, axv):
+            for metric, reference, col in metric_columns():
+                noisy, exact, reasons = [], [], []
+                for seed in sorted(seeds):
+                    vn, rn = ix.value((sc, m, b, s, axv, seed), col, baseline)
+                    ve, re_ = ix.value((sc, m, ix.twin, None, axv, seed), col, baseline)
+                    if rn or re_:
+                        reasons.append(rn or re_)
+                    elif vn is not None and ve is not None:
+                        noisy.append(vn)
+                        exact.append(ve)
+                reason = "; ".join(sorted(set(reasons)))
+                common = dict(scenario=sc, method=m, backend=b, shots=s, estimand=estimand, baseline=baseline,
+                              metric=metric, reference=reference, n_excluded=len(reasons), reason=reason, axes=axes)
+                if noisy:
+                    d = np.array(noisy) - np.array(exact)
+                    mean, lo, hi, p, min_p = _stats(d)
+                    effects.append(Effect(n_seeds=len(d), valid=True, exact_mean=float(np.mean(exact)),
+                                          mean=float(np.mean(noisy)), delta=mean, ci_low=lo, ci_high=hi, p_value=p,
+                                          min_p=min_p, **common))
+                elif reasons:  # every pair excluded: one flagged row says so
+                    effects.append(Effect(n_seeds=0, valid=False, exact_mean=NAN, mean=NAN, delta=NAN, ci_low=NAN,
+                                          ci_high=NAN, p_value=NAN, min_p=NAN, **common))
+    return effects
+
+
+def _p1(backend: str) -> float:
+    return float(profile_of(backend).noise.get("p1", 0.0))
+
+
+def ladder_slopes(rows: list[dict], analysis: AnalysisTable | None = None) -> list[Slope]:
+    """Slope of each metric (both estimands) against the depolarizing p1, exact included as
+    p1 = 0, per (scenario, method, shots, axis values), BH-adjusted with the effects of the
+    same rows (see :func:`analyse`)."""
+    return analyse(rows, analysis)[1]
+
+
+def _raw_slopes(ix: _Index) -> list[Slope]:
+    if ix.twin is None:
+        return []
+    groups: dict[tuple, set] = defaultdict(set)
+    seeds_of: dict[tuple, set] = defaultdict(set)
+    for (sc, m, b, s, axv, seed), (r, _) in ix.cells.items():
+        if not ix.is_twin(r) and profile_of(b).noise_kind == "depolarizing":
+            groups[(sc, m, s, axv)].add(b)
+            seeds_of[(sc, m, s, axv)].add(seed)
+    out: list[Slope] = []
+    for (sc, m, s, axv), backends in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        rungs = [(0.0, ix.twin, None)] + sorted((_p1(b), b, s) for b in backends)
+        if len({p for p, _, _ in rungs}) < 3:
+            continue  # exact + one level: a difference (in noise_effect.csv), not a slope
+        axes = tuple(zip(ix.axes, axv, strict=True))
+        for estimand, baseline in _estimands(ix, sc, m, rungs[1][1], s, axv):
+            for metric, reference, col in metric_columns():
+                slopes, used, excluded = [], set(), 0
+                for seed in sorted(seeds_of[(sc, m, s, axv)]):
+                    pts, dropped = [], False
+                    for p1, b, shots in rungs:
+                        v, why = ix.value((sc, m, b, shots, axv, seed), col, baseline)
+                        dropped |= bool(why)
+                        if v is not None:
+                            pts.append((p1, v))
+                    if len({p for p, _ in pts}) >= 3:
+                        x = [p for p, _ in pts]
+                        slopes.append(float(per_unit_slopes(x, [[v for _, v in pts]])[0]))
+                        used.update(x)
+                    elif dropped:
+                        excluded += 1
+                if not slopes:
+                    continue
+                mean, lo, hi, p, min_p = _stats(slopes)
+                out.append(Slope(sc, m, s, estimand, baseline, metric, reference, len(slopes), excluded,
+                                 ",".join(f"{v:g}" for v in sorted(used)), mean, lo, hi, p, min_p, axes=axes))
+    return out
+
+
+def _adjusted(effects: list[Effect], slopes: list[Slope], analysis: AnalysisTable):
+    """Holm across methods for the primary endpoint (per scenario, backend, shots, axis
+    values); Benjamini–Hochberg across every other test of the study, slopes included."""
+    pm, pr = primary_key(analysis.primary)
+    families: dict[tuple, list[int]] = defaultdict(list)
+    rest: list[tuple[str, int]] = []
+    for i, e in enumerate(effects):
+        if not e.valid or math.isnan(e.p_value):
+            continue
+        if e.estimand == "unlearning" and e.baseline == "identity" and (e.metric, e.reference) == (pm, pr):
+            families[(e.scenario, e.backend, e.shots, e.axes)].append(i)
+        else:
+            rest.append(("e", i))
+    rest += [("s", i) for i, s in enumerate(slopes) if not math.isnan(s.p_value)]
+    effects, slopes = list(effects), list(slopes)
+    for idx in families.values():
+        for i, p in zip(idx, holm([effects[i].p_value for i in idx]), strict=True):
+            effects[i] = replace(effects[i], p_adj=float(p), adjustment="holm-primary")
+    pv = [(effects if k == "e" else slopes)[i].p_value for k, i in rest]
+    for (k, i), p in zip(rest, benjamini_hochberg(pv), strict=True):
+        seq = effects if k == "e" else slopes
+        seq[i] = replace(seq[i], p_adj=float(p), adjustment="bh")
+    return effects, slopes
+
+
+def analyse(rows: list[dict], analysis: AnalysisTable | None = None) -> tuple[list[Effect], list[Slope]]:
+    """Effects and ladder slopes of ``rows`` with the study-wide multiplicity adjustment."""
+    analysis = analysis or AnalysisTable()
+    ix = _Index(rows, analysis)
+    return _adjusted(_raw_effects(ix), _raw_slopes(ix), analysis)
+
+
+def _flat(item) -> dict:
+    d = asdict(item)
+    axes = d.pop("axes")
+    d.update({k: v for k, v in axes})
+    return d
+
+
+def _columns(base: tuple, items) -> list[str]:
+    axes = [k for k, _ in (items[0].axes if items else ())]
+    i = base.index("shots") + 1
+    return [*base[:i], *axes, *base[i:]]
 
 
 def _write_csv(path: Path, columns, items) -> Path:
@@ -221,22 +446,37 @@ def _write_csv(path: Path, columns, items) -> Path:
         w = csv.DictWriter(f, fieldnames=list(columns))
         w.writeheader()
         for it in items:
-            d = asdict(it)
+            d = _flat(it)
             d["shots"] = "exact" if d["shots"] is None else d["shots"]
             w.writerow({k: d[k] for k in columns})
     tmp.replace(path)
     return path
 
 
-def write_noise_effects(folder: str | Path, rows: list[dict], store=None) -> tuple[list[Effect], list[Slope]]:
+def _store(store, effects: list[Effect], slopes: list[Slope]) -> None:
+    for name, cols, legacy, items in (("noise_effect", _columns(COLUMNS, effects), LEGACY_COLUMNS, effects),
+                                      ("noise_slope", _columns(SLOPE_COLUMNS, slopes), LEGACY_SLOPE_COLUMNS, slopes)):
+        try:
+            store.replace_table(name, cols, [_flat(x) for x in items])
+        except DatabaseFileError as exc:
+            if "no column named" not in str(exc):
+                raise
+            # the store's older schema: see LEGACY_COLUMNS
+            keep = [_flat(x) | {"p_holm": x.p_adj} for x in items if x.estimand == "model"
+                    and getattr(x, "valid", True)]
+            store.replace_table(name, legacy, keep)
+
+
+def write_noise_effects(folder: str | Path, rows: list[dict], store=None, *,
+                        analysis: AnalysisTable | None = None) -> tuple[list[Effect], list[Slope]]:
     """Compute the paired effects and ladder slopes of ``rows`` and write
     ``<folder>/noise_effect.csv`` and ``<folder>/noise_slope.csv`` (and the store's
-    ``noise_effect`` / ``noise_slope`` tables when a :class:`ResultsStore` is given)."""
-    effects, slopes = paired_effects(rows), ladder_slopes(rows)
+    ``noise_effect`` / ``noise_slope`` tables when a :class:`ResultsStore` is given).
+    ``analysis``: the study's ``[analysis]`` table (primary endpoint, validity threshold)."""
+    effects, slopes = analyse(rows, analysis)
     folder = Path(folder)
-    _write_csv(folder / "noise_effect.csv", COLUMNS, effects)
-    _write_csv(folder / "noise_slope.csv", SLOPE_COLUMNS, slopes)
+    _write_csv(folder / "noise_effect.csv", _columns(COLUMNS, effects), effects)
+    _write_csv(folder / "noise_slope.csv", _columns(SLOPE_COLUMNS, slopes), slopes)
     if store is not None:
-        store.replace_table("noise_effect", COLUMNS, [asdict(e) for e in effects])
-        store.replace_table("noise_slope", SLOPE_COLUMNS, [asdict(s) for s in slopes])
+        _store(store, effects, slopes)
     return effects, slopes

@@ -309,6 +309,42 @@ def paired_effects(rows: list[dict], analysis: AnalysisTable | None = None) -> l
     return analyse(rows, analysis)[0]
 
 
+def _pairs(ix: _Index, group: tuple, seeds, col: str, baseline: str) -> tuple[list, list, list]:
+    """``(noisy values, exact values, exclusion reasons)`` of one group over ``seeds``."""
+    sc, m, b, s, axv = group
+    noisy, exact, reasons = [], [], []
+    for seed in seeds:
+        vn, rn = ix.value((sc, m, b, s, axv, seed), col, baseline)
+        ve, re_ = ix.value((sc, m, ix.twin, None, axv, seed), col, baseline)
+        if rn or re_:
+            reasons.append(rn or re_)
+        elif vn is not None and ve is not None:
+            noisy.append(vn)
+            exact.append(ve)
+    return noisy, exact, reasons
+
+
+def primary_deltas(rows: list[dict], analysis: AnalysisTable | None = None) -> list[np.ndarray]:
+    """The per-seed Δ_unlearning (relative to identity) of the primary endpoint, one array per
+    (scenario, method, backend, shots, axis values): what a pilot study says about σ."""
+    analysis = analysis or AnalysisTable()
+    ix = _Index(rows, analysis)
+    if ix.twin is None:
+        return []
+    metric, reference = primary_key(analysis.primary)
+    col = next(c for m, r, c in metric_columns() if (m, r) == (metric, reference))
+    seeds: dict[tuple, set] = defaultdict(set)
+    for key, (r, _) in ix.cells.items():
+        if not ix.is_twin(r) and key[1] != "identity" and (key[0], "identity", *key[2:5]) in ix.groups:
+            seeds[key[:5]].add(key[5])
+    out = []
+    for g, ss in sorted(seeds.items(), key=lambda kv: str(kv[0])):
+        noisy, exact, _ = _pairs(ix, g, sorted(ss), col, "identity")
+        if noisy:
+            out.append(np.array(noisy) - np.array(exact))
+    return out
+
+
 def _raw_effects(ix: _Index) -> list[Effect]:
     if ix.twin is None:
         return []
@@ -321,15 +357,7 @@ def _raw_effects(ix: _Index) -> list[Effect]:
         axes = tuple(zip(ix.axes, axv, strict=True))
         for estimand, baseline in _estimands(ix, sc, m, b, s, axv):
             for metric, reference, col in metric_columns():
-                noisy, exact, reasons = [], [], []
-                for seed in sorted(seeds):
-                    vn, rn = ix.value((sc, m, b, s, axv, seed), col, baseline)
-                    ve, re_ = ix.value((sc, m, ix.twin, None, axv, seed), col, baseline)
-                    if rn or re_:
-                        reasons.append(rn or re_)
-                    elif vn is not None and ve is not None:
-                        noisy.append(vn)
-                        exact.append(ve)
+                noisy, exact, reasons = _pairs(ix, (sc, m, b, s, axv), sorted(seeds), col, baseline)
                 reason = "; ".join(sorted(set(reasons)))
                 common = dict(scenario=sc, method=m, backend=b, shots=s, estimand=estimand, baseline=baseline,
                               metric=metric, reference=reference, n_excluded=len(reasons), reason=reason, axes=axes)

@@ -35,7 +35,9 @@ the study, effects and slopes together, gets Benjamini–Hochberg, ``adjustment 
 Ladder slopes. Along a depolarizing ladder, every rung including exact (p1 = 0): a
 least-squares slope of each seed's values against p1 (three or more levels; exact plus one
 rung is a difference, not a slope, and is skipped), then the sign-flip test on the seeds'
-slopes. Noisy rungs run at their shots, the exact rung is the exact twin.
+slopes. Noisy rungs run at their shots, the exact rung is the exact twin. A seed's slope
+uses its valid rungs only (a dead rung drops out: the slope describes the range where the
+models work); ``levels`` lists every rung some seed used.
 """
 
 from __future__ import annotations
@@ -171,29 +173,33 @@ GATES = (("acc_test_teacher", "teacher", "test accuracy"), ("acc_retain_oracle",
 
 
 def _failures(r: dict, twin_row: dict | None, is_twin: bool, min_acc: float | None) -> list[tuple]:
-    """``(who, what, accuracy, threshold)`` for each reference of the cell that does not work
-    on its backend (empty list: valid)."""
+    """``(who, what, accuracy, limit)`` for each reference of the cell that does not work on
+    its backend (empty list: valid). ``limit`` is the threshold text, e.g. ``< 0.617``."""
     chance = _chance(r)
     out = []
     for col, who, what in GATES:
         acc = r.get(col)
         if not _finite(acc):
             continue  # an older row without the column: nothing to judge by
+        acc = float(acc)
         if min_acc is not None:
-            thr = float(min_acc)
+            if acc < float(min_acc):
+                out.append((who, what, acc, f"< {float(min_acc):.3f}"))
         elif chance is None:
             continue
         elif is_twin or twin_row is None or not _finite(twin_row.get(col)):
-            thr = chance + 1e-9  # the exact cell itself: only "not above chance" is dead
+            # the exact cell itself (or no exact value to halve to): only "not above chance" is dead
+            if acc <= chance + 1e-9:
+                out.append((who, what, acc, f"<= chance {chance:.3f}"))
         else:
             thr = chance + (float(twin_row[col]) - chance) / 2
-        if float(acc) < thr:
-            out.append((who, what, float(acc), thr))
+            if acc < thr:
+                out.append((who, what, acc, f"< {thr:.3f}"))
     return out
 
 
 def _reason(backend: str, failures: list[tuple]) -> str:
-    return "; ".join(f"{who} at chance on {backend} ({what} {acc:.3f} < {thr:.3f})" for who, what, acc, thr in failures)
+    return "; ".join(f"{who} at chance on {backend} ({what} {acc:.3f} {limit})" for who, what, acc, limit in failures)
 
 
 @dataclass(frozen=True)
@@ -272,10 +278,10 @@ class _Index:
                 continue
             kinds: dict[tuple, list] = defaultdict(list)
             for fails in bad:
-                for who, what, acc, thr in fails:
-                    kinds[(who, what)].append((acc, thr))
-            reasons = tuple(f"{who} at chance ({what} {_span([a for a, _ in v])} < {_span([t for _, t in v])})"
-                            for (who, what), v in kinds.items())
+                for who, what, acc, limit in fails:
+                    kinds[(who, what, limit.split(" ")[0])].append((acc, limit))
+            reasons = tuple(f"{who} at chance ({what} {_span([a for a, _ in v])} {_limits([lim for _, lim in v])})"
+                            for (who, what, _), v in kinds.items())
             out.append(Exclusion(sc, b, s, tuple(zip(self.axes, axv, strict=True)), len(bad), len(per_seed), reasons))
         return out
 
@@ -283,6 +289,12 @@ class _Index:
 def _span(v: list[float]) -> str:
     lo, hi = min(v), max(v)
     return f"{lo:.3f}" if round(lo, 3) == round(hi, 3) else f"{lo:.3f}–{hi:.3f}"
+
+
+def _limits(limits: list[str]) -> str:
+    """``< 0.417–0.500`` from the per-seed ``< 0.417`` ... (same operator)."""
+    op, _, _ = limits[0].rpartition(" ")
+    return f"{op} {_span([float(x.rpartition(' ')[2]) for x in limits])}"
 
 
 def exclusions(rows: list[dict], analysis: AnalysisTable | None = None) -> list[Exclusion]:

@@ -210,7 +210,8 @@ def _plot_delta(effects, scenario, out: Path, plt) -> Path | None:
     methods = sorted({e.method for e in eff})
     style = method_styles(methods)
     by = {(e.estimand, e.method, e.backend, e.shots, e.axes, e.metric, e.reference): e for e in eff}
-    fig, axes, leg = _panels(plt, f"{scenario}: paired noise effects (same seed), mean and 95 % CI over seeds")
+    fig, axes, leg = _panels(plt, f"{scenario}: paired noise effects (same seed), mean and 95 % CI over seeds "
+                                  "(no bar where n is too small to bound it)")
     x = np.arange(len(points))
     width = 0.6 / max(len(methods), 1)
 

@@ -8,7 +8,12 @@ import pytest
 from qmu_hw.core.exceptions import InvalidRequestError
 from qmu_hw.metrics import class_matched, js_divergence, population_attack
 from qmu_hw.metrics.mia import resolvable
-from qmu_hw.study.evaluation import ensemble_comparison, leave_one_out_means, overlap_ranks, spread_threshold
+from qmu_hw.study.evaluation import (
+    ensemble_comparison,
+    leave_one_out_means,
+    overlap_ranks,
+    spread_threshold,
+)
 from qmu_hw.study.protocol import TrainSettings, run_protocol
 
 

@@ -146,7 +146,7 @@ def _pairs(ix: _Index, group: tuple, seeds, col: str, baseline: str) -> tuple[li
     noisy, exact, reasons = [], [], []
     for seed in seeds:
         vn, rn = ix.value((sc, m, b, s, axv, seed), col, baseline)
-        ve, re_ = ix.value((sc, m, ix.twin, None, axv, seed), col, baseline)
+        ve, re_ = ix.value((sc, m, ix.twin, None, ix.twin_axes(sc, axv), seed), col, baseline)
         if rn or re_:
             reasons.append(rn or re_)
         elif vn is not None and ve is not None:
@@ -236,7 +236,8 @@ def _raw_slopes(ix: _Index) -> list[Slope]:
                 for seed in sorted(seeds_of[(sc, m, s, axv)]):
                     pts, dropped = [], False
                     for p1, b, shots in rungs:
-                        v, why = ix.value((sc, m, b, shots, axv, seed), col, baseline)
+                        a = ix.twin_axes(sc, axv) if b == ix.twin and shots is None else axv
+                        v, why = ix.value((sc, m, b, shots, a, seed), col, baseline)
                         dropped |= bool(why)
                         if v is not None:
                             pts.append((p1, v))

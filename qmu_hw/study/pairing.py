@@ -11,6 +11,10 @@ from .grid import profile_of
 from .validity import Exclusion, failures, finite, reason_text, summarise
 
 AXIS_TABLES = ("model", "data", "training")
+# Axes that change nothing on the exact engine: a cell's exact twin may carry any value of
+# them (with train_backend = "same", a cell on exact trains its teacher on exact, so the
+# grid may run the exact cells once for both arms).
+EXACT_INVARIANT_AXES = ("training.train_backend",)
 
 
 def _hashable(v):
@@ -62,14 +66,32 @@ class _Index:
         for r in self.rows:
             if self.is_twin(r):
                 twins.setdefault((r["scenario"], self.axv(r), r["seed"]), r)
+        self.twin_axv: dict[tuple, tuple] = {}  # (scenario, axis values) -> the twin's axis values
         for r in self.rows:
-            tw = twins.get((r["scenario"], self.axv(r), r["seed"]))
+            tw = twins.get((r["scenario"], self.twin_axes(r["scenario"], self.axv(r), twins), r["seed"]))
             fails = failures(r, tw, self.is_twin(r), analysis.min_teacher_accuracy)
             self.failures[(r["scenario"], r["backend"], r["shots"], self.axv(r), r["seed"])] = fails
             reason = reason_text(r["backend"], fails)
             key = (r["scenario"], r["method"], r["backend"], r["shots"], self.axv(r), r["seed"])
             self.cells[key] = (r, reason)
             self.groups.add(key[:5])
+
+    def twin_axes(self, scenario: str, axv: tuple, twins: dict | None = None) -> tuple:
+        """The axis values of the exact twin of cells with ``axv``: the same, or, when no exact
+        cell has them, the same up to :data:`EXACT_INVARIANT_AXES`."""
+        key = (scenario, axv)
+        if key in self.twin_axv:
+            return self.twin_axv[key]
+        out = axv
+        have = {(k[0], k[1]) for k in twins} if twins is not None else {(k[0], k[4]) for k in self.cells
+                                                                         if k[2] == self.twin and k[3] is None}
+        if (scenario, axv) not in have:
+            free = [i for i, c in enumerate(self.axes) if c in EXACT_INVARIANT_AXES]
+            match = sorted((a for sc, a in have if sc == scenario and all(
+                a[i] == axv[i] for i in range(len(axv)) if i not in free)), key=str)
+            out = match[0] if match else axv
+        self.twin_axv[key] = out
+        return out
 
     def axv(self, r: dict) -> tuple:
         return tuple(_hashable(r.get(c)) for c in self.axes)

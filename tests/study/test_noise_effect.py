@@ -188,6 +188,23 @@ def test_axis_columns_pair_within_and_reach_the_csv(tmp_path):
         assert {r["model.n_layers"] for r in reader} == {"1", "2"}
 
 
+def test_one_exact_run_serves_both_train_backend_arms():
+    """With train_backend = "same" an exact cell trains on exact: if the grid runs the exact
+    cells once, both arms pair with them; every other axis still has to match."""
+    rows = []
+    for r in _study(seeds=6, planted={"ga": lambda s: 0.03}):
+        if r["backend"] == "exact":
+            rows.append(r | {"training.train_backend": "exact", "model.n_layers": 1})
+        else:
+            rows += [r | {"training.train_backend": arm, "model.n_layers": 1} for arm in ("exact", "same")]
+    rows += [r | {"training.train_backend": "same", "model.n_layers": 2} for r in _study(seeds=6)
+             if r["backend"] != "exact"]  # depth 2 has no exact cells at all: no pairs
+    eff = [e for e in paired_effects(rows) if e.method == "ga" and e.estimand == "unlearning"
+           and e.baseline == "identity" and e.metric == "js_forget" and e.reference == "same"]
+    assert sorted((dict(e.axes)["training.train_backend"], round(e.delta, 6), e.n_seeds) for e in eff) == [
+        ("exact", 0.03, 6), ("same", 0.03, 6)]
+
+
 def test_holm_for_the_primary_bh_for_everything_else(tmp_path):
     rows = _study(planted={"scrub": lambda s: 0.04 + 0.001 * s})
     effects, slopes = analyse(rows, AnalysisTable(primary="js_forget"))

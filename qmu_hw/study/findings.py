@@ -143,7 +143,11 @@ def findings_lines(effects: list[Effect], slopes: list[Slope], excluded: list[Ex
     unl = [e for e in valid if e.estimand == "unlearning" and e.baseline == "identity"]
     prim = [e for e in unl if e.adjustment == "holm-primary"]
     pm = primary_key(primary) if primary else ((prim[0].metric, prim[0].reference) if prim else None)
-    if pm is not None:
+    if not unl:
+        lines.append("**No noise effect on unlearning can be estimated:** Δ_unlearning = (method − identity)_noisy − "
+                     "(method − identity)_exact needs `identity` in `[grid] methods` next to the other methods. "
+                     "Only the noise effects on the model follow.\n")
+    elif pm is not None:
         lines.append(f"**Primary endpoint** (declared before the run, `[analysis] primary`): the noise effect on "
                      f"unlearning of the {_label(*pm)}, Δ_unlearning = (method − identity)_noisy − "
                      "(method − identity)_exact per seed, Holm-adjusted across methods.\n")
@@ -172,6 +176,10 @@ def findings_lines(effects: list[Effect], slopes: list[Slope], excluded: list[Ex
                  f"(p_adj < {ALPHA}, Benjamini–Hochberg). They include `identity`, which unlearns nothing: "
                  "they describe how noise changes a fixed model's outputs.")
     lines += _bullets(sig_m[:5], effect_sentence)
+    model_s = [s for s in slopes if s.estimand == "model" and _headline(s)]
+    if model_s:
+        lines.append(f"Along the depolarizing ladder, {sum(_significant(s) for s in model_s)} of {len(model_s)} "
+                     "headline-metric slopes of the model are significant (`noise_slope.csv`).")
     lines += _design_lines(valid, slopes)
     lines += _exclusion_lines(excluded)
     lines.append("\nEvery effect (both estimands, every metric, both references; baseline `retrain` too) is in "

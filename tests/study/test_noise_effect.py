@@ -227,6 +227,14 @@ def test_findings_without_an_exact_twin_say_so():
     assert lines[0] == "## Findings\n" and "exact" in lines[1]
 
 
+def test_findings_without_identity_say_no_unlearning_effect_can_be_estimated():
+    rows = _study(seeds=6, methods=("retrain", "ga"), shift=lambda s: 0.1)
+    effects, slopes = analyse(rows)
+    assert not [e for e in effects if e.baseline == "identity"]
+    text = "\n".join(findings_lines(effects, slopes))
+    assert "needs `identity` in `[grid] methods`" in text and "relative to identity by" not in text
+
+
 def test_criterion_sanity_table_counts_retrain_and_identity():
     rows = [_row("class:0", m, s, "exact", None) | {"within_oracle_spread": float(m == "retrain" or s == 0)}
             for m in ("retrain", "identity") for s in range(4)]

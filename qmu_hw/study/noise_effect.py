@@ -129,7 +129,15 @@ def _estimands(ix: _Index, scenario: str, method: str, backend: str, shots, axv)
     return out
 
 
-def _stats(d) -> tuple[float, float, float, float, float]:
+ROUNDING = 1e-12  # differences this small relative to the values compared are floating-point noise
+
+
+def _stats(d, scale: float) -> tuple[float, float, float, float, float]:
+    """Sign-flip test of ``d``. Entries below rounding (relative to ``scale``, the size of the
+    values compared) are set to 0 first: a difference in differences of equal shifts leaves
+    ±1e-17 residues whose signs would otherwise look like a perfectly consistent effect."""
+    d = np.asarray(d, float).copy()
+    d[np.abs(d) <= ROUNDING * max(scale, 1.0)] = 0.0
     t = paired_test(d)
     return t.mean, t.ci_low, t.ci_high, t.p_value, t.min_p
 
@@ -194,7 +202,7 @@ def _raw_effects(ix: _Index) -> list[Effect]:
                               metric=metric, reference=reference, n_excluded=len(reasons), reason=reason, axes=axes)
                 if noisy:
                     d = np.array(noisy) - np.array(exact)
-                    mean, lo, hi, p, min_p = _stats(d)
+                    mean, lo, hi, p, min_p = _stats(d, float(np.max(np.abs([*noisy, *exact]))))
                     effects.append(Effect(n_seeds=len(d), valid=True, exact_mean=float(np.mean(exact)),
                                           mean=float(np.mean(noisy)), delta=mean, ci_low=lo, ci_high=hi, p_value=p,
                                           min_p=min_p, **common))
@@ -232,7 +240,7 @@ def _raw_slopes(ix: _Index) -> list[Slope]:
         axes = tuple(zip(ix.axes, axv, strict=True))
         for estimand, baseline in _estimands(ix, sc, m, rungs[1][1], s, axv):
             for metric, reference, col in metric_columns():
-                slopes, used, excluded = [], set(), 0
+                slopes, used, excluded, scale = [], set(), 0, 0.0
                 for seed in sorted(seeds_of[(sc, m, s, axv)]):
                     pts, dropped = [], False
                     for p1, b, shots in rungs:
@@ -245,11 +253,12 @@ def _raw_slopes(ix: _Index) -> list[Slope]:
                         x = [p for p, _ in pts]
                         slopes.append(float(per_unit_slopes(x, [[v for _, v in pts]])[0]))
                         used.update(x)
+                        scale = max(scale, max(abs(v) for _, v in pts) / (max(x) - min(x)))
                     elif dropped:
                         excluded += 1
                 if not slopes:
                     continue
-                mean, lo, hi, p, min_p = _stats(slopes)
+                mean, lo, hi, p, min_p = _stats(slopes, scale)
                 out.append(Slope(sc, m, s, estimand, baseline, metric, reference, len(slopes), excluded,
                                  ",".join(f"{v:g}" for v in sorted(used)), mean, lo, hi, p, min_p, axes=axes))
     return out

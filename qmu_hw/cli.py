@@ -123,8 +123,15 @@ def _print_summary(rows) -> None:
 
 def cmd_estimate(args) -> int:
     from .study.estimate import estimate_study
+    from .study.power import parse_power, study_power
 
+    if args.pilot and not args.power:
+        _err("--pilot needs --power delta=<effect size> (the pilot only supplies sigma)")
+        return EXIT_INPUT
+    if args.power:
+        parse_power(args.power)  # a malformed spec stops here, before the config is read
     cfg = _load(args)
+    power = study_power(cfg, args.power, args.pilot) if args.power else []  # before the (timed) estimate
     est = estimate_study(cfg, measure_time=not args.no_timing)
     rows = [[c["cell"], f"{c['circuits']:,}", f"{c['shots_total']:,}", c["submissions"], f"{c['tasks']:,}",
              f"{c['qpu_seconds']:.1f}", f"{c['wall_time_s']:.1f}", f"{c['cost']:.2f}"] for c in est.cells]
@@ -135,6 +142,8 @@ def cmd_estimate(args) -> int:
           f"requests in {t['tasks']:,} provider tasks/jobs, ~{t['qpu_seconds']:.0f}s billed device time, "
           f"~{t['wall_time_s']:.0f}s of backend time, estimated cost {t['cost']:.2f}")
     print("(upper bounds: every loop is counted at its full number of epochs; teachers and every oracle of both reference ensembles included)")
+    if power:
+        print("\n".join(power))
     reason = est.refusal(cfg)
     if reason:
         _err(f"budget: {reason}")
@@ -246,6 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--per-cell", action="store_true")
     e.add_argument("--no-timing", action="store_true", help="skip the local timing measurement")
     e.add_argument("--output")
+    e.add_argument("--power", metavar="delta=D[,sigma=S,alpha=A,power=P]",
+                   help="the smallest attainable p of the study's seeds and, from sigma or --pilot, the seeds needed "
+                        "to detect an effect D")
+    e.add_argument("--pilot", metavar="FOLDER", help="a finished pilot study whose spread gives sigma for --power")
     e.set_defaults(fn=cmd_estimate)
     p = sub.add_parser("report", help="rebuild report.md and plots from a results folder")
     p.add_argument("dir")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 
 import numpy as np
@@ -44,9 +45,13 @@ def min_attainable_p(n: int) -> float:
     return 1.0 if n < 1 else float(2.0 ** (1 - n))
 
 
+@lru_cache(maxsize=EXACT_MAX_N + 1)
 def _patterns(n: int) -> np.ndarray:
-    """All 2^n sign patterns, shape (2^n, n)."""
-    return np.array(list(product((1.0, -1.0), repeat=n)), dtype=np.float64)
+    """All 2^n sign patterns, shape (2^n, n); cached (a study runs thousands of tests at the
+    same n) and read-only so no caller can change the cached copy."""
+    out = np.array(list(product((1.0, -1.0), repeat=n)), dtype=np.float64)
+    out.setflags(write=False)
+    return out
 
 
 def sign_flip_p(d, *, seed: int = 0, draws: int = MC_DRAWS) -> float:

@@ -1,7 +1,7 @@
 """Study configuration (TOML): reading, per-table parsing, cross-key checks, :class:`StudyConfig`.
 
-A study file has the tables ``[study] [data] [model] [training] [grid] [budget] [report]``
-and ``[methods.NAME]``. Each table is parsed by :func:`_parse_table` from the fields of its
+A study file has the tables ``[study] [data] [model] [training] [grid] [budget] [report]
+[analysis]`` and ``[methods.NAME]``. Each table is parsed by :func:`_parse_table` from the fields of its
 dataclass in :mod:`.config_tables` (the table classes and :data:`TABLES` are re-exported
 here): a field's ``metadata`` holds the TOML type(s) it accepts and a ``check`` returning
 what was expected when the value is wrong. Errors name the file, the table, the key and its
@@ -43,6 +43,7 @@ from .config_tables import (  # noqa: F401  (re-exported: callers import the tab
     IMAGE_MODELS,
     TABLES,
     TABULAR_MODELS,
+    AnalysisTable,
     BudgetTable,
     DataTable,
     GridTable,
@@ -66,9 +67,10 @@ FLAT: dict[str, tuple[str, str]] = {
     **{k: ("grid", k) for k in ("scenarios", "methods", "backends", "shots", "surrogates", "shots_for")},
     **{k: ("budget", k) for k in ("max_total_shots", "max_cost", "per_phase")},
     "compare_with": ("report", "compare_with"), "title": ("report", "title"),
+    "primary": ("analysis", "primary"), "min_teacher_accuracy": ("analysis", "min_teacher_accuracy"),
 }
 # Not part of what decides results (kept out of the digest, hence out of cell ids).
-_NOT_RESULTS = ("output", "name", "compare_with", "title")
+_NOT_RESULTS = ("output", "name", "compare_with", "title", "primary", "min_teacher_accuracy")
 
 
 @dataclass(frozen=True)

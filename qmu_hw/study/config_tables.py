@@ -17,6 +17,7 @@ from typing import Any
 from ..core.exceptions import InvalidRequestError
 from ..data.datasets import DATASETS
 from ..data.splits import parse_scenario
+from .endpoints import DEFAULT_PRIMARY, ORACLE_METRICS, PLAIN_METRICS
 
 # Models by the inputs they take; [model] name is checked against both, the match with
 # the dataset's kind in config._check_across.
@@ -176,8 +177,23 @@ class ReportTable:
 AXIS_TABLES = ("model", "data", "training")
 AXIS_SHORTHANDS = {"train_backend": ("training", "train_backend")}
 
+
+@dataclass(frozen=True)
+class AnalysisTable:
+    """How the noise effects are tested (decides no cell result, so not in the digest)."""
+
+    # the metric of the pre-declared primary endpoint: its noise effect on unlearning
+    # (relative to identity, against the same-noise oracles) is Holm-tested across methods
+    primary: str = key(DEFAULT_PRIMARY, str, _one_of(ORACLE_METRICS + PLAIN_METRICS, "primary endpoint metric"))
+    # a cell whose teacher or same-noise oracles score below this on its backend is invalid;
+    # default (None): halfway between chance and the same seed's exact value
+    min_teacher_accuracy: float | None = key(None, (float, int), lambda v: None if 0 < v <= 1 else
+                                             f"expected an accuracy in (0, 1], got {v!r}")
+
+
 TABLES: dict[str, type] = {"study": StudyTable, "data": DataTable, "model": ModelTable, "training": TrainingTable,
-                           "grid": GridTable, "budget": BudgetTable, "report": ReportTable}
+                           "grid": GridTable, "budget": BudgetTable, "report": ReportTable,
+                           "analysis": AnalysisTable}
 
 
 @dataclass(frozen=True)
@@ -189,4 +205,5 @@ class Tables:
     grid: GridTable = field(default_factory=GridTable)
     budget: BudgetTable = field(default_factory=BudgetTable)
     report: ReportTable = field(default_factory=ReportTable)
+    analysis: AnalysisTable = field(default_factory=AnalysisTable)
     methods: dict[str, dict] = field(default_factory=dict)  # [methods.NAME] hyperparameter overrides

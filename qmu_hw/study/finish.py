@@ -42,7 +42,8 @@ def finish_study(folder: str | Path, cfg=None, *, store: ResultsStore | None = N
     cells = store.get_meta("current_cells")
     ids = set(cells) if cells else None
     rows = store.rows(ids)
-    effects, slopes = write_noise_effects(folder, rows, store)
+    analysis = cfg.tables.analysis if cfg is not None else None
+    effects, slopes = write_noise_effects(folder, rows, store, analysis=analysis)
     if cfg is not None:
         title = cfg.title or f"qmu-hw study: {cfg.name}"
         reference = Path(cfg.compare_with) if cfg.compare_with else None
@@ -50,7 +51,7 @@ def finish_study(folder: str | Path, cfg=None, *, store: ResultsStore | None = N
     else:
         title, reference = f"qmu-hw study: {folder.name}", None
     report = build_report(folder, rows, title=title, reference=reference, note=note or "", effects=effects,
-                          slopes=slopes)
+                          slopes=slopes, analysis=analysis)
     interactions = write_interactions(folder, rows, dict(cfg.axes) if cfg is not None else None)
     extra = report_lines(interactions)  # "Does noise sensitivity grow with depth / entanglement?"
     if extra:

@@ -1,13 +1,43 @@
-"""Paired noise effects: does a method's forgetting change when the backend gets noisy?
+"""Paired noise effects: does noise change what UNLEARNING achieves, or only how a model's
+outputs look?
 
-For each (scenario, method, noisy backend, shots, metric, reference), every seed gives one
-pair: the noisy cell and the exact cell of the same seed (same data split, teacher seed and
-oracle seeds), so Δ = metric(noisy) − metric(exact) removes the seed-to-seed spread that an
-unpaired comparison would drown in. Reported per group: the mean Δ over seeds, its 95 % CI
-(Student t; percentile bootstrap once n >= 10), the paired t-test p-value, and the
-Holm-corrected p across the methods of one (scenario, backend, shots, metric, reference).
-Along a depolarizing ladder also the slope of the metric against p1 (per seed, then mean
-and t-interval over seeds).
+Pairs. For each (scenario, method, noisy backend, shots, axis values) every seed gives one
+pair: the noisy cell and the exact twin of the same seed and axis values (same data split,
+teacher seed and oracle seeds). Axis values are the results' ``<table>.<key>`` columns
+(``model.n_layers``, ``training.train_backend``, ...): pairs never cross them.
+
+Two estimands per metric (column ``estimand``):
+
+* ``model``: Δ = metric(noisy) − metric(exact), the noise effect on the model. Noise
+  changes a fixed model's outputs (JS/KL on a softmax track its entropy), so this moves
+  for ``identity`` too, which unlearns nothing.
+* ``unlearning``: the difference in differences Δ = (method − baseline)_noisy −
+  (method − baseline)_exact of the same seed, the noise effect on what unlearning achieves.
+  Column ``baseline`` says relative to what: ``identity`` (the headline; the teacher
+  unchanged, so the model's own noise response cancels) or ``retrain`` (where it ran: how
+  much farther from retraining noise leaves the method).
+
+Validity. A cell whose teacher (test accuracy) or same-noise oracles (retain accuracy),
+evaluated on the cell's backend, are below ``min_teacher_accuracy`` (default: halfway
+between chance, 1 / n_classes, and the same seed's exact value) is invalid: every pair that
+needs it is left out, counted in ``n_excluded`` with the ``reason``. A group left with no
+valid pair keeps one row with ``valid = False``, no statistics and its reason, so the CSV
+shows what was dropped and why.
+
+Tests. The exact sign-flip test (:func:`qmu_hw.metrics.stats.paired_test`): valid for binary
+and coarse metrics, never p = 0, never below 2^(1-n) (``min_p``); ``ci_low``/``ci_high`` the
+95 % CI that inverts it (unbounded when n is too small for one). Multiplicity: the primary
+endpoint (``[analysis] primary``: the ``unlearning`` estimand relative to identity of that
+metric against the same-noise oracles) is Holm-adjusted across the methods of each
+(scenario, backend, shots, axis values), ``adjustment = holm-primary``; every other test of
+the study, effects and slopes together, gets Benjamini–Hochberg, ``adjustment = bh``.
+
+Ladder slopes. Along a depolarizing ladder, every rung including exact (p1 = 0): a
+least-squares slope of each seed's values against p1 (three or more levels; exact plus one
+rung is a difference, not a slope, and is skipped), then the sign-flip test on the seeds'
+slopes. Noisy rungs run at their shots, the exact rung is the exact twin. A seed's slope
+uses its valid rungs only (a dead rung drops out: the slope describes the range where the
+models work); ``levels`` lists every rung some seed used.
 """
 
 from __future__ import annotations
@@ -15,25 +45,25 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..metrics.stats import benjamini_hochberg, holm, paired_test, per_unit_slopes
+from .config_tables import AnalysisTable
+from .endpoints import ORACLE_METRICS, PLAIN_METRICS, metric_columns, primary_key  # noqa: F401 (re-exported)
 from .grid import profile_of
+from .pairing import AXIS_TABLES, _Index, axis_columns, exact_twin, exclusions  # noqa: F401 (re-exported)
+from .validity import Exclusion  # noqa: F401 (re-exported)
 
-COLUMNS = ("scenario", "method", "backend", "shots", "metric", "reference", "n_seeds", "exact_mean", "mean",
-           "delta", "ci_low", "ci_high", "p_value", "p_holm")
-SLOPE_COLUMNS = ("scenario", "method", "shots", "metric", "reference", "n_seeds", "levels", "slope", "ci_low",
-                 "ci_high", "p_value", "p_holm")
-# Oracle-comparison metrics exist per reference (``<metric>`` = same, ``<metric>_exact``);
-# the others describe the model alone (reference "none").
-ORACLE_METRICS = ("js_forget", "js_test", "kl_forget", "disagree_forget", "acc_forget_gap", "excess",
-                  "within_oracle_spread")
-PLAIN_METRICS = ("acc_forget", "acc_retain", "acc_test", "acc_test_retained", "mia_pop_auc", "uqi")
-BOOTSTRAP_FROM = 10
-BOOTSTRAP_RESAMPLES = 10_000
-ROUNDING = 1e-12  # differences this small (relative) are floating-point noise, not effects
+BASELINES = ("identity", "retrain")
+COLUMNS = ("scenario", "method", "backend", "shots", "estimand", "baseline", "metric", "reference", "n_seeds",
+           "n_excluded", "valid", "reason", "exact_mean", "mean", "delta", "ci_low", "ci_high", "p_value", "min_p",
+           "p_adj", "adjustment")
+SLOPE_COLUMNS = ("scenario", "method", "shots", "estimand", "baseline", "metric", "reference", "n_seeds",
+                 "n_excluded", "levels", "slope", "ci_low", "ci_high", "p_value", "min_p", "p_adj", "adjustment")
+NAN = float("nan")
 
 
 @dataclass(frozen=True)
@@ -42,16 +72,24 @@ class Effect:
     method: str
     backend: str
     shots: int | None
+    estimand: str  # "model" | "unlearning"
+    baseline: str  # "" (model) | "identity" | "retrain"
     metric: str
     reference: str
     n_seeds: int
+    n_excluded: int
+    valid: bool
+    reason: str
     exact_mean: float
     mean: float
     delta: float
     ci_low: float
     ci_high: float
     p_value: float
-    p_holm: float = float("nan")
+    min_p: float
+    p_adj: float = NAN
+    adjustment: str = ""
+    axes: tuple = ()  # ((column, value), ...) of the axis columns, in column order
 
 
 @dataclass(frozen=True)
@@ -59,160 +97,209 @@ class Slope:
     scenario: str
     method: str
     shots: int | None
+    estimand: str
+    baseline: str
     metric: str
     reference: str
     n_seeds: int
+    n_excluded: int
     levels: str
     slope: float
     ci_low: float
     ci_high: float
     p_value: float
-    p_holm: float = float("nan")
+    min_p: float
+    p_adj: float = NAN
+    adjustment: str = ""
+    axes: tuple = ()
 
 
-def metric_columns() -> list[tuple[str, str, str]]:
-    """``(metric, reference, column in the results)`` for every compared metric."""
-    out = [(m, "same", m) for m in ORACLE_METRICS] + [(m, "exact", f"{m}_exact") for m in ORACLE_METRICS]
-    return out + [(m, "none", m) for m in PLAIN_METRICS]
-
-
-def mean_ci_p(d, seed: int = 0) -> tuple[float, float, float, float]:
-    """``(mean, ci_low, ci_high, p)`` of paired differences ``d``: a 95 % t-interval (a
-    percentile bootstrap from 10 pairs on) and the two-sided one-sample t-test of mean 0.
-    With zero spread (up to rounding) the t statistic is 0 or infinite: p = 1 or 0."""
-    from scipy import stats
-
-    d = np.asarray(d, float)
-    n = len(d)
-    if n == 0:
-        return (float("nan"),) * 4
-    m = float(d.mean())
-    if n == 1:
-        return m, float("nan"), float("nan"), float("nan")
-    sd = float(d.std(ddof=1))
-    scale = float(np.abs(d).max())
-    if sd <= ROUNDING * max(scale, 1.0):  # e.g. a least-squares slope of constant values: ~1e-15
-        m = 0.0 if abs(m) <= ROUNDING * max(scale, 1.0) else m
-        return m, m, m, 1.0 if m == 0.0 else 0.0
-    se = sd / math.sqrt(n)
-    p = float(2 * stats.t.sf(abs(m / se), n - 1))
-    if n >= BOOTSTRAP_FROM:
-        rng = np.random.default_rng(seed)
-        boot = d[rng.integers(0, n, (BOOTSTRAP_RESAMPLES, n))].mean(axis=1)
-        lo, hi = np.percentile(boot, [2.5, 97.5])
-        return m, float(lo), float(hi), p
-    h = float(stats.t.ppf(0.975, n - 1) * se)
-    return m, m - h, m + h, p
-
-
-def holm(pvalues) -> list[float]:
-    """Holm–Bonferroni adjusted p-values (same order; NaN stays NaN and is not counted)."""
-    p = np.asarray(pvalues, float)
-    out = np.full(len(p), np.nan)
-    idx = [i for i in np.argsort(p, kind="stable") if not np.isnan(p[i])]
-    m = len(idx)
-    running = 0.0
-    for rank, i in enumerate(idx):
-        running = max(running, min(1.0, (m - rank) * p[i]))
-        out[i] = running
-    return out.tolist()
-
-
-def _finite(x) -> bool:
-    return x is not None and isinstance(x, (int, float)) and not math.isnan(float(x))
-
-
-def exact_twin(rows: list[dict]) -> str | None:
-    """The backend whose exact-shots cells are the noiseless twins: the ``exact`` profile if
-    the study has it, else the first local noiseless profile run at exact shots."""
-    names = sorted({r["backend"] for r in rows if r.get("shots") is None})
-    ok = [b for b in names if profile_of(b).noise_kind == "none" and not profile_of(b).is_cloud]
-    if "exact" in ok:
-        return "exact"
-    return ok[0] if ok else None
-
-
-def _norm(rows: list[dict]) -> list[dict]:
-    out = []
-    for r in rows:
-        r = dict(r)
-        s = r.get("shots")
-        r["shots"] = None if s is None or (isinstance(s, float) and math.isnan(s)) else int(s)
-        out.append(r)
+def _estimands(ix: _Index, scenario: str, method: str, backend: str, shots, axv) -> list[tuple[str, str]]:
+    out = [("model", "")]
+    for b in BASELINES:
+        if b != method and (scenario, b, backend, shots, axv) in ix.groups:
+            out.append(("unlearning", b))
     return out
 
 
-def paired_effects(rows: list[dict]) -> list[Effect]:
-    """Every paired noise effect of the finished cells ``rows`` (store rows), Holm-adjusted."""
-    rows = _norm(rows)
-    twin = exact_twin(rows)
-    if twin is None:
+ROUNDING = 1e-12  # differences this small relative to the values compared are floating-point noise
+
+
+def _stats(d, scale: float) -> tuple[float, float, float, float, float]:
+    """Sign-flip test of ``d``. Entries below rounding (relative to ``scale``, the size of the
+    values compared) are set to 0 first: a difference in differences of equal shifts leaves
+    ±1e-17 residues whose signs would otherwise look like a perfectly consistent effect."""
+    d = np.asarray(d, float).copy()
+    d[np.abs(d) <= ROUNDING * max(scale, 1.0)] = 0.0
+    t = paired_test(d)
+    return t.mean, t.ci_low, t.ci_high, t.p_value, t.min_p
+
+
+def paired_effects(rows: list[dict], analysis: AnalysisTable | None = None) -> list[Effect]:
+    """Every paired noise effect of the finished cells ``rows`` (store rows), both estimands,
+    with multiplicity-adjusted p (see the module docstring)."""
+    return analyse(rows, analysis)[0]
+
+
+def _pairs(ix: _Index, group: tuple, seeds, col: str, baseline: str) -> tuple[list, list, list]:
+    """``(noisy values, exact values, exclusion reasons)`` of one group over ``seeds``."""
+    sc, m, b, s, axv = group
+    noisy, exact, reasons = [], [], []
+    for seed in seeds:
+        vn, rn = ix.value((sc, m, b, s, axv, seed), col, baseline)
+        ve, re_ = ix.value((sc, m, ix.twin, None, ix.twin_axes(sc, axv), seed), col, baseline)
+        if rn or re_:
+            reasons.append(rn or re_)
+        elif vn is not None and ve is not None:
+            noisy.append(vn)
+            exact.append(ve)
+    return noisy, exact, reasons
+
+
+def primary_deltas(rows: list[dict], analysis: AnalysisTable | None = None) -> list[np.ndarray]:
+    """The per-seed Δ_unlearning (relative to identity) of the primary endpoint, one array per
+    (scenario, method, backend, shots, axis values): what a pilot study says about σ."""
+    analysis = analysis or AnalysisTable()
+    ix = _Index(rows, analysis)
+    if ix.twin is None:
         return []
-    exact = {(r["scenario"], r["method"], r["seed"]): r for r in rows if r["backend"] == twin and r["shots"] is None}
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in rows:
-        if r["backend"] == twin and r["shots"] is None:
-            continue
-        groups[(r["scenario"], r["method"], r["backend"], r["shots"])].append(r)
-    effects: list[Effect] = []
-    for (scenario, method, backend, shots), grows in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        for metric, reference, col in metric_columns():
-            noisy_v, exact_v = [], []
-            for r in sorted(grows, key=lambda r: r["seed"]):
-                e = exact.get((scenario, method, r["seed"]))
-                if e is not None and _finite(r.get(col)) and _finite(e.get(col)):
-                    noisy_v.append(float(r[col]))
-                    exact_v.append(float(e[col]))
-            if not noisy_v:
-                continue
-            d = np.array(noisy_v) - np.array(exact_v)
-            delta, lo, hi, p = mean_ci_p(d)
-            effects.append(Effect(scenario, method, backend, shots, metric, reference, len(d),
-                                  float(np.mean(exact_v)), float(np.mean(noisy_v)), delta, lo, hi, p))
-    return _with_holm(effects, lambda e: (e.scenario, e.backend, e.shots, e.metric, e.reference))
-
-
-def _with_holm(items: list, family) -> list:
-    fams: dict[tuple, list[int]] = defaultdict(list)
-    for i, e in enumerate(items):
-        fams[family(e)].append(i)
-    out = list(items)
-    for idx in fams.values():
-        for i, ph in zip(idx, holm([items[i].p_value for i in idx]), strict=True):
-            out[i] = type(items[i])(**{**asdict(items[i]), "p_holm": ph})
+    metric, reference = primary_key(analysis.primary)
+    col = next(c for m, r, c in metric_columns() if (m, r) == (metric, reference))
+    seeds: dict[tuple, set] = defaultdict(set)
+    for key, (r, _) in ix.cells.items():
+        if not ix.is_twin(r) and key[1] != "identity" and (key[0], "identity", *key[2:5]) in ix.groups:
+            seeds[key[:5]].add(key[5])
+    out = []
+    for g, ss in sorted(seeds.items(), key=lambda kv: str(kv[0])):
+        noisy, exact, _ = _pairs(ix, g, sorted(ss), col, "identity")
+        if noisy:
+            out.append(np.array(noisy) - np.array(exact))
     return out
 
 
-def ladder_slopes(rows: list[dict]) -> list[Slope]:
-    """Slope of each metric against the depolarizing p1, per (scenario, method, shots, metric,
-    reference): an OLS slope per seed over that seed's ladder, then the mean over seeds with
-    its t-interval and p (Holm across methods). Needs >= 2 distinct p1 levels."""
-    rows = _norm(rows)
-    ladder = [r for r in rows if profile_of(r["backend"]).noise_kind == "depolarizing"]
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in ladder:
-        groups[(r["scenario"], r["method"], r["shots"])].append(r)
+def _raw_effects(ix: _Index) -> list[Effect]:
+    if ix.twin is None:
+        return []
+    groups: dict[tuple, set] = defaultdict(set)
+    for (sc, m, b, s, axv, seed), (r, _) in ix.cells.items():
+        if not ix.is_twin(r):
+            groups[(sc, m, b, s, axv)].add(seed)
+    effects: list[Effect] = []
+    for (sc, m, b, s, axv), seeds in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        axes = tuple(zip(ix.axes, axv, strict=True))
+        for estimand, baseline in _estimands(ix, sc, m, b, s, axv):
+            for metric, reference, col in metric_columns():
+                noisy, exact, reasons = _pairs(ix, (sc, m, b, s, axv), sorted(seeds), col, baseline)
+                reason = "; ".join(sorted(set(reasons)))
+                common = dict(scenario=sc, method=m, backend=b, shots=s, estimand=estimand, baseline=baseline,
+                              metric=metric, reference=reference, n_excluded=len(reasons), reason=reason, axes=axes)
+                if noisy:
+                    d = np.array(noisy) - np.array(exact)
+                    mean, lo, hi, p, min_p = _stats(d, float(np.max(np.abs([*noisy, *exact]))))
+                    effects.append(Effect(n_seeds=len(d), valid=True, exact_mean=float(np.mean(exact)),
+                                          mean=float(np.mean(noisy)), delta=mean, ci_low=lo, ci_high=hi, p_value=p,
+                                          min_p=min_p, **common))
+                elif reasons:  # every pair excluded: one flagged row says so
+                    effects.append(Effect(n_seeds=0, valid=False, exact_mean=NAN, mean=NAN, delta=NAN, ci_low=NAN,
+                                          ci_high=NAN, p_value=NAN, min_p=NAN, **common))
+    return effects
+
+
+def _p1(backend: str) -> float:
+    return float(profile_of(backend).noise.get("p1", 0.0))
+
+
+def ladder_slopes(rows: list[dict], analysis: AnalysisTable | None = None) -> list[Slope]:
+    """Slope of each metric (both estimands) against the depolarizing p1, exact included as
+    p1 = 0, per (scenario, method, shots, axis values), BH-adjusted with the effects of the
+    same rows (see :func:`analyse`)."""
+    return analyse(rows, analysis)[1]
+
+
+def _raw_slopes(ix: _Index) -> list[Slope]:
+    if ix.twin is None:
+        return []
+    groups: dict[tuple, set] = defaultdict(set)
+    seeds_of: dict[tuple, set] = defaultdict(set)
+    for (sc, m, b, s, axv, seed), (r, _) in ix.cells.items():
+        if not ix.is_twin(r) and profile_of(b).noise_kind == "depolarizing":
+            groups[(sc, m, s, axv)].add(b)
+            seeds_of[(sc, m, s, axv)].add(seed)
     out: list[Slope] = []
-    for (scenario, method, shots), grows in sorted(groups.items(), key=lambda kv: str(kv[0])):
-        levels = sorted({float(profile_of(r["backend"]).noise.get("p1", 0.0)) for r in grows})
-        if len(levels) < 2:
+    for (sc, m, s, axv), backends in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        rungs = [(0.0, ix.twin, None)] + sorted((_p1(b), b, s) for b in backends)
+        if len({p for p, _, _ in rungs}) < 3:
+            continue  # exact + one level: a difference (in noise_effect.csv), not a slope
+        axes = tuple(zip(ix.axes, axv, strict=True))
+        for estimand, baseline in _estimands(ix, sc, m, rungs[1][1], s, axv):
+            for metric, reference, col in metric_columns():
+                slopes, used, excluded, scale = [], set(), 0, 0.0
+                for seed in sorted(seeds_of[(sc, m, s, axv)]):
+                    pts, dropped = [], False
+                    for p1, b, shots in rungs:
+                        a = ix.twin_axes(sc, axv) if b == ix.twin and shots is None else axv
+                        v, why = ix.value((sc, m, b, shots, a, seed), col, baseline)
+                        dropped |= bool(why)
+                        if v is not None:
+                            pts.append((p1, v))
+                    if len({p for p, _ in pts}) >= 3:
+                        x = [p for p, _ in pts]
+                        slopes.append(float(per_unit_slopes(x, [[v for _, v in pts]])[0]))
+                        used.update(x)
+                        scale = max(scale, max(abs(v) for _, v in pts) / (max(x) - min(x)))
+                    elif dropped:
+                        excluded += 1
+                if not slopes:
+                    continue
+                mean, lo, hi, p, min_p = _stats(slopes, scale)
+                out.append(Slope(sc, m, s, estimand, baseline, metric, reference, len(slopes), excluded,
+                                 ",".join(f"{v:g}" for v in sorted(used)), mean, lo, hi, p, min_p, axes=axes))
+    return out
+
+
+def _adjusted(effects: list[Effect], slopes: list[Slope], analysis: AnalysisTable):
+    """Holm across methods for the primary endpoint (per scenario, backend, shots, axis
+    values); Benjamini–Hochberg across every other test of the study, slopes included."""
+    pm, pr = primary_key(analysis.primary)
+    families: dict[tuple, list[int]] = defaultdict(list)
+    rest: list[tuple[str, int]] = []
+    for i, e in enumerate(effects):
+        if not e.valid or math.isnan(e.p_value):
             continue
-        for metric, reference, col in metric_columns():
-            per_seed: dict[int, list[tuple[float, float]]] = defaultdict(list)
-            for r in grows:
-                if _finite(r.get(col)):
-                    per_seed[r["seed"]].append((float(profile_of(r["backend"]).noise.get("p1", 0.0)), float(r[col])))
-            slopes = []
-            for pts in per_seed.values():
-                x = np.array([p[0] for p in pts])
-                if len(np.unique(x)) >= 2:
-                    slopes.append(float(np.polyfit(x, [p[1] for p in pts], 1)[0]))
-            if not slopes:
-                continue
-            m, lo, hi, p = mean_ci_p(slopes)
-            out.append(Slope(scenario, method, shots, metric, reference, len(slopes),
-                             ",".join(f"{v:g}" for v in levels), m, lo, hi, p))
-    return _with_holm(out, lambda s: (s.scenario, s.shots, s.metric, s.reference))
+        if e.estimand == "unlearning" and e.baseline == "identity" and (e.metric, e.reference) == (pm, pr):
+            families[(e.scenario, e.backend, e.shots, e.axes)].append(i)
+        else:
+            rest.append(("e", i))
+    rest += [("s", i) for i, s in enumerate(slopes) if not math.isnan(s.p_value)]
+    effects, slopes = list(effects), list(slopes)
+    for idx in families.values():
+        for i, p in zip(idx, holm([effects[i].p_value for i in idx]), strict=True):
+            effects[i] = replace(effects[i], p_adj=float(p), adjustment="holm-primary")
+    pv = [(effects if k == "e" else slopes)[i].p_value for k, i in rest]
+    for (k, i), p in zip(rest, benjamini_hochberg(pv), strict=True):
+        seq = effects if k == "e" else slopes
+        seq[i] = replace(seq[i], p_adj=float(p), adjustment="bh")
+    return effects, slopes
+
+
+def analyse(rows: list[dict], analysis: AnalysisTable | None = None) -> tuple[list[Effect], list[Slope]]:
+    """Effects and ladder slopes of ``rows`` with the study-wide multiplicity adjustment."""
+    analysis = analysis or AnalysisTable()
+    ix = _Index(rows, analysis)
+    return _adjusted(_raw_effects(ix), _raw_slopes(ix), analysis)
+
+
+def _flat(item) -> dict:
+    d = asdict(item)
+    axes = d.pop("axes")
+    d.update({k: v for k, v in axes})
+    return d
+
+
+def _columns(base: tuple, items) -> list[str]:
+    axes = [k for k, _ in (items[0].axes if items else ())]
+    i = base.index("shots") + 1
+    return [*base[:i], *axes, *base[i:]]
 
 
 def _write_csv(path: Path, columns, items) -> Path:
@@ -221,22 +308,28 @@ def _write_csv(path: Path, columns, items) -> Path:
         w = csv.DictWriter(f, fieldnames=list(columns))
         w.writeheader()
         for it in items:
-            d = asdict(it)
+            d = _flat(it)
             d["shots"] = "exact" if d["shots"] is None else d["shots"]
             w.writerow({k: d[k] for k in columns})
     tmp.replace(path)
     return path
 
 
-def write_noise_effects(folder: str | Path, rows: list[dict], store=None) -> tuple[list[Effect], list[Slope]]:
+def _store(store, effects: list[Effect], slopes: list[Slope]) -> None:
+    store.replace_table("noise_effect", _columns(COLUMNS, effects), [_flat(x) for x in effects])
+    store.replace_table("noise_slope", _columns(SLOPE_COLUMNS, slopes), [_flat(x) for x in slopes])
+
+
+def write_noise_effects(folder: str | Path, rows: list[dict], store=None, *,
+                        analysis: AnalysisTable | None = None) -> tuple[list[Effect], list[Slope]]:
     """Compute the paired effects and ladder slopes of ``rows`` and write
     ``<folder>/noise_effect.csv`` and ``<folder>/noise_slope.csv`` (and the store's
-    ``noise_effect`` / ``noise_slope`` tables when a :class:`ResultsStore` is given)."""
-    effects, slopes = paired_effects(rows), ladder_slopes(rows)
+    ``noise_effect`` / ``noise_slope`` tables when a :class:`ResultsStore` is given).
+    ``analysis``: the study's ``[analysis]`` table (primary endpoint, validity threshold)."""
+    effects, slopes = analyse(rows, analysis)
     folder = Path(folder)
-    _write_csv(folder / "noise_effect.csv", COLUMNS, effects)
-    _write_csv(folder / "noise_slope.csv", SLOPE_COLUMNS, slopes)
+    _write_csv(folder / "noise_effect.csv", _columns(COLUMNS, effects), effects)
+    _write_csv(folder / "noise_slope.csv", _columns(SLOPE_COLUMNS, slopes), slopes)
     if store is not None:
-        store.replace_table("noise_effect", COLUMNS, [asdict(e) for e in effects])
-        store.replace_table("noise_slope", SLOPE_COLUMNS, [asdict(s) for s in slopes])
+        _store(store, effects, slopes)
     return effects, slopes

@@ -192,37 +192,48 @@ def _plot_vs_shots(rows, scenario, out: Path, plt) -> list[Path]:
     return paths
 
 
-DELTA_PANELS = [("js_forget", "same", "Δ forget-set JS, same-noise oracles"),
-                ("js_forget", "exact", "Δ forget-set JS, exact-trained oracles"),
-                ("acc_forget_gap", "same", "Δ forget-accuracy gap, same-noise oracles"),
-                ("acc_forget", "none", "Δ forget accuracy"),
-                ("acc_test_retained", "none", "Δ test accuracy, retained classes")]
+DELTA_PANELS = [("unlearning", "js_forget", "same", "Δ_unlearning: forget-set JS, same-noise oracles"),
+                ("unlearning", "excess_rel", "same", "Δ_unlearning: relative JS excess over the oracle floor"),
+                ("unlearning", "acc_forget_gap", "same", "Δ_unlearning: forget-accuracy gap, same-noise oracles"),
+                ("unlearning", "acc_forget", "none", "Δ_unlearning: forget accuracy"),
+                ("model", "js_forget", "same", "Δ_model: forget-set JS, same-noise oracles (identity too)")]
 
 
 def _plot_delta(effects, scenario, out: Path, plt) -> Path | None:
-    """Paired Δ (noisy − exact of the same seed) per method against the noise level, with
-    the 95% CIs of the mean Δ."""
-    eff = [e for e in effects if e.scenario == scenario]
+    """Paired noise effects per method against the noise level: four panels of Δ_unlearning
+    (relative to identity) and one of Δ_model, each with its 95 % CI (sign-flip inversion;
+    no bar where n is too small to bound it)."""
+    eff = [e for e in effects if e.scenario == scenario and e.valid and e.baseline in ("", "identity")]
     if not eff:
         return None
-    points = sorted({(e.backend, e.shots) for e in eff}, key=lambda k: (noise_level(k[0]), k[0], k[1] or 0))
+    points = sorted({(e.backend, e.shots, e.axes) for e in eff},
+                    key=lambda k: (noise_level(k[0]), k[0], k[1] or 0, str(k[2])))
     methods = sorted({e.method for e in eff})
     style = method_styles(methods)
-    by = {(e.method, e.backend, e.shots, e.metric, e.reference): e for e in eff}
-    fig, axes, leg = _panels(plt, f"{scenario}: paired noise effect Δ = noisy − exact (same seed), mean and 95% CI")
+    by = {(e.estimand, e.method, e.backend, e.shots, e.axes, e.metric, e.reference): e for e in eff}
+    fig, axes, leg = _panels(plt, f"{scenario}: paired noise effects (same seed), mean and 95 % CI over seeds "
+                                  "(no bar where n is too small to bound it)")
     x = np.arange(len(points))
     width = 0.6 / max(len(methods), 1)
-    for ax, (metric, ref, label) in zip(axes, DELTA_PANELS, strict=True):
+
+    def bar(e, side):
+        if e is None or not math.isfinite(e.ci_low) or not math.isfinite(e.ci_high):
+            return 0.0
+        return e.delta - e.ci_low if side == "lo" else e.ci_high - e.delta
+
+    for ax, (estimand, metric, ref, label) in zip(axes, DELTA_PANELS, strict=True):
         for i, m in enumerate(methods):
-            es = [by.get((m, b, s, metric, ref)) for b, s in points]
+            es = [by.get((estimand, m, b, s, a, metric, ref)) for b, s, a in points]
+            if all(e is None for e in es):
+                continue
             ys = np.array([e.delta if e else np.nan for e in es])
-            lo = np.array([e.delta - e.ci_low if e and not math.isnan(e.ci_low) else 0 for e in es])
-            hi = np.array([e.ci_high - e.delta if e and not math.isnan(e.ci_high) else 0 for e in es])
-            ax.errorbar(x + (i - (len(methods) - 1) / 2) * width, ys, yerr=[lo, hi], ms=4, capsize=2, ls="none",
+            ax.errorbar(x + (i - (len(methods) - 1) / 2) * width, ys,
+                        yerr=[[bar(e, "lo") for e in es], [bar(e, "hi") for e in es]], ms=4, capsize=2, ls="none",
                         label=m, **style[m])
         ax.axhline(0, color="k", lw=1)
         ax.set_xticks(x)
-        ax.set_xticklabels([f"{b} @{_shots_label(s)}" for b, s in points], rotation=30, ha="right", fontsize=8)
+        ax.set_xticklabels([f"{b} @{_shots_label(s)}" + "".join(f"\n{k}={v}" for k, v in a) for b, s, a in points],
+                           rotation=30, ha="right", fontsize=8)
         ax.set_title(label, fontsize=10)
         ax.grid(alpha=0.3)
     _legend(axes, leg)
@@ -332,26 +343,28 @@ def _paper_comparison(rows, reference: Path) -> list[str]:
 
 
 def build_report(folder: str | Path, rows: list[dict], title: str = "qmu-hw study",
-                 reference: Path | None = None, note: str = "", effects=None, slopes=None) -> Path:
+                 reference: Path | None = None, note: str = "", effects=None, slopes=None, analysis=None) -> Path:
     """Write ``report.md`` and the plots into ``folder``; returns the report path.
 
     ``effects``/``slopes`` are the paired noise effects of ``rows`` (computed here when not
     given, see :func:`qmu_hw.study.noise_effect.write_noise_effects`); the report opens with
-    the findings they support."""
+    the findings they support. ``analysis``: the study's ``[analysis]`` table."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .findings import findings_lines
-    from .noise_effect import ladder_slopes, paired_effects
+    from .findings import criterion_lines, findings_lines
+    from .noise_effect import analyse, exclusions
 
     out = Path(folder)
-    effects = paired_effects(rows) if effects is None else effects
-    slopes = ladder_slopes(rows) if slopes is None else slopes
+    if effects is None or slopes is None:
+        effects, slopes = analyse(rows, analysis)
+    findings = findings_lines(effects, slopes, exclusions(rows, analysis),
+                              primary=analysis.primary if analysis is not None else None)
     rows = _norm_shots([dict(r) for r in rows])
     _add_ratios(rows)
-    lines = [f"# {title}\n", *findings_lines(effects, slopes), note, f"{len(rows)} finished cells.\n"]
+    lines = [f"# {title}\n", *findings, note, f"{len(rows)} finished cells.\n", *criterion_lines(rows)]
     for scenario, srows in sorted(_group(rows, "scenario").items()):
         scenario = scenario[0]
         lines.append(f"\n## Scenario {scenario}\n")

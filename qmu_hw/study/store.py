@@ -171,9 +171,13 @@ class ResultsStore:
         if name not in DERIVED_TABLES:
             raise ValueError(f"unknown derived table {name!r}; expected one of {DERIVED_TABLES}")
         cols = list(columns)
+        # A derived table is rewritten whole, so its columns follow the analysis (estimands,
+        # axis columns such as "model.n_layers"), not a schema fixed when the store was made.
+        quoted = ", ".join('"' + c.replace('"', '""') + '"' for c in cols)
         with self._connect() as db:
-            db.execute(f"DELETE FROM {name}")
-            db.executemany(f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            db.execute(f"DROP TABLE IF EXISTS {name}")
+            db.execute(f"CREATE TABLE {name} ({quoted})")
+            db.executemany(f"INSERT INTO {name} ({quoted}) VALUES ({', '.join('?' * len(cols))})",
                            [tuple(r[c] for c in cols) for r in rows])
 
     def table(self, name: str) -> list[dict]:

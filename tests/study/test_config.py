@@ -223,3 +223,17 @@ def test_shots_for_gives_one_backend_its_own_shots(tmp_path):
 ])
 def test_bad_shots_for_is_refused(tmp_path, value, pattern):
     refused(tmp_path, BASE + f"shots_for = {value}\n", pattern)
+
+
+def test_analysis_table_keys_are_checked_and_decide_no_cell_result():
+    from qmu_hw.study.config import ConfigError, parse_config
+
+    base = parse_config({})
+    cfg = parse_config({"analysis": {"primary": "excess_rel", "min_teacher_accuracy": 0.5}})
+    assert (cfg.primary, cfg.min_teacher_accuracy) == ("excess_rel", 0.5)
+    assert (base.primary, base.min_teacher_accuracy) == ("js_forget", None)
+    assert cfg.digest() == base.digest()  # how effects are tested changes no cell
+    with pytest.raises(ConfigError, match=r"\[analysis\] primary: unknown primary endpoint metric 'jsforget'"):
+        parse_config({"analysis": {"primary": "jsforget"}})
+    with pytest.raises(ConfigError, match=r"min_teacher_accuracy: expected an accuracy in \(0, 1\], got 0"):
+        parse_config({"analysis": {"min_teacher_accuracy": 0}})

@@ -5,6 +5,7 @@ import csv
 import pytest
 
 from qmu_hw.study.config import parse_config
+from qmu_hw.study.config_tables import AnalysisTable
 from qmu_hw.study.noise_effect import COLUMNS, write_noise_effects
 from qmu_hw.study.references import exact_reference, oracle_trainings, same_noise_reference
 from qmu_hw.study.runner import StudyRunner
@@ -76,7 +77,13 @@ def test_study_writes_paired_effects(study, tmp_path):
     effects, _ = write_noise_effects(tmp_path, rows)
     with open(tmp_path / "noise_effect.csv") as f:
         reader = csv.DictReader(f)
-        assert tuple(reader.fieldnames) == COLUMNS
+        assert tuple(reader.fieldnames) == COLUMNS  # no axis columns in this study
         got = list(reader)
-    assert got and all(r["backend"] == "dm-depol-0.05" and r["shots"] == "128" and r["n_seeds"] == "2" for r in got)
+    assert got and all(r["backend"] == "dm-depol-0.05" and r["shots"] == "128" for r in got)
     assert {r["reference"] for r in got} == {"same", "exact", "none"}
+    # p2 = 0.5 at p1 = 0.05 leaves a 3-epoch teacher at chance: every pair is excluded, and says why
+    assert all((r["valid"], r["n_seeds"], r["n_excluded"]) == ("False", "0", "2") for r in got)
+    assert all("at chance on dm-depol-0.05" in r["reason"] for r in got)
+    # with the gate opened (a threshold below chance) the same pairs are tested
+    effects, _ = write_noise_effects(tmp_path, rows, analysis=AnalysisTable(min_teacher_accuracy=0.01))
+    assert effects and all(e.valid and e.n_seeds == 2 for e in effects)

@@ -359,3 +359,24 @@ def build_populations(spec: PopulationSpec, n_models: int, *, teacher_state: dic
     for out in map_fn(run_model_task, todo, [teacher_state] * len(todo)):
         have[out.key] = out
     return collect([have[t.key] for t in tasks]), have
+
+
+def population_metrics(pops: Populations, *, seed: int = 0) -> tuple[dict, np.ndarray]:
+    """The results.csv columns of one (method, scenario, backend) population pair, and ε̂ per
+    forget example (for per_example.csv). Columns: the challenge's ``epsilon_median``,
+    ``epsilon_p90``, ``forgetting_score`` (F), ``challenge_score`` (F · RA/RA_R · TA/TA_R),
+    ``epsilon_max`` (the ceiling the population size can certify); the same ε on the
+    calibration examples (``epsilon_calibration_median``: neither population trained on them, so
+    it should be ≈ 0 unless the populations differ everywhere, as a single teacher does);
+    U-LiRA's ``ulira_*``."""
+    from ..metrics.per_example import forgetting_score
+    from ..metrics.ulira import ulira
+
+    util = {k: pops.utility[k] for k in ("ra_unlearned", "ra_retrained", "ta_unlearned", "ta_retrained")}
+    summary, eps = forgetting_score(pops.unlearned, pops.retrained, utility=util)
+    calib, _ = forgetting_score(pops.calibration_unlearned, pops.calibration_retrained)
+    row = summary.as_row()
+    row["epsilon_calibration_median"] = calib.epsilon_median
+    row.update(ulira(pops.unlearned, pops.retrained, seed=seed).as_row())
+    row["population_wall_s"] = pops.wall_s
+    return row, eps

@@ -14,6 +14,7 @@ from qmu_hw.study.populations import (
     PopulationSpec,
     build_populations,
     collect,
+    population_metrics,
     population_tasks,
     run_model_task,
 )
@@ -88,6 +89,11 @@ def test_populations_resume_without_training_a_model_twice():
     ran.clear()
     build_populations(s, 8, map_fn=counting_map, done=have)
     assert ran == []
+    row, eps = population_metrics(pops)
+    assert eps.shape == (pops.forget_ids.size,)
+    assert {"epsilon_median", "epsilon_p90", "forgetting_score", "challenge_score", "epsilon_calibration_median",
+            "ulira_balanced_accuracy"} <= set(row)
+    assert row["epsilon_median"] == pytest.approx(np.median(eps))
 
 
 def test_collect_refuses_outputs_of_different_forget_sets():

@@ -124,4 +124,4 @@ def per_example_rows(scenario: str, method: str, backend: str, shots: int | None
     b, h = bucket_index(eps), bucket_scores(eps)
     return [{"scenario": scenario, "method": method, "backend": backend, "shots": shots, "seed": int(seed),
              "example_id": int(i), "epsilon": float(e), "bucket": int(bi), "bucket_score": float(hi),
-             "n_models": int(n_models)} for i, e, bi, hi in zip(ids, eps, b, h)]
+             "n_models": int(n_models)} for i, e, bi, hi in zip(ids, eps, b, h, strict=True)]

@@ -44,7 +44,15 @@ import torch
 from ..core.exceptions import InvalidRequestError
 from ..data.tensors import Split
 from ..metrics.per_example import logit_confidence_from_logits
-from .protocol import Prepared, TrainSettings, new_model, prepare, train_oracle, train_teacher, unlearn_data
+from .protocol import (
+    Prepared,
+    TrainSettings,
+    new_model,
+    prepare,
+    train_oracle,
+    train_teacher,
+    unlearn_data,
+)
 
 KINDS = ("retrained", "unlearned")
 MIN_MODELS = 8

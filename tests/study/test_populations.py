@@ -73,7 +73,7 @@ def test_populations_resume_without_training_a_model_twice():
     ran = []
 
     def counting_map(fn, tasks, args):
-        for t, a in zip(tasks, args):
+        for t, a in zip(tasks, args, strict=True):
             ran.append(t.key)
             yield fn(t, a)
 

@@ -118,6 +118,19 @@ class PopulationSpec:
         parse_scenario(self.scenario)  # raises with the expected forms
         if self.method not in method_names():
             raise InvalidRequestError(f"unknown unlearning method {self.method!r}; expected one of {method_names()}")
+        from .grid import profile_of
+
+        for role in ("backend", "work_backend", "reference_backend", "teacher_backend"):
+            name = getattr(self, role)
+            if name is None:
+                continue
+            prof = profile_of(name)  # an unknown name fails here, naming the known ones
+            if prof.is_cloud or prof.requires_confirmation:
+                # 2 · n_models runs per method on a billed device: such arms need the driver's
+                # journal, confirmation and budget, which a standalone worker task does not have.
+                raise InvalidRequestError(
+                    f"PopulationSpec.{role} = {name!r} is a billed/cloud backend; populations run as local worker "
+                    "tasks only (use its local surrogate as work_backend/reference_backend and evaluate there)")
         for name in ("hyperparameters", "prepare_kw"):
             v = getattr(self, name)
             if isinstance(v, dict):
@@ -216,6 +229,17 @@ def population_tasks(spec: PopulationSpec, n_models: int) -> list[ModelTask]:
     """``n_models`` retrained models and ``n_models`` method runs."""
     n = PerExampleSettings(n_models).n_models
     return [ModelTask(spec, kind, k) for kind in KINDS for k in range(n)]
+
+
+def unique_tasks(specs: list[PopulationSpec], n_models: int) -> list[ModelTask]:
+    """Every distinct model a set of population pairs needs: the retrained population of a
+    (seed, scenario, backend arm) is shared by its methods (same key), so it is listed once.
+    ``qmu-hw estimate`` can price these by kind and backend; a driver submits them."""
+    out: dict[str, ModelTask] = {}
+    for spec in specs:
+        for t in population_tasks(spec, n_models):
+            out.setdefault(t.key, t)
+    return list(out.values())
 
 
 # -- what runs in a worker ------------------------------------------------------------------

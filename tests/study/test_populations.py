@@ -17,6 +17,7 @@ from qmu_hw.study.populations import (
     population_metrics,
     population_tasks,
     run_model_task,
+    unique_tasks,
 )
 from qmu_hw.study.protocol import TrainSettings
 
@@ -39,6 +40,8 @@ def test_spec_refuses_unknown_method_and_scenario():
         spec("no-such-method")
     with pytest.raises(InvalidRequestError, match="unknown scenario"):
         PopulationSpec("iris", 0, "half", "identity")
+    with pytest.raises(InvalidRequestError, match="billed/cloud backend"):
+        spec("identity", backend="ibm-brisbane", shots=1024)
 
 
 def test_tasks_keys_seeds_and_sharing():
@@ -52,6 +55,8 @@ def test_tasks_keys_seeds_and_sharing():
     noisy = population_tasks(spec("identity", backend="exact-shots", shots=256), 8)
     assert not {t.key for t in tasks} & {t.key for t in noisy}
     assert pickle.loads(pickle.dumps(tasks[0])) == tasks[0]  # executors ship tasks to workers
+    both = unique_tasks([spec("identity"), spec("ga", hyperparameters={"epochs": 1})], 8)
+    assert len(both) == 8 + 2 * 8  # one shared retrained population, two method populations
 
 
 def test_one_model_task_returns_per_example_outputs():

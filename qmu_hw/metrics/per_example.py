@@ -10,8 +10,10 @@ each gives, per forget example x, one scalar output per model. The equations imp
 (1) Output per model and example, the logit-scaled confidence on the true class
     (LiRA's φ, Carlini et al. 2022): ``φ(p) = log(p_y / (1 − p_y))``, p_y clipped to
     [c, 1 − c] so that saturated softmax outputs stay finite (:func:`logit_confidence`).
-    (The competition applied its own scalar map to the logits; φ is the map the challenge
-    paper's discussion and U-LiRA use, and the one this project computes everywhere.)
+    (Copies of the competition's scoring code map each model's logits to a per-example
+    cross-entropy instead; with the true label, −log p_y is a monotone map of φ, and the
+    two-directional threshold attacks below give the same ε̂ for any monotone map. φ is
+    the scale LiRA/U-LiRA fit Gaussians on.)
 
 (2) (ε, δ)-unlearning (paper, Def. 1) bounds every test that tells the two output
     distributions apart: for any attack with false-positive rate FPR and false-negative
@@ -43,6 +45,9 @@ each gives, per forget example x, one scalar output per model. The equations imp
     ``bounds="point"`` is the competition's plug-in estimate instead, with its rule for
     zero rates: an attack with exactly one of FPR, FNR equal to 0 is discarded, one with
     both 0 gives ε = ∞.
+
+    The maximum over attacks is not simultaneously covered: with two identical populations
+    of 32, about 3 % of examples get ε̂ > 0 (at most ≈ 0.5) by chance (measured in the tests).
 
 (5) The bucketed forgetting score (competition scoring code): ε̂ goes to the bin
     n(ε̂) = np.digitize(ε̂, [0, 0.5, 1.0, …, 6.0]) ∈ {1, …, 13} (13 edges, width 0.5), is

@@ -1,7 +1,7 @@
 """U-LiRA: a per-example likelihood-ratio attack against unlearned models.
 
 Hayes et al., "Inexact unlearning needs more careful evaluations to avoid a false sense of
-privacy", arXiv 2403.01218 (U-LiRA, their §4), adapting LiRA (Carlini et al. 2022). For
+privacy", arXiv 2403.01218 (U-LiRA), adapting LiRA (Carlini et al. 2022). For
 each forget example x the attacker has shadow models in two worlds: IN, trained with x
 and then unlearned by the method, and OUT, trained without x (retrained on the retain
 set). It fits a Gaussian to the logit-scaled confidence φ_x (see

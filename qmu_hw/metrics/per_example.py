@@ -4,8 +4,9 @@ Triantafillou et al., "Are we making progress in unlearning? Findings from the f
 unlearning competition", arXiv 2406.09073 (its evaluation section and the organisers'
 evaluation note of August 2023), with the competition's scoring code for the constants. The
 paper's full text could not be read from this machine; the equations below are written out
-from the definitions and the scoring code, so they can be checked against the paper. Inputs are two POPULATIONS of models for
-one forget set: ``unlearned`` (the method run many times from the same teacher with
+from the definitions and the scoring code, so they can be checked against the paper.
+
+Inputs are two POPULATIONS of models for one forget set: ``unlearned`` (the method run many times from the same teacher with
 different seeds) and ``retrained`` (trained from scratch on the retain set, many seeds);
 each gives, per forget example x, one scalar output per model. The equations implemented:
 
@@ -17,8 +18,8 @@ each gives, per forget example x, one scalar output per model. The equations imp
     two-directional threshold attacks below give the same ε̂ for any monotone map. φ is
     the scale LiRA/U-LiRA fit Gaussians on.)
 
-(2) (ε, δ)-unlearning (the paper's definition, after example-level DP) bounds every test that tells the two output
-    distributions apart: for any attack with false-positive rate FPR and false-negative
+(2) (ε, δ)-unlearning (the paper's definition, after example-level DP) bounds every test
+    that tells the two output distributions apart: for any attack with false-positive rate FPR and false-negative
     rate FNR (positive = "this output came from an unlearned model"),
     ``FPR + e^ε·FNR ≥ 1 − δ`` and ``FNR + e^ε·FPR ≥ 1 − δ`` (Kairouz et al. 2015), hence
 

@@ -200,20 +200,25 @@ def _has_profiles(d: Traversable) -> bool:
 
 
 def builtin_profile_dir() -> Traversable:
-    """The shipped profiles: the package data ``qmu_hw._profiles`` of an installed qmu-hw
-    (wheel, editable or zip; a ``Traversable``, not necessarily a real folder), else
-    ``backends/`` of a source checkout run through ``PYTHONPATH``.
+    """The shipped profiles, as a ``Traversable`` (not necessarily a real folder):
 
-    ``qmu_hw._profiles`` has no ``__init__.py``, so ``files()`` may return a
-    ``MultiplexedPath``; it is only ever traversed (``iterdir``/``read_bytes``), never turned
-    into a string, because its ``str()`` is not a path.
+    * a wheel or zip install: ``qmu_hw/_profiles/`` inside the installed package, reached from
+      the regular package ``qmu_hw`` (zipimport cannot import the namespace package
+      ``qmu_hw._profiles``, and its ``files()`` would be a ``MultiplexedPath``, whose ``str()``
+      is not a path);
+    * an editable install: ``qmu_hw._profiles``, which setuptools' editable finder maps to
+      ``backends/``;
+    * a checkout run through ``PYTHONPATH``: ``backends/`` beside the package.
     """
-    try:
-        d = resources.files("qmu_hw._profiles")
-    except ModuleNotFoundError:
-        d = None
-    if d is not None and _has_profiles(d):
-        return d
+    candidates = [lambda: resources.files("qmu_hw").joinpath("_profiles"),
+                  lambda: resources.files("qmu_hw._profiles")]
+    for candidate in candidates:
+        try:
+            d = candidate()
+        except ModuleNotFoundError:
+            continue
+        if _has_profiles(d):
+            return d
     return Path(__file__).resolve().parents[2] / "backends"
 
 

@@ -16,7 +16,8 @@ EXIT_CODES = """exit codes:
   1    some cells failed (their errors are printed and stored; the other cells are saved)
   2    bad config, arguments or input files; nothing was run
   3    budget refused (before anything was submitted)
-  4    backend unavailable (no account, unreachable, job failed on the provider)
+  4    backend unavailable (its SDK is not installed, no account, unreachable,
+       job failed on the provider)
   130  interrupted (finished cells are saved; rerun to resume)"""
 # The output folder of the command in flight, named in disk errors that carry no path.
 _OUTPUT: list[str] = []
@@ -177,15 +178,23 @@ def cmd_backends(args) -> int:
     from .core.backend import adapter_info
     from .core.profiles import builtin_profiles, load_profile_file
 
-    rows = []
+    rows, to_install = [], set()
     for name, path in builtin_profiles().items():
         p = load_profile_file(path)
         info = adapter_info(p)
-        installed = not info.missing
+        extras = sorted({e for _, e in info.requirements if e})
         have = info.credentials_visible()
-        avail = "yes" if installed and have else ("no SDK" if not installed else "needs account")
-        rows.append([name, p.adapter, info.noise, "exact" if p.shots is None else p.shots, avail, str(path)])
-    print(_table(["profile", "adapter", "noise", "shots", "available", "file"], rows))
+        if info.missing:
+            missing = sorted({e for _, e in info.missing if e})
+            to_install.update(missing)
+            avail = f"no SDK: qmu-hw[{','.join(missing)}]" if missing else "no SDK"
+        else:
+            avail = "yes" if have else "needs account"
+        rows.append([name, p.adapter, ",".join(extras) or "(core)", info.noise,
+                     "exact" if p.shots is None else p.shots, avail, str(path)])
+    print(_table(["profile", "adapter", "extra", "noise", "shots", "available", "file"], rows))
+    if to_install:
+        print(f"\nto use the profiles marked 'no SDK': pip install 'qmu-hw[{','.join(sorted(to_install))}]'")
     return EXIT_OK
 
 
@@ -222,6 +231,14 @@ def _at_least_one(text: str) -> int:
     return n
 
 
+def _plain(text: str) -> str:
+    """Docstring text for a terminal: RST roles and literals (``x``, :class:`X`) as plain words."""
+    import re
+
+    text = re.sub(r":[a-z]+:`~?([^`]+)`", r"\1", text)
+    return text.replace("``", "")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -229,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         ver = version("qmu-hw")
     except PackageNotFoundError:  # a checkout on PYTHONPATH without installation
         ver = "unknown (not installed)"
-    ap = argparse.ArgumentParser(prog="qmu-hw", description=__doc__.splitlines()[0], epilog=EXIT_CODES,
+    ap = argparse.ArgumentParser(prog="qmu-hw", description=_plain(__doc__.splitlines()[0]), epilog=EXIT_CODES,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"qmu-hw {ver}")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -269,11 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
     j.set_defaults(fn=cmd_jobs)
     b = sub.add_parser("backends", help="list backend profiles")
     b.set_defaults(fn=cmd_backends)
+    for action in sub._choices_actions:  # `qmu-hw run --help` opens with what `run` does
+        sub.choices[action.dest].description = action.help
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .core.exceptions import BackendUnavailableError, BudgetExceededError, QmuHwError
+    from .core.exceptions import (
+        BackendUnavailableError,
+        BudgetExceededError,
+        MissingDependencyError,
+        QmuHwError,
+    )
 
     args = build_parser().parse_args(argv)
     try:
@@ -282,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
         _err(f"budget: {exc}")
         return EXIT_BUDGET
     except BackendUnavailableError as exc:
+        _err(f"backend unavailable: {exc}")
+        return EXIT_UNAVAILABLE
+    except MissingDependencyError as exc:  # its message ends with the pip install line
         _err(f"backend unavailable: {exc}")
         return EXIT_UNAVAILABLE
     except OSError as exc:

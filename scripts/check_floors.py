@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # distribution -> the "module:attribute.path" names qmu-hw uses from it.
 API = {
     "numpy": ["numpy.random:default_rng"],
-    "scipy": ["scipy.special:log_expit", "scipy.stats:rankdata", "scipy.optimize:minimize"],
+    "scipy": ["scipy.special:log_expit", "scipy.stats:rankdata", "scipy.optimize:minimize",
+              "scipy.stats:false_discovery_control"],
     "torch": ["torch:Tensor.index_add", "torch.autograd:Function"],
     "tqdm": ["tqdm.auto:tqdm"],
     "matplotlib": ["matplotlib.pyplot:subplots"],

@@ -6,6 +6,11 @@ import hashlib
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
+
+try:
+    from importlib.resources.abc import Traversable
+except ImportError:  # pragma: no cover - Python 3.10
+    from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +21,7 @@ else:  # pragma: no cover
 
 from .contract import check_shots
 from .exceptions import ProfileError
+from .names import unknown_name_message
 
 SCHEMA_VERSION = 1
 TOP_KEYS = {
@@ -171,8 +177,10 @@ def parse_profile(data: dict[str, Any], path: str, digest: str) -> Profile:
     )
 
 
-def load_profile_file(path: str | Path) -> Profile:
-    p = Path(path)
+def load_profile_file(path: str | Path | Traversable) -> Profile:
+    """Load and validate one profile: a path, or a ``Traversable`` from :func:`builtin_profiles`
+    (a shipped profile may live inside a zip, where no real file path exists)."""
+    p = Path(path) if isinstance(path, str) else path
     try:
         raw = p.read_bytes()
     except OSError as exc:
@@ -184,21 +192,41 @@ def load_profile_file(path: str | Path) -> Profile:
     return parse_profile(data, str(p), hashlib.sha256(raw).hexdigest())
 
 
-def builtin_profile_dir() -> Path:
-    """The shipped profiles: package data in a wheel, or ``backends/`` in a checkout."""
+def _has_profiles(d: Traversable) -> bool:
     try:
-        d = resources.files("qmu_hw._profiles")
-        path = Path(str(d))
-        if path.is_dir() and any(path.glob("*.toml")):
-            return path
-    except (ModuleNotFoundError, TypeError):
-        pass
+        return d.is_dir() and any(e.name.endswith(".toml") for e in d.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+
+
+def builtin_profile_dir() -> Traversable:
+    """The shipped profiles, as a ``Traversable`` (not necessarily a real folder):
+
+    * a wheel or zip install: ``qmu_hw/_profiles/`` inside the installed package, reached from
+      the regular package ``qmu_hw`` (zipimport cannot import the namespace package
+      ``qmu_hw._profiles``, and its ``files()`` would be a ``MultiplexedPath``, whose ``str()``
+      is not a path);
+    * an editable install: ``qmu_hw._profiles``, which setuptools' editable finder maps to
+      ``backends/``;
+    * a checkout run through ``PYTHONPATH``: ``backends/`` beside the package.
+    """
+    candidates = [lambda: resources.files("qmu_hw").joinpath("_profiles"),
+                  lambda: resources.files("qmu_hw._profiles")]
+    for candidate in candidates:
+        try:
+            d = candidate()
+        except ModuleNotFoundError:
+            continue
+        if _has_profiles(d):
+            return d
     return Path(__file__).resolve().parents[2] / "backends"
 
 
-def builtin_profiles() -> dict[str, Path]:
-    """Profile name → file, for every shipped profile."""
-    return {p.stem: p for p in sorted(builtin_profile_dir().glob("*.toml"))}
+def builtin_profiles() -> dict[str, Traversable]:
+    """Profile name → file (a ``Traversable``; ``importlib.resources.as_file`` gives a real
+    path where one is needed), for every shipped profile."""
+    found = [e for e in builtin_profile_dir().iterdir() if e.is_file() and e.name.endswith(".toml")]
+    return {e.name[: -len(".toml")]: e for e in sorted(found, key=lambda e: e.name)}
 
 
 def resolve_profile(name_or_path: str | Path) -> Profile:
@@ -208,7 +236,5 @@ def resolve_profile(name_or_path: str | Path) -> Profile:
         return load_profile_file(s)
     known = builtin_profiles()
     if s not in known:
-        raise ProfileError(
-            f"unknown backend {s!r}; expected a profile path or one of: {', '.join(sorted(known))}"
-        )
+        raise ProfileError(unknown_name_message("backend", s, known, "a profile path or one of"))
     return load_profile_file(known[s])

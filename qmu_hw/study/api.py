@@ -162,12 +162,20 @@ class StudyResult:
         return path
 
     def __repr__(self) -> str:
-        return f"StudyResult(output={str(self.output)!r})"
+        """One screen: the folder, cells done/failed, and each method's mean accuracies."""
+        from .summary import summary_data, summary_text
+
+        return summary_text(summary_data(self.output, self.config.name if self.config else None))
+
+    def _repr_html_(self) -> str:
+        from .summary import summary_data, summary_html
+
+        return summary_html(summary_data(self.output, self.config.name if self.config else None))
 
 
 def run(config: str | Path | dict, *, output: str | Path | None = None, executor: str = "local",
         workers: int | None = None, address: str | None = None, max_cells: int | None = None,
-        confirm_billed: bool = False, progress: bool = False, report: bool = True) -> StudyResult:
+        confirm_billed: bool = False, progress: bool | None = None, report: bool = True) -> StudyResult:
     """Run (or resume) a study and write its report.
 
     Args:
@@ -182,7 +190,9 @@ def run(config: str | Path | dict, *, output: str | Path | None = None, executor
         max_cells: run at most this many unfinished cells (the rest on a later call).
         confirm_billed: required when a backend is billed (real devices, cloud simulators);
             the estimate's shots/tasks/cost are in the refusal message.
-        progress: show tqdm progress bars.
+        progress: progress bars and the run's messages (teacher, oracles, failed cells) on
+            stderr: ``True``, ``False``, or ``None`` (default) for "when interactive" (a
+            terminal or a notebook), as ``qmu-hw run`` does.
         report: write ``results.csv``, ``noise_effect.csv``, ``noise_slope.csv``, ``report.md``
             and plots after the run (:func:`qmu_hw.study.finish.finish_study`, as the CLI).
 
@@ -202,7 +212,9 @@ def run(config: str | Path | dict, *, output: str | Path | None = None, executor
     else:
         raise ConfigError(f"study config must be a path or a dict, got {type(config).__name__}")
     _check_billed(cfg, confirm_billed)
-    runner = StudyRunner(cfg, progress=progress, log=lambda *_: None)
+    show = _interactive() if progress is None else bool(progress)
+    runner = StudyRunner(cfg, progress=show,
+                         log=(lambda m: print(m, file=sys.stderr)) if show else (lambda *_: None))
     if text is not None:  # the runner copies file configs; a dict config is written here
         (Path(cfg.output) / "config.toml").write_text(text)
     if address is not None and executor != "ray":
@@ -214,6 +226,15 @@ def run(config: str | Path | dict, *, output: str | Path | None = None, executor
     if report:
         _write_report(result)
     return result
+
+
+def _interactive() -> bool:
+    """A person is watching: stderr is a terminal, or this runs in a Jupyter/IPython kernel."""
+    if sys.stderr is not None and sys.stderr.isatty():
+        return True
+    shell = sys.modules.get("IPython")
+    ip = getattr(shell, "get_ipython", lambda: None)() if shell else None
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
 
 
 def _check_billed(cfg: StudyConfig, confirmed: bool) -> None:

@@ -33,6 +33,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from ..core.exceptions import InvalidRequestError, QmuHwError
+from ..core.names import unknown_name_message
 from ..data.splits import parse_scenario
 from .config_backends import check_backends, user_circuit  # noqa: F401  (check_backends re-exported)
 from .config_errors import ConfigError, _Reader  # noqa: F401  (re-exported)
@@ -306,7 +307,7 @@ def _resolve_methods(methods, r: _Reader) -> tuple[str, ...]:
         raise r.err("grid", "methods", "the method list is empty; name at least one method or use \"all\"")
     for m in methods:
         if m not in method_names():
-            raise r.err("grid", "methods", f"unknown method {m!r}; expected one of {method_names()}")
+            raise r.err("grid", "methods", unknown_name_message("method", m, method_names(), "one of"))
     if len(set(methods)) != len(methods):
         raise r.err("grid", "methods", f"a method appears more than once in {list(methods)}")
     return tuple(methods)
@@ -320,7 +321,7 @@ def _parse_methods(table: Any, r: _Reader) -> dict[str, dict]:
     out = {}
     for name, hp in table.items():
         if name not in method_names():
-            raise r.err(f"methods.{name}", None, f"unknown method {name!r}; expected one of {method_names()}")
+            raise r.err(f"methods.{name}", None, unknown_name_message("method", name, method_names(), "one of"))
         if not isinstance(hp, dict):
             raise r.err(f"methods.{name}", None, "must be a table of hyperparameters")
         valid = method_defaults(name)
@@ -345,7 +346,7 @@ def _resolve_backend(b: str, base: Path, r: _Reader, section: str, key_: str) ->
         if p.is_file():
             return str(p)
         raise r.err(section, key_, f"profile file {p} not found (relative paths are read from {base})")
-    raise r.err(section, key_, f"unknown backend {b!r}; expected a profile path or one of {sorted(known)}")
+    raise r.err(section, key_, unknown_name_message("backend", b, known, "a profile path or one of"))
 
 
 def _resolve_user_model(m, base: Path, r: _Reader):

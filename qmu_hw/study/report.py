@@ -35,6 +35,13 @@ def method_styles(methods) -> dict[str, dict]:
             for i, m in enumerate(sorted(methods))}
 
 
+# One legend entry per meaning: the oracles' own value is one black dashed line whether it is
+# an accuracy (the oracles' mean) or a distance (the mean oracle-vs-oracle distance, the floor).
+ORACLE_LINE = "retrained oracles (mean; distances: oracle vs oracle)"
+ORACLE_BAND = "oracle-vs-oracle spread (up to the 95th percentile)"
+REFERENCES = (ORACLE_LINE, ORACLE_BAND)
+
+
 def _floor_band(ax, x, rows_at, metric: str) -> None:
     """The oracle-vs-oracle floor of a distance: its mean (dashed) and the band up to the
     within-spread threshold (95th percentile, or max when K < 8), averaged over seeds."""
@@ -42,8 +49,8 @@ def _floor_band(ax, x, rows_at, metric: str) -> None:
     thr = [mean_ci([r.get(f"{metric}_floor_threshold") for r in rows_at(i)])[0] for i in range(len(x))]
     if all(math.isnan(v) for v in mean):
         return
-    ax.fill_between(x, 0, thr, color="grey", alpha=0.2, label="oracle-vs-oracle spread")
-    ax.plot(x, mean, "k--", lw=1.2, label="oracle floor (mean)")
+    ax.fill_between(x, 0, thr, color="grey", alpha=0.2, label=ORACLE_BAND)
+    ax.plot(x, mean, "k--", lw=1.2, label=ORACLE_LINE)
 
 
 def _panels(plt, title: str):
@@ -61,6 +68,8 @@ def _finish(ax, key: str) -> None:
 
 
 def _legend(fig_axes, legend_ax) -> None:
+    """The methods and the reference lines of every panel in the spare panel (never over the
+    data), one entry per label: methods under "method", oracle lines/bands under "reference"."""
     handles, labels = [], []
     for ax in fig_axes:  # methods from the first panel, reference lines/bands from any
         for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -68,7 +77,16 @@ def _legend(fig_axes, legend_ax) -> None:
                 handles.append(h)
                 labels.append(lab)
     legend_ax.axis("off")
-    legend_ax.legend(handles, labels, loc="center", fontsize=9, title="method")
+    methods = [(h, lab) for h, lab in zip(handles, labels, strict=True) if lab not in REFERENCES]
+    refs = [(h, lab) for h, lab in zip(handles, labels, strict=True) if lab in REFERENCES]
+    if methods:
+        first = legend_ax.legend(*zip(*methods, strict=True), loc="upper center" if refs else "center",
+                                 fontsize=9, title="method", ncol=2 if len(methods) > 12 else 1)
+        legend_ax.add_artist(first)
+    if refs:
+        legend_ax.legend(*zip(*refs, strict=True), loc="lower center", fontsize=8, title="reference")
+
+
 PAPER_NAMES = {"ga": "GA", "fisher-ewc": "Fisher", "neggrad+": "NegGradPlus", "cf-k": "CF-k1", "eu-k": "EU-k1",
                "scrub": "SCRUB", "scrub+r": "SCRUB(+R)", "certified": "Certified", "q-mul": "Q-MUL",
                "lca": "LCA", "adv-uniform": "ADV-UNIFORM"}
@@ -143,7 +161,7 @@ def _plot_vs_noise(rows, scenario, out: Path, plt) -> Path | None:
             ax.errorbar(x, ys, yerr=es, ms=4, capsize=3, label=m, **style[m])
         if floor and key.startswith("acc"):
             fl = [mean_ci([r.get(floor) for r in sel if r["backend"] == b])[0] for b in backends]
-            ax.plot(x, fl, "k--", lw=1.5, label="oracle")
+            ax.plot(x, fl, "k--", lw=1.5, label=ORACLE_LINE)
         elif floor:
             _floor_band(ax, x, lambda i: [r for r in sel if r["backend"] == backends[i]], floor)
         if key == "mia_pop_auc":
@@ -177,7 +195,7 @@ def _plot_vs_shots(rows, scenario, out: Path, plt) -> list[Path]:
                 ax.errorbar(shots, [s[0] for s in st], yerr=[s[1] for s in st], ms=3, capsize=2, label=m, **style[m])
             if floor and key.startswith("acc"):
                 ax.plot(shots, [mean_ci([r.get(floor) for r in brows if r["shots"] == s])[0] for s in shots],
-                        "k--", lw=1.5, label="oracle")
+                        "k--", lw=1.5, label=ORACLE_LINE)
             elif floor:
                 _floor_band(ax, shots, lambda i, shots=shots, brows=brows: [r for r in brows if r["shots"] == shots[i]], floor)
             ax.set_xscale("log", base=2)
@@ -244,23 +262,32 @@ def _plot_delta(effects, scenario, out: Path, plt) -> Path | None:
 
 
 def _plot_cost(rows, scenario, out: Path, plt) -> Path | None:
+    """Cost vs forgetting quality, one point per cell. The x axis is symmetric-log (linear
+    below 1), so a method that spends nothing (``identity``: 0 circuits) stays on the plot at
+    0 instead of vanishing from a log axis; the legend sits outside the axes."""
     gap = lambda r: r.get("acc_forget_gap", float("nan"))  # noqa: E731
-    pts = [r for r in rows if r["method"] != "identity" and not math.isnan(float(gap(r)))]
+    pts = [r for r in rows if not math.isnan(float(gap(r)))]
     if not pts:  # no oracle comparison (e.g. K = 0 rows from an old store): nothing to plot
         return None
-    fig, ax = plt.subplots(figsize=(7, 5), constrained_layout=True)
+    fig, ax = plt.subplots(figsize=(9, 5), constrained_layout=True)
     use_shots = any(r.get("cost_shots", 0) for r in pts)
     xkey = "cost_shots" if use_shots else "cost_circuits"
     style = method_styles({r["method"] for r in pts})
+    xmax = 1.0
     for m, mrows in sorted(_group(pts, "method").items()):
-        xs = [max(r.get(xkey, 0), 1) for r in mrows]
+        xs = [float(r.get(xkey) or 0) for r in mrows]
+        xmax = max([xmax, *xs])
         ys = [gap(r) for r in mrows]
         ax.scatter(xs, ys, s=22, label=m[0], alpha=0.8, **style[m[0]])
-    ax.set_xscale("log")
-    ax.set_xlabel("shots spent on unlearning" if use_shots else "circuits evaluated for unlearning")
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(-0.3, xmax * 3)
+    ax.set_xlabel(("shots spent on unlearning" if use_shots else "circuits evaluated for unlearning")
+                  + " (symlog: 0 = none)")
     ax.set_ylabel("forget-accuracy gap to the same-noise oracles (lower = closer)")
     ax.set_title(f"{scenario}: cost vs forgetting quality (one point per cell)")
-    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    n = len({r["method"] for r in pts})
+    fig.legend(loc="outside right upper", fontsize=7, ncol=2 if n > 14 else 1, title="method")
     path = out / f"cost_{scenario.replace(':', '_')}.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)

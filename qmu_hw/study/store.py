@@ -88,20 +88,31 @@ class ResultsStore:
 
     @contextlib.contextmanager
     def lock(self):
-        """Exclusive, non-blocking lock on the folder for the duration of a run."""
+        """Exclusive, non-blocking lock on the folder for the duration of a run. The lock file
+        is removed when the run ends, so a finished folder holds no ``.lock``."""
         import fcntl
 
-        fh = open(self.folder / ".lock", "a+")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            owner = fh.read().strip()
+        path = self.folder / ".lock"
+        while True:
+            fh = open(path, "a+")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                owner = fh.read().strip()
+                fh.close()
+                raise StudyLockedError(
+                    f"another qmu-hw run is writing to {self.folder} (pid {owner or '?'}); wait for it or "
+                    "use another output folder"
+                ) from None
+            # A run that just finished may have unlinked the file we opened: the lock is only
+            # ours if it is on the file that is at the path now.
+            try:
+                if os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
             fh.close()
-            raise StudyLockedError(
-                f"another qmu-hw run is writing to {self.folder} (pid {owner or '?'}); wait for it or "
-                "use another output folder"
-            ) from None
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
@@ -109,6 +120,8 @@ class ResultsStore:
         try:
             yield self
         finally:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()  # while still holding the lock, so no other run can be inside
             fcntl.flock(fh, fcntl.LOCK_UN)
             fh.close()
 

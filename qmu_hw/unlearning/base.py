@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..core.exceptions import InvalidRequestError
+from ..core.names import unknown_name_message
 from ..data.tensors import Split
 from ..models.hybrid import HybridModel
 from ..models.training import batches, evaluate_accuracy
@@ -71,7 +72,7 @@ def method_defaults(name: str) -> dict[str, Any]:
 
 def get_method(name: str) -> Callable:
     if name not in _METHODS:
-        raise InvalidRequestError(f"unknown unlearning method {name!r}; expected one of {method_names()}")
+        raise InvalidRequestError(unknown_name_message("unlearning method", name, method_names(), "one of"))
     return _METHODS[name]
 
 

@@ -106,10 +106,15 @@ for _part, _what in (("retain", "retain set"), ("forget", "forget set"), ("test"
 _m("acc_forget_gap", "forget-acc gap", (0.0, 1.0), "lower", True,
    "|forget accuracy of the model - forget accuracy of an oracle|, mean over oracles.")
 _m("excess", "JS forget excess", (-LN2, LN2), "lower", True,
-   "Forget-set JS to the oracles minus the mean oracle-vs-oracle JS (the headline distance).")
+   "Forget-set JS to the oracles (mean over the K) minus the oracle floor: the mean of each "
+   "oracle's leave-one-out mean JS to the other K-1 (the headline distance).")
+_m("excess_rel", "JS forget excess / floor", (-1.0, math.inf), "lower", True,
+   "The headline excess divided by the oracle floor of the same reference: scale-free, so "
+   "comparable across noise levels whose outputs differ in entropy.")
 _m("within_oracle_spread", "within oracle spread", (0.0, 1.0), "higher", True,
-   "1 when the forget-set JS to the oracles is within the oracle-vs-oracle spread (max of pairs, "
-   "or their 95th percentile from 8 oracles), else 0; NaN with fewer than 2 oracles.")
+   "1 when the model's mean forget-set JS to the K oracles is at most the oracles' own "
+   "leave-one-out means (their max below 8 oracles, else their 95th percentile), else 0; "
+   "NaN with fewer than 2 oracles.")
 _m("acc_test_retained", "test acc (retained classes)", (0.0, 1.0), "higher", False,
    "Test accuracy on the classes that are kept (all classes in subset scenarios).")
 _m("acc_test_forgotten", "test acc (forgotten class)", (0.0, 1.0), "match", False,

@@ -50,12 +50,14 @@ def test_run_from_dict_then_noise_effect_returns_the_paired_table(tmp_path):
     """The README's example: qmu_hw.study.run(dict) followed by .noise_effect()."""
     cfg = tiny(tmp_path / "noisy")
     cfg["study"]["seeds"] = [0, 1]
-    cfg["grid"].update(methods=["identity"], backends=["exact", "dm-depol-0.05"])
+    cfg["grid"].update(methods=["identity"], backends=["exact", "dm-depol-0.01"])
     res = study.run(cfg)
     table = res.noise_effect()
     assert not table.empty
-    assert set(table["backend"]) == {"dm-depol-0.05"} and set(table["n_seeds"]) == {2}
+    # every seed is either paired or excluded by the validity gate (with its reason)
+    assert set(table["backend"]) == {"dm-depol-0.01"} and set(table["n_seeds"] + table["n_excluded"]) == {2}
     assert {"same", "exact", "none"} == set(table["reference"])
+    assert set(table["estimand"]) == {"model"}  # identity alone has no Δ_unlearning
 
 
 def test_noise_effect_reads_the_csv(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,6 +33,7 @@ SECTION_KEYS = {
     "credentials": {"env", "channel", "instance_env", "token_env", "region_env"},
 }
 NOISE_KINDS = ("none", "depolarizing", "fake-device", "calibrated")
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # a registered name, never a module path
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,9 @@ def parse_profile(data: dict[str, Any], path: str, digest: str) -> Profile:
     for key in ("name", "adapter"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise err(key, f"required non-empty string, got {data.get(key)!r}")
+    if not ADAPTER_NAME.match(data["adapter"]):  # checked here so that validating a profile imports nothing
+        raise err("adapter", f"{data['adapter']!r} is not an adapter name; name a registered adapter (a shipped "
+                  "one or a package's 'qmu_hw.adapters' entry point), never a module path")
     for section, allowed in SECTION_KEYS.items():
         table = data.get(section, {})
         if not isinstance(table, dict):

@@ -202,8 +202,9 @@ def run(config: str | Path | dict, *, output: str | Path | None = None, executor
         raise ConfigError(f"study config must be a path or a dict, got {type(config).__name__}")
     _check_billed(cfg, confirm_billed)
     runner = StudyRunner(cfg, progress=progress, log=lambda *_: None)
-    if text is not None:  # the runner copies file configs; a dict config is written here
-        (Path(cfg.output) / "config.toml").write_text(text)
+    # The runner copies a file config, and writes a dict config's text, under the study lock:
+    # a run refused because another holds the folder leaves its config.toml untouched.
+    runner.config_text = text
     if address is not None and executor != "ray":
         raise InvalidRequestError(f"address is for executor='ray', got executor={executor!r}")
     n = workers if workers is not None else (1 if executor == "local" else 2)

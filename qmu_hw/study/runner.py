@@ -143,6 +143,7 @@ class StudyRunner:
         self.ckpt_dir = Path(cfg.output) / "checkpoints"
         self.progress = progress
         self.log = log
+        self.config_text: str | None = None  # set by study.run for a dict config; written under the lock
         self.ledger = ShotLedger()
         self.budget = ShotBudget(total_shots=cfg.max_total_shots, per_phase=cfg.per_phase, max_cost=cfg.max_cost)
         self._backends: dict = {}
@@ -269,7 +270,10 @@ class StudyRunner:
         return summary
 
     def _save_config(self) -> None:
-        if self.cfg.path and Path(self.cfg.path).is_file():
+        """Called under the study lock, never before it (a refused run writes nothing)."""
+        if self.config_text is not None:  # a dict config (study.run(dict)): its TOML text
+            (Path(self.cfg.output) / "config.toml").write_text(self.config_text)
+        elif self.cfg.path and Path(self.cfg.path).is_file():
             shutil.copyfile(self.cfg.path, Path(self.cfg.output) / "config.toml")
         self.store.set_meta("config_hash", self.cfg.digest())
         if self.cfg.path:  # `qmu-hw report` resolves the copy's relative paths against this folder

@@ -30,7 +30,6 @@ def test_an_unsupported_qiskit_instruction_is_named_with_its_position():
     qc = QuantumCircuit(2, 1)
     qc.h(0)
     qc.measure(0, 0)
-    qc.reset(1)
     qc.x(0)
     with pytest.raises(InvalidRequestError, match=r"instruction 1 \('measure' on qubits \[0\]\)"):
         from_qiskit(qc)

@@ -54,6 +54,18 @@ def _val_scores(model, val: Split) -> tuple[float, float]:
     return acc, loss
 
 
+def _check_output_width(model, logits: torch.Tensor) -> None:
+    """A model must emit one logit per class: cross-entropy would silently train 4 logits on
+    3-class labels (and store metrics of a model with a phantom class)."""
+    n_classes = getattr(getattr(model, "config", None), "n_classes", None)
+    if logits.ndim != 2 or (n_classes is not None and logits.shape[1] != n_classes):
+        source = getattr(model, "source", None) or getattr(getattr(model, "config", None), "name", "the model")
+        raise InvalidRequestError(
+            f"model {source!r} emits outputs of shape {tuple(logits.shape[1:])} per batch row; the dataset has "
+            f"{n_classes} classes: expected one logit per class, shape ({n_classes},)"
+        )
+
+
 def fit(
     model: HybridModel,
     train: Split,
@@ -93,7 +105,10 @@ def fit(
             if len(idx) < 2 and any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()):
                 continue  # BatchNorm cannot train on a single row
             opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(train.X[idx]), train.y[idx])
+            logits = model(train.X[idx])
+            if epoch == 1 and not history and not losses:
+                _check_output_width(model, logits)
+            loss = torch.nn.functional.cross_entropy(logits, train.y[idx])
             loss.backward()
             opt.step()
             losses.append(loss.item())

@@ -72,6 +72,31 @@ def _copy_future(src: cf.Future, dst: cf.Future) -> None:
         dst.set_result(src.result())
 
 
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """A TCP connection to the Ray head's ``host:port`` (``ray://`` client addresses too);
+    an unreachable head is one line (exit 4) within seconds."""
+    import socket
+
+    from ..core.exceptions import BackendUnavailableError, InvalidRequestError
+
+    target = address.removeprefix("ray://")
+    if target in ("auto", "local"):
+        return
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise InvalidRequestError(f"--address {address!r}: expected HOST:PORT of a Ray head, e.g. 10.0.0.5:6379")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BackendUnavailableError(f"Ray head {address} is unreachable ({reason}, waited at most "
+                                      f"{CONNECT_TIMEOUT_S:.0f} s); start it with `ray start --head` or check "
+                                      "--address") from None
+
+
 @contextlib.contextmanager
 def _loopback_ray():
     """While a private Ray starts, make it treat this machine as a single-node, loopback-only
@@ -108,6 +133,8 @@ class RayExecutor:
         self.address = address
         self._started = False
         self._remote: dict = {}
+        if address:
+            _check_reachable(address)  # before the study touches its folder; ray.init would hang for minutes
 
     def start(self) -> None:
         import logging

@@ -10,7 +10,13 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.exceptions import BudgetExceededError, CorruptCheckpointError, InvalidRequestError, QmuHwError
+from ..core.exceptions import (
+    BackendUnavailableError,
+    BudgetExceededError,
+    CorruptCheckpointError,
+    InvalidRequestError,
+    QmuHwError,
+)
 from ..core.ledger import LedgerEntry, ShotBudget, ShotLedger
 from ..models.training import load_checkpoint, save_checkpoint
 from .config import StudyConfig
@@ -168,7 +174,14 @@ class StudyRunner:
         unknown device or a missing S3 bucket stops the run now, not after the teachers."""
         for cell in todo:
             if profile_of(cell.backend).is_cloud:
-                self.backend(cell.backend, cell.shots, cell.seed)
+                try:
+                    self.backend(cell.backend, cell.shots, cell.seed)
+                except QmuHwError:
+                    raise
+                except Exception as exc:  # the SDK's own error (no network, endpoint down): one line
+                    said = " ".join(str(exc).split())[:200]
+                    raise BackendUnavailableError(f"cannot reach backend {cell.backend!r} ({type(exc).__name__}: "
+                                                  f"{said}); check the network and the account, then rerun") from None
 
     # -- teachers and oracles, cached ------------------------------------------------------
     def _ckpt(self, kind: str, seed: int, extra: str) -> Path:
@@ -231,14 +244,18 @@ class StudyRunner:
             # todo[:-1] would silently drop the last cell; 0 would look like a finished run
             raise InvalidRequestError(f"max_cells must be an integer >= 1 or None (all), got {max_cells!r}; "
                                       "use dry_run=True to run no cells")
-        pool = make_executor(executor, workers, address)  # checks the name and that Ray is installed
         t0 = time.perf_counter()
-        cells = expand(cfg)
-        ids = {c: c.cell_id(cfg) for c in cells}
-        if cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase:
-            reason = estimate_study(cfg, cells, measure_time=False).refusal(cfg)
-            if reason:
-                raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
+        try:
+            pool = make_executor(executor, workers, address)  # the name, Ray installed, the head reachable
+            cells = expand(cfg)
+            ids = {c: c.cell_id(cfg) for c in cells}
+            if cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase:
+                reason = estimate_study(cfg, cells, measure_time=False).refusal(cfg)
+                if reason:
+                    raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
+        except QmuHwError:
+            self._discard_new_output()
+            raise
         with self.store.lock():
             statuses = self.store.statuses()
             todo = [c for c in cells if statuses.get(ids[c]) != "done"]
@@ -252,8 +269,7 @@ class StudyRunner:
             try:
                 self._connect_cloud(todo)
             except QmuHwError:
-                if self._created_output:
-                    shutil.rmtree(cfg.output, ignore_errors=True)
+                self._discard_new_output()
                 raise
             self._save_config()
             self.store.set_meta("current_cells", sorted(ids.values()))
@@ -268,6 +284,11 @@ class StudyRunner:
         summary.wall_time_s = time.perf_counter() - t0
         summary.phases = self.ledger.by_phase()
         return summary
+
+    def _discard_new_output(self) -> None:
+        """A run refused before any work leaves no folder behind (if it created one)."""
+        if self._created_output and self.store is not None:
+            shutil.rmtree(self.cfg.output, ignore_errors=True)
 
     def _save_config(self) -> None:
         """Called under the study lock, never before it (a refused run writes nothing)."""
@@ -325,6 +346,9 @@ class StudyRunner:
         except QmuHwError as exc:
             self.store.fail(cell_id, f"{type(exc).__name__}: {exc}")
             raise
+        except SystemExit as exc:  # user code (a model factory) calling sys.exit: a failed cell, not exit 0
+            self.store.fail(cell_id, f"SystemExit({exc.code!r}) raised inside the cell")
+            return cell.label, f"SystemExit({exc.code!r}) raised inside the cell (by a model factory?)"
         except Exception as exc:
             self.store.fail(cell_id, traceback.format_exc(limit=8))
             return cell.label, repr(exc)

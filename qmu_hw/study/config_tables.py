@@ -90,8 +90,9 @@ def _scenarios_check(v: Any) -> str | None:
 
 
 def _lr_check(v: Any) -> str | None:
-    return None if math.isfinite(float(v)) and 0 < v <= MAX_LR else \
-        f"expected a learning rate in (0, {MAX_LR:g}], got {v!r}"
+    if not (math.isfinite(float(v)) and v > 0):
+        return f"expected a positive number, got {v!r}"
+    return None if v <= MAX_LR else f"expected a learning rate of at most {MAX_LR:g}, got {v!r}"
 
 
 def _shots_entry_ok(s: Any) -> bool:

@@ -104,9 +104,9 @@ def hyperparameter_problem(name: str, key: str, value: Any) -> str | None:
         if key in _UNIT:
             return None if 0.0 <= v <= 1.0 else f"expected a fraction in [0, 1], got {value!r}"
         if key == "lr":
-            return None if 0.0 < v <= MAX_LR else f"expected a learning rate in (0, {MAX_LR:g}], got {value!r}"
+            return None if 0.0 < v <= MAX_LR else f"expected a positive learning rate (at most {MAX_LR:g}), got {value!r}"
         if key in _POSITIVE and v <= 0:
-            return f"expected a number > 0, got {value!r}"
+            return f"{key} must be > 0, got {value!r}"
         if not 0.0 <= v <= MAX_VALUE:
             return f"expected a number in [0, {MAX_VALUE:g}], got {value!r}"
         return None

@@ -157,3 +157,20 @@ def test_unlearn_refuses_bad_hyperparameters_in_the_api():
     with pytest.raises(ValueError, match="method 'ga' hyperparameter 'lr': expected a number, got 'fast'"):
         check_hyperparameters("ga", {"lr": "fast"})
     check_hyperparameters("ga", {"lr": 0.05, "epochs": 3})
+
+
+@pytest.mark.slow  # ~45 s: the billed-study estimate before the refusal
+@pytest.mark.braket
+def test_a_cloud_backend_without_network_is_exit_4_one_line_and_no_folder(tmp_path):
+    pytest.importorskip("braket.aws")
+    cfg = config(tmp_path).read_text().replace('backends = ["exact"]', 'backends = ["braket-sv1"]\nshots = [100]')
+    (tmp_path / "sv1.toml").write_text(cfg)
+    env = {**__import__("os").environ, "AMZN_BRAKET_OUT_S3_BUCKET": "amazon-braket-test", "AWS_ACCESS_KEY_ID": "AKIAFAKE",
+           "AWS_SECRET_ACCESS_KEY": "fake", "AWS_DEFAULT_REGION": "us-east-1"}  # an account, but no network (netguard)
+    res = subprocess.run([sys.executable, "-m", "qmu_hw.cli", "run", str(tmp_path / "sv1.toml"), "--yes", "--quiet"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300, env=env)
+    assert res.returncode == 4, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.startswith("qmu-hw: error")]
+    assert len(errors) == 1 and "cannot reach backend 'braket-sv1'" in errors[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert not (tmp_path / "out").exists()

@@ -179,14 +179,21 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     return meta, state
 
 
-def load_checkpoint(path: str | Path, backend, **overrides) -> tuple[HybridModel, dict]:
+def load_checkpoint(path: str | Path, backend, *, expect_model: str | None = None,
+                    **overrides) -> tuple[HybridModel, dict]:
     """Rebuild a model on ``backend`` and load its weights; a checkpoint that does not fit
-    the model it describes raises :class:`CorruptCheckpointError` (callers retrain)."""
+    the model it describes raises :class:`CorruptCheckpointError` (callers retrain).
+
+    ``expect_model``: the model name the caller builds (a study's); a checkpoint naming
+    another (e.g. a ``factory:`` the study never configured, whose import would run code)
+    is refused before anything is built."""
     meta, state = read_checkpoint(path)
     try:
         cfg = ModelConfig(**meta["config"])
     except TypeError as exc:
         raise CorruptCheckpointError(f"checkpoint {path} has a foreign model config ({exc})") from None
+    if expect_model is not None and cfg.name != expect_model:
+        raise CorruptCheckpointError(f"checkpoint {path} describes model {cfg.name!r}, expected {expect_model!r}")
     kw = dict(gradient=cfg.gradient, shots=cfg.shots, grad_shots=cfg.grad_shots, n_qubits=cfg.n_qubits,
               n_layers=cfg.n_layers, entangler=cfg.entangler, n_classes=cfg.n_classes,
               image_size=cfg.image_size, input_range=cfg.input_range)

@@ -187,14 +187,15 @@ class StudyRunner:
     def _ckpt(self, kind: str, seed: int, extra: str) -> Path:
         return self.ckpt_dir / f"{kind}-seed{seed}-{extra}-{self.cfg.digest()[:12]}.pt"
 
-    def _load(self, path: Path, be, shots: int | None):
+    def _load(self, prep: Prepared, path: Path, be, shots: int | None):
         """The checkpointed model, or None when there is none or it cannot be read as plain
         weights (truncated, corrupted, foreign, a pickle payload): that one is named, set
         aside and retrained, so a rerun recovers and nothing in the folder is executed."""
         if not path.exists():
             return None
         try:
-            return load_checkpoint(path, be, **_model_kw(self.cfg, be, shots))[0]
+            return load_checkpoint(path, be, expect_model=prep.model_kwargs["name"],
+                                   **_model_kw(self.cfg, be, shots))[0]
         except CorruptCheckpointError as exc:
             self.log(f"{exc}; retraining it")
             for p in (path, Path(str(path) + ".json")):
@@ -204,7 +205,7 @@ class StudyRunner:
     def teacher(self, prep: Prepared, seed: int, backend_name: str, shots: int | None):
         be = self.backend(backend_name, shots, seed)
         path = self._ckpt("teacher", seed, f"{backend_name}@{shots}")
-        model = self._load(path, be, shots)
+        model = self._load(prep, path, be, shots)
         if model is not None:
             return model
         self.log(f"training teacher (seed {seed}) on {backend_name}")
@@ -217,7 +218,7 @@ class StudyRunner:
         out = []
         for k in range(max(self.cfg.n_oracles, 1)):
             path = self._ckpt("oracle", seed, f"{sc.name.replace(':', '_')}-{k}-{backend_name}@{shots}")
-            model = self._load(path, be, shots)
+            model = self._load(prep, path, be, shots)
             if model is not None:
                 out.append(model)
                 continue

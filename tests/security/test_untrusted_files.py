@@ -143,3 +143,13 @@ def test_a_study_rerun_retrains_a_replaced_teacher_and_runs_nothing(tmp_path):
     load_checkpoint(teacher, get_backend("exact"))  # replaced by a good one
     res = subprocess.run(run, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0 and "retraining" not in res.stdout + res.stderr
+
+
+def test_a_checkpoint_naming_a_foreign_factory_imports_nothing(saved):
+    _, path = saved
+    meta = path.with_name(path.name + ".json")
+    sys.modules.pop("antigravity", None)
+    meta.write_text(meta.read_text().replace('"name": "hqml-iris"', '"name": "factory:antigravity:x"'))
+    with pytest.raises(CorruptCheckpointError, match="describes model 'factory:antigravity:x', expected 'hqml-iris'"):
+        load_checkpoint(path, get_backend("exact"), expect_model="hqml-iris")
+    assert "antigravity" not in sys.modules

@@ -174,3 +174,14 @@ def test_a_cloud_backend_without_network_is_exit_4_one_line_and_no_folder(tmp_pa
     assert len(errors) == 1 and "cannot reach backend 'braket-sv1'" in errors[0], res.stderr
     assert "Traceback" not in res.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_factory_calling_sys_exit_in_worker_processes_fails_its_cells(tmp_path):
+    cfg = config(tmp_path, model='[model]\nfactory = "tests.security.bad_factories:exits"\n')
+    res = subprocess.run([sys.executable, "-m", "qmu_hw.cli", "run", str(cfg), "--quiet", "--workers", "2"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 1, (res.returncode, res.stderr)
+    assert "SystemExit(0)" in res.stderr
+    with sqlite3.connect(tmp_path / "out" / "results.sqlite") as db:
+        statuses = [r[0] for r in db.execute("SELECT status FROM cells")]
+    assert statuses and set(statuses) == {"failed"}

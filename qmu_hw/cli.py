@@ -110,7 +110,8 @@ def _print_summary(rows) -> None:
         within = [float(r["within_oracle_spread"]) for r in rs if r.get("within_oracle_spread") is not None
                   and r["within_oracle_spread"] == r["within_oracle_spread"]]
         out.append([sc, be, "exact" if shots is None else shots, m, *combo, len(rs), f"{f[0]:.3f}", f"{t[0]:.3f}",
-                    f"{x[0]:+.4f}", f"{sum(within) / len(within):.0%}" if within else "-",
+                    f"{x[0]:+.4f}" if x[0] == x[0] else "n/a (n_oracles < 2)",
+                    f"{sum(within) / len(within):.0%}" if within else "-",
                     f"{sum(r.get('cost_shots', 0) for r in rs) / len(rs):,.0f}"])
     if out:
         # test acc is on the retained classes in class scenarios; JS excess is the forget-set JS
@@ -303,23 +304,37 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except BudgetExceededError as exc:
+        _debug_trace()
         _err(f"budget: {exc}")
         return EXIT_BUDGET
     except BackendUnavailableError as exc:
+        _debug_trace()
         _err(f"backend unavailable: {exc}")
         return EXIT_UNAVAILABLE
     except MissingDependencyError as exc:  # its message ends with the pip install line
         _err(f"backend unavailable: {exc}")
         return EXIT_UNAVAILABLE
     except OSError as exc:
+        _debug_trace()
         _err(_os_error_text(exc))
         return EXIT_INPUT
     except (QmuHwError, ValueError) as exc:
+        _debug_trace()
         _err(str(exc))
         return EXIT_INPUT
     except KeyboardInterrupt:
+        _debug_trace()
         _err("interrupted; finished cells are saved, rerun to resume")
         return EXIT_INTERRUPTED
+
+
+def _debug_trace() -> None:
+    """QMU_HW_DEBUG=1 prints the traceback of a handled error (users see one line)."""
+    import os
+    import traceback
+
+    if os.environ.get("QMU_HW_DEBUG", "") not in ("", "0"):
+        traceback.print_exc()
 
 
 def _os_error_text(exc: OSError) -> str:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..core.backend import adapter_class, adapter_info, register_adapter
+from ..core.exceptions import InvalidRequestError, QmuHwError
+from ..core.ledger import ShotBudget, ShotLedger
 from ..core.profiles import Profile, resolve_profile
 
 # The registry lives in core (profiles ask it whether a backend is remote); re-exported here.
@@ -46,4 +50,33 @@ def get_backend(name_or_path: str | Path | Profile | Any, **overrides: Any):
     from ..core.contract import check_shots
 
     kwargs["shots"] = check_shots(kwargs["shots"])
-    return cls(profile, options=options, **native, **kwargs)
+    _check_arguments(profile.name, kwargs)
+    try:
+        return cls(profile, options=options, **native, **kwargs)
+    except QmuHwError:
+        raise
+    except (KeyError, ValueError, TypeError) as exc:  # an option value the adapter could not use
+        given = {k: v for k, v in overrides.items() if k not in ("shots", "seed", "ledger", "budget")}
+        said = " ".join(str(exc).split())[:160]
+        raise InvalidRequestError(
+            f"backend {profile.name!r}: its adapter refused the options {given or dict(profile.options)} "
+            f"({type(exc).__name__}: {said}); the accepted keys are {sorted(adapter_info(profile).option_schema)}"
+        ) from None
+
+
+SEED_LIMIT = 2 ** 32  # seeds feed numpy / simulator generators as uint32
+
+
+def _check_arguments(name: str, kwargs: dict) -> None:
+    """``seed``, ``ledger`` and ``budget`` are checked here, so ``seed="abc"`` or
+    ``budget="lots"`` is refused by ``get_backend`` rather than failing at the first request."""
+    seed = kwargs.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or not 0 <= int(seed) < SEED_LIMIT):
+        raise InvalidRequestError(f"backend {name!r}: seed must be an integer in [0, 2**32) or None, got {seed!r}")
+    ledger, budget = kwargs.get("ledger"), kwargs.get("budget")
+    if ledger is not None and not isinstance(ledger, ShotLedger):
+        raise InvalidRequestError(f"backend {name!r}: ledger must be a qmu_hw ShotLedger or None, got {ledger!r}")
+    if budget is not None and not isinstance(budget, ShotBudget):
+        raise InvalidRequestError(f"backend {name!r}: budget must be a qmu_hw ShotBudget (e.g. ShotBudget("
+                                  f"total_shots=10_000)) or None, got {budget!r}")

@@ -81,7 +81,8 @@ class QuantumLayer(nn.Module):
             backend's default shots.
         grad_shots: shots per row for gradient evaluations; by default ``shots``.
         seed: seeds the k-th sampled request with ``seed + k`` (reproducible runs).
-        observables: Pauli terms to measure (default Z on every qubit).
+        observables: Pauli terms to measure (default: the circuit's own ``observables``, else Z on
+            every qubit).
         phase: ledger label of the requests (``train``, ``eval``, ``unlearn/<m>``, ...).
         spsa_epsilon: SPSA perturbation size.
         step_shots: a :class:`StepShots` total per training step, split over the forward
@@ -138,7 +139,9 @@ class QuantumLayer(nn.Module):
         if not spsa_epsilon > 0:
             raise InvalidRequestError(f"spsa_epsilon must be > 0, got {spsa_epsilon}")
         self.spsa_epsilon = float(spsa_epsilon)
-        self.observables = as_observables(observables, circuit.n_qubits)
+        # An imported circuit's own measurements (from_pennylane) unless the caller names others.
+        self.observables = as_observables(circuit.observables if observables is None else observables,
+                                          circuit.n_qubits)
         self.phase = phase
         self.seed = seed
         self._requests = 0

@@ -9,6 +9,9 @@ expression of the circuit's Parameters; anything that is not affine is refused b
 
 from __future__ import annotations
 
+import contextlib
+import io
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -94,16 +97,16 @@ def from_qiskit(qc, inputs=None, weights=None, name: str | None = None) -> Circu
         # so qubit q stays qubit q.
         body = transpile(body, basis_gates=BASIS, optimization_level=0)
     gates: list[Gate] = []
-    for inst in body.data:
+    for k, inst in enumerate(body.data):
         op = inst.operation
         if op.name in IGNORED:
             continue
+        qubits = tuple(body.find_bit(q).index for q in inst.qubits)
         if getattr(op, "condition", None) is not None or op.name not in DIRECT:
             raise InvalidRequestError(
-                f"from_qiskit: instruction {op.name!r} has no IR equivalent (measurements only at "
-                f"the end; no reset or classical control)"
+                f"from_qiskit: instruction {k} ({op.name!r} on qubits {list(qubits)}) has no IR equivalent "
+                f"(measurements only at the end; no reset or classical control)"
             )
-        qubits = tuple(body.find_bit(q).index for q in inst.qubits)
         ir = DIRECT[op.name]
         if op.params:
             terms, offset = _affine(op.params[0], index, op.name)
@@ -165,8 +168,39 @@ def from_qasm3(text: str, inputs=None, weights=None, name: str = "qasm3") -> Cir
 
     if not isinstance(text, str):
         raise InvalidRequestError(f"from_qasm3 expects the program text, got {type(text).__name__}")
+    said = io.StringIO()  # the ANTLR parser prints syntax errors ("line 4:8 ...") to stderr
     try:
-        qc = qasm3.loads(text)
+        with contextlib.redirect_stderr(said):
+            qc = qasm3.loads(text)
     except Exception as exc:  # the importer raises several types; all mean "bad program"
-        raise InvalidRequestError(f"from_qasm3: not a valid OpenQASM 3 program: {exc}") from None
+        raise InvalidRequestError(f"from_qasm3: not a valid OpenQASM 3 program: {_qasm_error(exc, said.getvalue(), text)}"
+                                  ) from None
     return from_qiskit(qc, inputs=inputs, weights=weights, name=name)
+
+
+def _qasm_error(exc: Exception, stderr: str, text: str) -> str:
+    """One line naming where the program is wrong: the parser's ``line L:C`` message, the
+    importer's ``L,C:`` prefix, or the line of the statement being converted when the
+    importer failed without saying where (an IndexError, a TypeError, ...)."""
+    lines = text.splitlines()
+
+    def source(n: int) -> str:
+        return f" ({lines[n - 1].strip()[:80]!r})" if 0 < n <= len(lines) else ""
+
+    said = re.search(r"line (\d+):(\d+) (.*)", stderr)
+    if said:
+        return f"line {said[1]}:{said[2]}: {said[3].strip()}{source(int(said[1]))}"
+    msg = " ".join(str(exc).split()).strip("\"'")
+    at = re.match(r"^(\d+),(\d+): (.*)", msg)
+    if at:
+        return f"line {at[1]}:{at[2]}: {at[3]}{source(int(at[1]))}"
+    line = None
+    tb = exc.__traceback__
+    while tb is not None:  # innermost statement with a source position
+        node = tb.tb_frame.f_locals.get("node")
+        span = getattr(node, "span", None)
+        if getattr(span, "start_line", None) is not None:
+            line = span.start_line
+        tb = tb.tb_next
+    detail = f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
+    return f"line {line}: {detail}{source(line)}" if line is not None else detail

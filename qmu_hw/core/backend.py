@@ -19,7 +19,13 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .adapter_registry import _ADAPTERS, _builtin_adapters, adapter_class, register_adapter  # noqa: F401
+from .adapter_registry import (  # noqa: F401  (re-exported)
+    _ADAPTERS,
+    ENTRY_POINT_GROUP,
+    _builtin_adapters,
+    adapter_class,
+    register_adapter,
+)
 from .contract import Capabilities, EstimateRequest, EstimateResult
 from .exceptions import InvalidRequestError, MissingDependencyError, UnsupportedFeatureError
 from .ledger import LedgerEntry, ShotBudget, ShotLedger

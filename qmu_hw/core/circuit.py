@@ -86,6 +86,9 @@ class Circuit:
     n_inputs: int = 0
     name: str = "circuit"
     weight_shape: tuple[int, ...] | None = field(default=None)
+    # What an imported circuit measured (e.g. a QNode's expvals); None: the caller chooses
+    # (QuantumLayer's default is Z on every qubit). Not part of the structure fingerprint.
+    observables: tuple | None = field(default=None)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gates", tuple(self.gates))

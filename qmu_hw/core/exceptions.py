@@ -52,3 +52,8 @@ class ResultPendingError(BackendUnavailableError):
 
 class ProfileError(InvalidRequestError):
     """A backend profile file is malformed; the message names the file and key."""
+
+
+class CorruptCheckpointError(InvalidRequestError):
+    """A checkpoint file is truncated, corrupted, foreign or not loadable as plain weights;
+    the message names its path. The study runner retrains instead of loading it."""

@@ -19,6 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from .adapter_registry import ADAPTER_NAME
 from .contract import check_shots
 from .exceptions import ProfileError
 from .names import unknown_name_message
@@ -125,6 +126,9 @@ def parse_profile(data: dict[str, Any], path: str, digest: str) -> Profile:
     for key in ("name", "adapter"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise err(key, f"required non-empty string, got {data.get(key)!r}")
+    if not ADAPTER_NAME.match(data["adapter"]):  # checked here so that validating a profile imports nothing
+        raise err("adapter", f"{data['adapter']!r} is not an adapter name; name a registered adapter (a shipped "
+                  "one or a package's 'qmu_hw.adapters' entry point), never a module path")
     for section, allowed in SECTION_KEYS.items():
         table = data.get(section, {})
         if not isinstance(table, dict):

@@ -80,12 +80,17 @@ def _load_mnist_like(name: str, data_dir: str | Path | None) -> tuple[np.ndarray
     folder = Path(data_dir)
     npz = folder / f"{name}.npz"
     if npz.is_file():
-        with np.load(npz) as z:
-            missing = {"x_train", "y_train", "x_test", "y_test"} - set(z.files)
-            if missing:
-                raise InvalidRequestError(f"{npz} lacks arrays {sorted(missing)}")
-            X = np.concatenate([z["x_train"], z["x_test"]])
-            y = np.concatenate([z["y_train"], z["y_test"]])
+        try:  # allow_pickle=False: an object array in a downloaded file is refused, never unpickled
+            with np.load(npz, allow_pickle=False) as z:
+                missing = {"x_train", "y_train", "x_test", "y_test"} - set(z.files)
+                if missing:
+                    raise InvalidRequestError(f"{npz} lacks arrays {sorted(missing)}")
+                X = np.concatenate([z["x_train"], z["x_test"]])
+                y = np.concatenate([z["y_train"], z["y_test"]])
+        except (ValueError, OSError, EOFError) as exc:
+            if isinstance(exc, InvalidRequestError):
+                raise
+            raise InvalidRequestError(f"{npz} is not a plain numeric npz ({str(exc).splitlines()[0]})") from None
         return X, y
     parts = []
     for split, (img, lab) in _IDX_FILES.items():

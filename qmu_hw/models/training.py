@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.exceptions import InvalidRequestError
+from ..core.exceptions import CorruptCheckpointError, InvalidRequestError
 from ..data.tensors import Split
 from .hybrid import HybridModel, ModelConfig, build_model
 
@@ -53,6 +54,18 @@ def _val_scores(model, val: Split) -> tuple[float, float]:
     return acc, loss
 
 
+def _check_output_width(model, logits: torch.Tensor) -> None:
+    """A model must emit one logit per class: cross-entropy would silently train 4 logits on
+    3-class labels (and store metrics of a model with a phantom class)."""
+    n_classes = getattr(getattr(model, "config", None), "n_classes", None)
+    if logits.ndim != 2 or (n_classes is not None and logits.shape[1] != n_classes):
+        source = getattr(model, "source", None) or getattr(getattr(model, "config", None), "name", "the model")
+        raise InvalidRequestError(
+            f"model {source!r} emits outputs of shape {tuple(logits.shape[1:])} per batch row; the dataset has "
+            f"{n_classes} classes: expected one logit per class, shape ({n_classes},)"
+        )
+
+
 def fit(
     model: HybridModel,
     train: Split,
@@ -92,7 +105,10 @@ def fit(
             if len(idx) < 2 and any(isinstance(m, torch.nn.BatchNorm1d) for m in model.modules()):
                 continue  # BatchNorm cannot train on a single row
             opt.zero_grad()
-            loss = torch.nn.functional.cross_entropy(model(train.X[idx]), train.y[idx])
+            logits = model(train.X[idx])
+            if epoch == 1 and not history and not losses:
+                _check_output_width(model, logits)
+            loss = torch.nn.functional.cross_entropy(logits, train.y[idx])
             loss.backward()
             opt.step()
             losses.append(loss.item())
@@ -114,26 +130,70 @@ def fit(
     return TrainResult(best[1], best[0], epoch, time.perf_counter() - t0, history)
 
 
+CHECKPOINT_FORMAT = 2  # weights-only .pt + JSON metadata beside it
+
+
+def _meta_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
 def save_checkpoint(model: HybridModel, path: str | Path, extra: dict | None = None) -> None:
-    """Weights plus the model config (the backend is not saved: a checkpoint is portable)."""
+    """Weights (a plain tensor state dict, loadable with ``weights_only=True``) in ``path``
+    and the model config plus ``extra`` as JSON in ``<path>.json``; the backend is not saved,
+    so a checkpoint is portable. Neither file holds a pickled object: a checkpoint read back
+    from a shared or downloaded study folder is data, never code."""
     from dataclasses import asdict
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"config": asdict(model.config), "state_dict": model.state_dict(), "extra": extra or {}}, tmp)
-    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+    meta = {"format": CHECKPOINT_FORMAT, "config": asdict(model.config), "extra": extra or {}}
+    text = json.dumps(meta, sort_keys=True)  # fails here (not at load) on a non-JSON config value
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    # Metadata first, weights last: the .pt is what marks a checkpoint as present, and each
+    # file is replaced atomically, so a crash never leaves a half-written pair behind.
+    for target, write in ((_meta_path(path), lambda t: t.write_text(text)), (path, lambda t: torch.save(state, t))):
+        tmp = target.with_name(target.name + ".tmp")
+        write(tmp)
+        tmp.replace(target)
 
 
-def load_checkpoint(path: str | Path, backend, **overrides) -> tuple[HybridModel, dict]:
-    """Rebuild a model on ``backend`` and load its weights."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
-    if "input_range" not in payload["config"] and payload["config"].get("image_size") is None:
-        raise InvalidRequestError(
-            f"checkpoint {path} predates per-model input scaling (a tabular model without scaler statistics); "
-            "delete the study's checkpoints folder so teachers and oracles are retrained"
-        )
-    cfg = ModelConfig(**payload["config"])
+def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """``(metadata, state_dict)`` of a checkpoint, read as data only (no unpickling of
+    objects). Anything unreadable, truncated or foreign raises :class:`CorruptCheckpointError`
+    naming the path."""
+    path = Path(path)
+    try:
+        meta = json.loads(_meta_path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise CorruptCheckpointError(f"checkpoint {path} has no readable metadata {_meta_path(path).name} "
+                                     f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(meta, dict) or meta.get("format") != CHECKPOINT_FORMAT or not isinstance(meta.get("config"), dict):
+        raise CorruptCheckpointError(f"checkpoint {path} is not a qmu-hw format-{CHECKPOINT_FORMAT} checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # UnpicklingError (a payload), RuntimeError (truncated zip), EOFError, ...
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise CorruptCheckpointError(f"checkpoint {path} is unreadable as weights ({type(exc).__name__}: {first})") from None
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise CorruptCheckpointError(f"checkpoint {path} does not hold a tensor state dict")
+    return meta, state
+
+
+def load_checkpoint(path: str | Path, backend, *, expect_model: str | None = None,
+                    **overrides) -> tuple[HybridModel, dict]:
+    """Rebuild a model on ``backend`` and load its weights; a checkpoint that does not fit
+    the model it describes raises :class:`CorruptCheckpointError` (callers retrain).
+
+    ``expect_model``: the model name the caller builds (a study's); a checkpoint naming
+    another (e.g. a ``factory:`` the study never configured, whose import would run code)
+    is refused before anything is built."""
+    meta, state = read_checkpoint(path)
+    try:
+        cfg = ModelConfig(**meta["config"])
+    except TypeError as exc:
+        raise CorruptCheckpointError(f"checkpoint {path} has a foreign model config ({exc})") from None
+    if expect_model is not None and cfg.name != expect_model:
+        raise CorruptCheckpointError(f"checkpoint {path} describes model {cfg.name!r}, expected {expect_model!r}")
     kw = dict(gradient=cfg.gradient, shots=cfg.shots, grad_shots=cfg.grad_shots, n_qubits=cfg.n_qubits,
               n_layers=cfg.n_layers, entangler=cfg.entangler, n_classes=cfg.n_classes,
               image_size=cfg.image_size, input_range=cfg.input_range)
@@ -141,11 +201,11 @@ def load_checkpoint(path: str | Path, backend, **overrides) -> tuple[HybridModel
         kw["extra"] = cfg.extra
     kw.update(overrides)
     model = build_model(cfg.name, backend, **kw)
-    state = payload["state_dict"]
     if getattr(model, "scaler", None) is not None and "scaler.lo" not in state:
-        raise InvalidRequestError(
-            f"checkpoint {path} predates per-model input scaling (no scaler statistics); delete the study's "
-            "checkpoints folder so teachers and oracles are retrained"
-        )
-    model.load_state_dict(state)
-    return model, payload["extra"]
+        raise CorruptCheckpointError(f"checkpoint {path} predates per-model input scaling (no scaler statistics)")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:  # missing / unexpected keys, wrong shapes
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise CorruptCheckpointError(f"checkpoint {path} does not fit its model ({first})") from None
+    return model, meta.get("extra") or {}

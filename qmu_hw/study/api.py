@@ -215,8 +215,9 @@ def run(config: str | Path | dict, *, output: str | Path | None = None, executor
     show = _interactive() if progress is None else bool(progress)
     runner = StudyRunner(cfg, progress=show,
                          log=(lambda m: print(m, file=sys.stderr)) if show else (lambda *_: None))
-    if text is not None:  # the runner copies file configs; a dict config is written here
-        (Path(cfg.output) / "config.toml").write_text(text)
+    # The runner copies a file config, and writes a dict config's text, under the study lock:
+    # a run refused because another holds the folder leaves its config.toml untouched.
+    runner.config_text = text
     if address is not None and executor != "ray":
         raise InvalidRequestError(f"address is for executor='ray', got executor={executor!r}")
     n = workers if workers is not None else (1 if executor == "local" else 2)

@@ -218,6 +218,7 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
         compare = _against(rep.compare_with, base)
         if not compare.is_file():
             raise r.err("report", "compare_with", f"file {compare} not found (relative paths are read from {base})")
+        _check_reference_csv(compare, r)
         parsed["report"] = dataclasses.replace(rep, compare_with=str(compare))
     if axes:
         parsed["grid"] = dataclasses.replace(parsed["grid"], axes=tuple((f"{t}.{k}", tuple(v)) for t, k, v in axes))
@@ -225,6 +226,8 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
     if axes:
         return dataclasses.replace(cfg, combos=_combinations(cfg, data, axes, text, path, output, base))
     _check_across(cfg, r)
+    if parsed["model"].factory is not None:
+        _import_factory(parsed["model"].factory, r)
     return cfg
 
 
@@ -291,6 +294,51 @@ def _combinations(cfg: StudyConfig, data: dict, axes, text: str, path: str, outp
     return tuple(out)
 
 
+def _import_factory(target: str, r: _Reader) -> None:
+    """Import a ``[model] factory`` (the user's own code, by design) after every other check;
+    whatever its import raises, SystemExit and KeyboardInterrupt included, becomes one line."""
+    from ..models.custom import load_factory
+
+    try:
+        load_factory(target)
+    except QmuHwError as exc:
+        raise r.err("model", "factory", str(exc)) from None
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:
+        said = " ".join(str(exc).split())[:200]
+        raise r.err("model", "factory", f"importing {target.partition(':')[0]!r} raised {type(exc).__name__}"
+                                        f"{': ' + said if said else ''}") from None
+
+
+# What the report's "Ours vs the paper" table reads from a [report] compare_with CSV
+# (report._paper_comparison); checked at load so a wrong file stops the study before it runs.
+REFERENCE_TEXT_COLUMNS = ("scenario", "method")
+REFERENCE_NUMBER_COLUMNS = ("acc_forget_unlearn", "acc_test_unlearn", "UQI")
+
+
+def _check_reference_csv(path: Path, r: _Reader) -> None:
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f)
+            header = reader.fieldnames or []
+            missing = [c for c in REFERENCE_TEXT_COLUMNS + REFERENCE_NUMBER_COLUMNS if c not in header]
+            if missing:
+                raise r.err("report", "compare_with", f"{path} lacks the columns {missing}; expected a CSV with "
+                                                      f"{list(REFERENCE_TEXT_COLUMNS + REFERENCE_NUMBER_COLUMNS)}")
+            for n, row in enumerate(reader, start=2):
+                for c in REFERENCE_NUMBER_COLUMNS:
+                    try:
+                        float(row[c])
+                    except (TypeError, ValueError):
+                        raise r.err("report", "compare_with", f"{path} line {n}: column {c} is not a number: "
+                                                              f"{row[c]!r}") from None
+    except UnicodeDecodeError:
+        raise r.err("report", "compare_with", f"{path} is not a UTF-8 text CSV") from None
+    except (OSError, csv.Error) as exc:
+        raise r.err("report", "compare_with", f"{path} cannot be read as CSV ({exc})") from None
+
+
 def _against(p: str, base: Path) -> Path:
     q = Path(p).expanduser()
     return q if q.is_absolute() else (base / q).resolve()
@@ -314,7 +362,7 @@ def _resolve_methods(methods, r: _Reader) -> tuple[str, ...]:
 
 
 def _parse_methods(table: Any, r: _Reader) -> dict[str, dict]:
-    from ..unlearning import method_defaults, method_names
+    from ..unlearning import hyperparameter_problem, method_names
 
     if not isinstance(table, dict):
         raise r.err("methods", None, "must hold [methods.NAME] tables")
@@ -324,10 +372,10 @@ def _parse_methods(table: Any, r: _Reader) -> dict[str, dict]:
             raise r.err(f"methods.{name}", None, unknown_name_message("method", name, method_names(), "one of"))
         if not isinstance(hp, dict):
             raise r.err(f"methods.{name}", None, "must be a table of hyperparameters")
-        valid = method_defaults(name)
-        for k in hp:
-            if k not in valid:
-                raise r.err(f"methods.{name}", k, f"unknown hyperparameter; valid: {sorted(valid)}")
+        for k, v in hp.items():  # type and range, so `lr = "fast"` stops here, not after the teachers
+            problem = hyperparameter_problem(name, k, v)
+            if problem:
+                raise r.err(f"methods.{name}", k, problem)
         out[name] = dict(hp)
     return out
 
@@ -351,8 +399,8 @@ def _resolve_backend(b: str, base: Path, r: _Reader, section: str, key_: str) ->
 
 def _resolve_user_model(m, base: Path, r: _Reader):
     """``[model] factory`` / ``circuit`` become the model name ``factory:pkg.mod:fn`` /
-    ``circuit:/abs/file.qasm``; the factory must import and the file must exist now, before
-    any data is loaded."""
+    ``circuit:/abs/file.qasm``; the file must exist now, before any data is loaded (the
+    factory is imported by :func:`_import_factory`, after every other check)."""
     if m.factory is None and m.circuit is None:
         for k in ("inputs", "weights"):
             if getattr(m, k) is not None:
@@ -361,13 +409,7 @@ def _resolve_user_model(m, base: Path, r: _Reader):
     given = [k for k in ("name", "factory", "circuit") if getattr(m, k) is not None]
     if len(given) > 1:
         raise r.err("model", given[1], f"expected one of [model] name, factory or circuit, got {given}")
-    if m.factory is not None:
-        from ..models.custom import load_factory
-
-        try:
-            load_factory(m.factory)
-        except QmuHwError as exc:
-            raise r.err("model", "factory", str(exc)) from None
+    if m.factory is not None:  # imported by _import_factory, after every other check
         return dataclasses.replace(m, name=f"factory:{m.factory}")
     path = _against(m.circuit, base)
     if not path.is_file():

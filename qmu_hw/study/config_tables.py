@@ -77,12 +77,33 @@ def _scenario_ok(s: Any) -> bool:
     return True
 
 
+# A subset scenario below this fraction forgets about one sample per class, whatever it says;
+# such a study measures something else than its name (README, "Scenarios").
+MIN_SUBSET_FRACTION = 0.01
+SEED_LIMIT = 2 ** 32  # seeds feed numpy/torch generators and cell ids as uint32
+MAX_LR = 10.0  # Adam steps above this diverge at once: surely a typo (1e300)
+
+
+def _scenarios_check(v: Any) -> str | None:
+    problem = _unique_list("scenarios ('subset:FRACTION' or 'class:K')", _scenario_ok)(v)
+    if problem:
+        return problem
+    for s in v:
+        kind, frac = parse_scenario(s)
+        if kind == "subset" and frac < MIN_SUBSET_FRACTION:
+            return (f"scenario {s!r} forgets less than {MIN_SUBSET_FRACTION:.0%} of the training set (in practice "
+                    f"one sample per class); use subset:{MIN_SUBSET_FRACTION} or more, or class:K")
+    return None
+
+
+def _lr_check(v: Any) -> str | None:
+    if not (math.isfinite(float(v)) and v > 0):
+        return f"expected a positive number, got {v!r}"
+    return None if v <= MAX_LR else f"expected a learning rate of at most {MAX_LR:g}, got {v!r}"
+
+
 def _shots_entry_ok(s: Any) -> bool:
     return s == "exact" or (_is_int(s) and s > 0)
-
-
-def _positive_finite(v: Any) -> str | None:
-    return None if math.isfinite(float(v)) and v > 0 else f"expected a positive number, got {v!r}"
 
 
 def _non_negative(v: Any) -> str | None:
@@ -94,7 +115,8 @@ def _non_negative(v: Any) -> str | None:
 class StudyTable:
     name: str | None = key(None, str)  # default: the config file's stem
     output: str | None = key(None, str)  # default: runs/<name>; relative to the working directory
-    seeds: tuple[int, ...] = key((0,), list, _unique_list("non-negative integers", lambda s: _is_int(s) and s >= 0))
+    seeds: tuple[int, ...] = key((0,), list, _unique_list("integers in [0, 2**32) (uint32 seeds)",
+                                                          lambda s: _is_int(s) and 0 <= s < SEED_LIMIT))
 
 
 @dataclass(frozen=True)
@@ -126,7 +148,7 @@ class ModelTable:
 class TrainingTable:
     epochs: int = key(100, int, _positive_int)
     patience: int = key(25, int, _positive_int)
-    lr: float = key(0.01, (float, int), _positive_finite)
+    lr: float = key(0.01, (float, int), _lr_check)
     batch_size: int = key(32, int, _positive_int)
     n_oracles: int = key(5, int, _positive_int)
     train_backend: str = key("exact", str)  # a profile, or "same" (train on each cell's backend)
@@ -138,8 +160,7 @@ class TrainingTable:
 
 @dataclass(frozen=True)
 class GridTable:
-    scenarios: tuple[str, ...] = key(("subset:0.02", "class:0"), list,
-                                     _unique_list("scenarios ('subset:FRACTION' or 'class:K')", _scenario_ok))
+    scenarios: tuple[str, ...] = key(("subset:0.02", "class:0"), list, _scenarios_check)
     methods: tuple[str, ...] | str = key("all", (list, str))  # checked against the method registry
     backends: tuple[str, ...] = key(("exact",), list, _unique_list("backend profile names or paths",
                                                                    lambda b: isinstance(b, str) and b != ""))

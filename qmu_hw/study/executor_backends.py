@@ -15,6 +15,8 @@ backends (the sequential run).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
+import os
 from typing import Any
 
 MAX_RETRIES = 3  # a task whose worker process died is rerun at most this many times
@@ -94,6 +96,55 @@ def _copy_future(src: cf.Future, dst: cf.Future) -> None:
         dst.set_result(src.result())
 
 
+CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """A TCP connection to the Ray head's ``host:port`` (``ray://`` client addresses too);
+    an unreachable head is one line (exit 4) within seconds."""
+    import socket
+
+    from ..core.exceptions import BackendUnavailableError, InvalidRequestError
+
+    target = address.removeprefix("ray://")
+    if target in ("auto", "local"):
+        return
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise InvalidRequestError(f"--address {address!r}: expected HOST:PORT of a Ray head, e.g. 10.0.0.5:6379")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise BackendUnavailableError(f"Ray head {address} is unreachable ({reason}, waited at most "
+                                      f"{CONNECT_TIMEOUT_S:.0f} s); start it with `ray start --head` or check "
+                                      "--address") from None
+
+
+@contextlib.contextmanager
+def _loopback_ray():
+    """While a private Ray starts, make it treat this machine as a single-node, loopback-only
+    cluster. On Linux, Ray replaces ``_node_ip_address="127.0.0.1"`` by the machine's
+    routable address, and its gcs_server, raylet, workers and agents then listen on every
+    interface; with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 (Ray's single-machine mode, read at
+    import, hence also set on the imported constant) the node address stays 127.0.0.1 and
+    every server binds loopback only. The variable is inherited by the processes Ray spawns
+    now and restored afterwards, so a later ``--address`` join is not affected."""
+    from ray._private import ray_constants
+
+    var = ray_constants.ENABLE_RAY_CLUSTERS_ENV_VAR
+    old_env, old_const = os.environ.get(var), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[var], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = old_const
+        if old_env is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = old_env
+
+
 class RayExecutor:
     """Ray tasks. Without ``address`` a local Ray with ``workers`` CPUs is started and shut
     down at the end; with one, the driver joins that cluster (every node needs qmu-hw
@@ -107,6 +158,8 @@ class RayExecutor:
         self.address = address
         self._started = False
         self._remote: dict = {}
+        if address:
+            _check_reachable(address)  # before the study touches its folder; ray.init would hang for minutes
 
     def start(self) -> None:
         import logging
@@ -117,9 +170,10 @@ class RayExecutor:
             ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
         else:  # "local" never joins a cluster found through RAY_ADDRESS or a running `ray start`
             # Loopback only: a local Ray needs no network interface.
-            ray.init(address="local", num_cpus=self.workers, include_dashboard=False, logging_level=logging.WARNING,
-                     _node_ip_address="127.0.0.1",
-                     log_to_driver=False, object_store_memory=128 * 2 ** 20)
+            with _loopback_ray():
+                ray.init(address="local", num_cpus=self.workers, include_dashboard=False,
+                         logging_level=logging.WARNING, _node_ip_address="127.0.0.1",
+                         log_to_driver=False, object_store_memory=128 * 2 ** 20)
         self._started = True
 
     def submit(self, fn, args: tuple, deps: list, resources: dict):

@@ -165,7 +165,10 @@ def train_task(cfg, task) -> dict:
     """Train (or load) a teacher or an oracle ensemble; the checkpoints are the result."""
     runner = _worker(cfg)
     mark, t0 = len(runner.ledger), time.perf_counter()
-    runner.train(task)
+    try:
+        runner.train(task)
+    except SystemExit as exc:  # user code (a model factory) calling sys.exit: a failed task, not the driver's exit
+        raise RuntimeError(f"SystemExit({exc.code!r}) raised inside the task") from None
     return {"phases": runner.ledger.since(mark).by_phase(), "wall_s": time.perf_counter() - t0}
 
 
@@ -179,7 +182,7 @@ def cell_task(cfg, cell: Cell, *_prerequisites) -> dict:
         out["metrics"], out["cost"] = runner.run_cell(cell)
     except QmuHwError as exc:
         out.update(status="stop", error=f"{type(exc).__name__}: {exc}", exc_type=type(exc).__name__)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: user code calling sys.exit fails the cell
         out.update(status="failed", error=traceback.format_exc(limit=8), short=repr(exc))
     out["phases"] = runner.ledger.since(mark).by_phase()
     out["wall_s"] = time.perf_counter() - t0

@@ -15,7 +15,12 @@ import time
 import traceback
 from pathlib import Path
 
-from ..core.exceptions import BudgetExceededError, InvalidRequestError, QmuHwError
+from ..core.exceptions import (
+    BackendUnavailableError,
+    BudgetExceededError,
+    InvalidRequestError,
+    QmuHwError,
+)
 from ..core.journal import JobJournal
 from ..core.ledger import LedgerEntry
 from .config import StudyConfig
@@ -38,6 +43,7 @@ class StudyRunner:
         self.store = ResultsStore(cfg.output)
         self.progress = progress
         self.log = log
+        self.config_text: str | None = None  # set by study.run for a dict config; written under the lock
         self.journal = JobJournal(Path(cfg.output) / "journal.sqlite")
         self.backends = Backends(cfg, self.journal)  # one ledger and budget for the whole study
         self._work: dict = {}
@@ -67,7 +73,14 @@ class StudyRunner:
         unknown device or a missing S3 bucket stops the run now, not after the teachers."""
         for cell in todo:
             if profile_of(cell.backend).is_cloud:
-                self.backends.get(cell.backend, cell.shots, cell.seed)
+                try:
+                    self.backends.get(cell.backend, cell.shots, cell.seed)
+                except QmuHwError:
+                    raise
+                except Exception as exc:  # the SDK's own error (no network, endpoint down): one line
+                    said = " ".join(str(exc).split())[:200]
+                    raise BackendUnavailableError(f"cannot reach backend {cell.backend!r} ({type(exc).__name__}: "
+                                                  f"{said}); check the network and the account, then rerun") from None
 
     # -- the run ---------------------------------------------------------------------------
     def run(self, *, max_cells: int | None = None, dry_run: bool = False, workers: int = 1,
@@ -83,14 +96,18 @@ class StudyRunner:
             # todo[:-1] would silently drop the last cell; 0 would look like a finished run
             raise InvalidRequestError(f"max_cells must be an integer >= 1 or None (all), got {max_cells!r}; "
                                       "use dry_run=True to run no cells")
-        pool = make_executor(executor, workers, address)  # checks the name and that Ray is installed
         t0 = time.perf_counter()
-        plan = self.plan()
-        cells, ids = plan.cells, plan.ids
-        if cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase:
-            reason = estimate_study(cfg, cells, measure_time=False).refusal(cfg)
-            if reason:
-                raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
+        try:
+            pool = make_executor(executor, workers, address)  # the name, Ray installed, the head reachable
+            plan = self.plan()
+            cells, ids = plan.cells, plan.ids
+            if cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase:
+                reason = estimate_study(cfg, cells, measure_time=False).refusal(cfg)
+                if reason:
+                    raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
+        except QmuHwError:
+            self._discard_new_output()
+            raise
         with self.store.lock():
             statuses = self.store.statuses()
             todo = [c for c in cells if statuses.get(ids[c]) != "done"]
@@ -104,8 +121,7 @@ class StudyRunner:
             try:
                 self._connect_cloud(todo)
             except QmuHwError:
-                if self._created_output:
-                    shutil.rmtree(cfg.output, ignore_errors=True)
+                self._discard_new_output()
                 raise
             self._save_config()
             self.store.set_meta("current_cells", sorted(ids.values()))
@@ -116,8 +132,16 @@ class StudyRunner:
         summary.phases = self.ledger.by_phase()
         return summary
 
+    def _discard_new_output(self) -> None:
+        """A run refused before any work leaves no folder behind (if it created one)."""
+        if self._created_output:
+            shutil.rmtree(self.cfg.output, ignore_errors=True)
+
     def _save_config(self) -> None:
-        if self.cfg.path and Path(self.cfg.path).is_file():
+        """Called under the study lock, never before it (a refused run writes nothing)."""
+        if self.config_text is not None:  # a dict config (study.run(dict)): its TOML text
+            (Path(self.cfg.output) / "config.toml").write_text(self.config_text)
+        elif self.cfg.path and Path(self.cfg.path).is_file():
             shutil.copyfile(self.cfg.path, Path(self.cfg.output) / "config.toml")
         self.store.set_meta("config_hash", self.cfg.digest())
         if self.cfg.path:  # `qmu-hw report` resolves the copy's relative paths against this folder
@@ -150,6 +174,9 @@ class StudyRunner:
         except QmuHwError as exc:
             self.store.fail(cell_id, f"{type(exc).__name__}: {exc}")
             raise
+        except SystemExit as exc:  # user code (a model factory) calling sys.exit: a failed cell, not exit 0
+            self.store.fail(cell_id, f"SystemExit({exc.code!r}) raised inside the cell")
+            return cell.label, f"SystemExit({exc.code!r}) raised inside the cell (by a model factory?)"
         except Exception as exc:
             self.store.fail(cell_id, traceback.format_exc(limit=8))
             return cell.label, repr(exc)

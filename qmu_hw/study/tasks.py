@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..core.exceptions import CorruptCheckpointError
 from ..core.ledger import ShotBudget, ShotLedger
 from ..models.training import load_checkpoint, save_checkpoint
 from .grid import Cell
@@ -73,7 +74,8 @@ def _save_checkpoint(model, path: Path, extra: dict) -> None:
     except (OSError, RuntimeError) as exc:
         if isinstance(exc, RuntimeError) and "writ" not in str(exc).lower():
             raise
-        Path(str(path) + ".tmp").unlink(missing_ok=True)
+        for tmp in (str(path) + ".tmp", str(path) + ".json.tmp"):
+            Path(tmp).unlink(missing_ok=True)
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
         raise UnwritableOutputError(f"cannot write checkpoint {path} ({reason}); free space on the device or "
                                     "choose another --output, then rerun (finished cells are kept)") from None
@@ -107,11 +109,27 @@ class TaskRunner:
         # The combination's digest: each axis combination trains its own models.
         return self.ckpt_dir / f"{kind}-seed{seed}-{extra}-{self.cfg.digest()[:12]}.pt"
 
+    def _load(self, prep: Prepared, path: Path, be, shots: int | None):
+        """The checkpointed model, or None when there is none or it cannot be read as plain
+        weights (truncated, corrupted, foreign, a pickle payload): that one is named, set
+        aside and retrained, so a rerun recovers and nothing in the folder is executed."""
+        if not path.exists():
+            return None
+        try:
+            return load_checkpoint(path, be, expect_model=prep.model_kwargs["name"],
+                                   **model_kw(self.cfg, be, shots))[0]
+        except CorruptCheckpointError as exc:
+            self.log(f"{exc}; retraining it")
+            for p in (path, Path(str(path) + ".json")):
+                p.unlink(missing_ok=True)
+            return None
+
     def teacher(self, prep: Prepared, seed: int, backend_name: str, shots: int | None):
         be = self.backend(backend_name, shots, seed)
         path = self._ckpt("teacher", seed, f"{backend_name}@{shots}")
-        if path.exists():
-            return load_checkpoint(path, be, **model_kw(self.cfg, be, shots))[0]
+        model = self._load(prep, path, be, shots)
+        if model is not None:
+            return model
         self.log(f"training teacher (seed {seed}) on {backend_name}")
         model = train_teacher(prep, be, train_settings(self.cfg), **model_kw(self.cfg, be, shots))
         _save_checkpoint(model, path, {"seed": seed})
@@ -122,8 +140,9 @@ class TaskRunner:
         out = []
         for k in range(max(self.cfg.n_oracles, 1)):
             path = self._ckpt("oracle", seed, f"{sc.name.replace(':', '_')}-{k}-{backend_name}@{shots}")
-            if path.exists():
-                out.append(load_checkpoint(path, be, **model_kw(self.cfg, be, shots))[0])
+            model = self._load(prep, path, be, shots)
+            if model is not None:
+                out.append(model)
                 continue
             self.log(f"training oracle {k + 1}/{self.cfg.n_oracles} (seed {seed}, {sc.name}) on {backend_name}")
             model = train_oracle(prep, sc, be, seed * 1000 + 17 * (k + 1), train_settings(self.cfg),

@@ -70,6 +70,60 @@ def method_defaults(name: str) -> dict[str, Any]:
     }
 
 
+# Hyperparameter ranges beyond "a finite number >= 0" (floats) / "an integer >= 1" (ints).
+_POSITIVE = {"lr", "temperature", "clip_norm"}  # 0 would make the method a no-op or divide by 0
+_UNIT = {"sparsity"}  # a fraction
+_AT_LEAST_ZERO_INT = {"max_steps"}
+MAX_LR = 10.0  # Adam steps above this diverge at once on these models: surely a typo
+MAX_VALUE = 1e9
+MAX_COUNT = 10 ** 6
+
+
+def hyperparameter_problem(name: str, key: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for hyperparameter ``key`` of method ``name`` (None: it
+    is fine). The expected type is the default's; numbers must be finite and in range, so a
+    mistyped ``lr = "fast"``, ``lr = 1e300`` or ``epochs = -1`` is refused before any work."""
+    valid = method_defaults(name)
+    if key not in valid:
+        return f"unknown hyperparameter; valid: {sorted(valid)}"
+    default = valid[key]
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            return f"expected an integer, got {value!r}"
+        low = 0 if key in _AT_LEAST_ZERO_INT else 1
+        if not low <= value <= MAX_COUNT:
+            return f"expected an integer in [{low}, {MAX_COUNT}], got {value!r}"
+        return None
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+            return f"expected a number, got {value!r}"
+        v = float(value)
+        if not np.isfinite(v):
+            return f"expected a finite number, got {value!r}"
+        if key in _UNIT:
+            return None if 0.0 <= v <= 1.0 else f"expected a fraction in [0, 1], got {value!r}"
+        if key == "lr":
+            return None if 0.0 < v <= MAX_LR else f"expected a positive learning rate (at most {MAX_LR:g}), got {value!r}"
+        if key in _POSITIVE and v <= 0:
+            return f"{key} must be > 0, got {value!r}"
+        if not 0.0 <= v <= MAX_VALUE:
+            return f"expected a number in [0, {MAX_VALUE:g}], got {value!r}"
+        return None
+    if isinstance(default, str) and not isinstance(value, str):
+        return f"expected a string, got {value!r}"
+    return None
+
+
+def check_hyperparameters(name: str, hp: dict) -> None:
+    """Refuse the first bad hyperparameter of ``name``, naming the method and the key."""
+    for key, value in hp.items():
+        problem = hyperparameter_problem(name, key, value)
+        if problem:
+            raise InvalidRequestError(f"method {name!r} hyperparameter {key!r}: {problem}")
+
+
 def get_method(name: str) -> Callable:
     if name not in _METHODS:
         raise InvalidRequestError(unknown_name_message("unlearning method", name, method_names(), "one of"))
@@ -111,6 +165,7 @@ def unlearn(name: str, teacher: HybridModel, data: UnlearnData, *, seed: int = 0
         raise InvalidRequestError(
             f"method {name!r} has no hyperparameter(s) {sorted(bad)}; valid: {sorted(valid)}"
         )
+    check_hyperparameters(name, hp)
     if len(data.forget) == 0:
         raise InvalidRequestError("the forget set is empty: nothing to unlearn")
     model = copy.deepcopy(teacher)  # QuantumLayer shares the backend (and its ledger)

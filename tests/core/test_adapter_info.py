@@ -73,9 +73,13 @@ def test_base_hooks_are_no_ops():
         assert ctx is be
 
 
-def test_an_adapter_outside_qmu_hw_needs_only_its_module_and_a_profile(tmp_path):
+def test_an_adapter_outside_qmu_hw_needs_only_its_module_and_a_profile(tmp_path, monkeypatch):
+    from tests.security.test_adapter_entry_points import install_entry_points
+
+    monkeypatch.syspath_prepend(str(install_entry_points(
+        tmp_path / "site", toy="tests.core.toy_adapter:ToyBackend", toy_cloud="tests.core.toy_adapter:ToyCloud")))
     path = tmp_path / "toy.toml"
-    path.write_text('schema_version = 1\nname = "toy"\nadapter = "tests.core.toy_adapter:toy"\n[options]\nmax_qubits = 5\n')
+    path.write_text('schema_version = 1\nname = "toy"\nadapter = "toy"\n[options]\nmax_qubits = 5\n')
     be = get_backend(path)
     c = hqml(3, 1)
     p = np.random.default_rng(0).uniform(-2, 2, (4, c.n_params))
@@ -84,7 +88,7 @@ def test_an_adapter_outside_qmu_hw_needs_only_its_module_and_a_profile(tmp_path)
     info = adapter_info(resolve_profile(path))
     assert not info.remote and info.option_schema == {"max_qubits": "largest circuit accepted"}
     cloud = tmp_path / "cloud.toml"
-    cloud.write_text('schema_version = 1\nname = "tc"\nadapter = "tests.core.toy_adapter:toy-cloud"\n')
+    cloud.write_text('schema_version = 1\nname = "tc"\nadapter = "toy-cloud"\n')
     assert resolve_profile(cloud).is_cloud and adapter_info(resolve_profile(cloud)).billed
     with pytest.raises(MissingDependencyError, match=r"pip install 'qmu-hw\[toy-cloud\]'"):
         get_backend(cloud)

@@ -190,7 +190,7 @@ def test_train_backend_is_checked_too(tmp_path):
 
 def test_compare_with_resolves_against_the_given_base(tmp_path):
     (tmp_path / "ref").mkdir()
-    (tmp_path / "ref" / "r.csv").write_text("a\n1\n")
+    (tmp_path / "ref" / "r.csv").write_text("scenario,method,acc_forget_unlearn,acc_test_unlearn,UQI\nsubset2pct,GA,0.5,0.9,0.1\n")
     text = BASE + '\n[report]\ncompare_with = "ref/r.csv"\n'
     cfg = load_config(write(tmp_path, text))
     assert cfg.compare_with == str((tmp_path / "ref" / "r.csv").resolve())

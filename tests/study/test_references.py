@@ -59,7 +59,7 @@ def study(tmp_path_factory):
 
 def test_noisy_cells_compare_with_oracles_trained_under_their_noise(study):
     out, rows = study
-    ckpts = sorted(p.name for p in (out / "checkpoints").glob("oracle-*"))
+    ckpts = sorted(p.name for p in (out / "checkpoints").glob("oracle-*.pt"))
     assert sum("dm-depol-0.05@None" in n for n in ckpts) == 4  # 2 seeds × K=2, exact (noisy) training
     assert sum("-exact@None" in n for n in ckpts) == 4
     for r in rows:

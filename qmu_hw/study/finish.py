@@ -52,7 +52,7 @@ def finish_study(folder: str | Path, cfg=None, *, store: ResultsStore | None = N
         title, reference = f"qmu-hw study: {folder.name}", None
     report = build_report(folder, rows, title=title, reference=reference, note=note or "", effects=effects,
                           slopes=slopes, analysis=analysis)
-    interactions = write_interactions(folder, rows, dict(cfg.axes) if cfg is not None else None)
+    interactions = write_interactions(folder, rows, dict(cfg.axes) if cfg is not None else None, analysis)
     extra = report_lines(interactions)  # "Does noise sensitivity grow with depth / entanglement?"
     if extra:
         with open(report, "a") as f:

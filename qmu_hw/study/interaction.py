@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from ..metrics.stats import holm, paired_test, per_unit_slopes
-from .grid import axis_columns
-from .noise_effect import exact_twin, metric_columns
+from .config_tables import AnalysisTable
+from .noise_effect import metric_columns
+from .pairing import _Index
 
-COLUMNS = ("scenario", "method", "backend", "shots", "metric", "reference", "axis", "fixed", "contrast", "n_seeds",
+COLUMNS = ("scenario", "method", "backend", "shots", "estimand", "metric", "reference", "axis", "fixed", "contrast", "n_seeds",
            "estimate", "ci_low", "ci_high", "p_value", "p_holm")
 REPORT_METRICS = (("js_forget", "same"), ("acc_forget_gap", "same"), ("acc_forget", "none"),
                   ("acc_test_retained", "none"))
@@ -38,6 +39,7 @@ class Interaction:
     method: str
     backend: str
     shots: int | None
+    estimand: str  # "model" (noisy - exact) or "unlearning" (the same of method - identity)
     metric: str
     reference: str
     axis: str
@@ -59,55 +61,74 @@ def _shots(s):
     return None if s is None or (isinstance(s, float) and math.isnan(s)) else int(s)
 
 
-def interaction_effects(rows: list[dict], order: dict | None = None) -> list[Interaction]:
-    """Every axis interaction of the finished cells ``rows`` (store rows with axis columns).
-    ``order``: axis -> its values as the config lists them (the first level of a categorical
-    axis is the baseline of its contrasts); default: the order the cells ran in."""
-    axes = axis_columns(rows)
-    rows = [{**r, "shots": _shots(r.get("shots"))} for r in rows]
-    twin = exact_twin(rows)
-    if not axes or twin is None:
+def interaction_effects(rows: list[dict], order: dict | None = None,
+                        analysis: AnalysisTable | None = None) -> list[Interaction]:
+    """Every axis interaction of the finished cells ``rows`` (store rows with axis columns),
+    for both estimands: ``model`` (Δ = noisy - exact twin) and ``unlearning`` (the same Δ of
+    method - identity: what noise does to unlearning, not to how a fixed model's outputs
+    look). Cells failing the validity gate (:mod:`.validity`, a teacher or oracles at chance
+    on their backend) are left out, as in :mod:`.noise_effect`. ``order``: axis -> its values
+    as the config lists them (the first level of a categorical axis is the baseline of its
+    contrasts); default: the order the cells ran in."""
+    ix = _Index(rows, analysis or AnalysisTable())
+    axes = ix.axes
+    if not axes or ix.twin is None:
         return []
-    is_exact = lambda r: r["backend"] == twin and r["shots"] is None  # noqa: E731
-    exact = {(r["scenario"], r["method"], r["seed"], tuple(r[a] for a in axes)): r for r in rows if is_exact(r)}
+
+    def cell(scenario, method, backend, shots, axv, seed):
+        got = ix.cells.get((scenario, method, backend, shots, axv, seed))
+        return got[0] if got is not None and not got[1] else None  # a valid cell, or None
+
+    def delta(scenario, method, backend, shots, axv, seed, col, baseline):
+        tw = ix.twin_axes(scenario, axv)
+        pair = [cell(scenario, method, backend, shots, axv, seed), cell(scenario, method, ix.twin, None, tw, seed)]
+        if baseline is not None:
+            pair += [cell(scenario, baseline, backend, shots, axv, seed), cell(scenario, baseline, ix.twin, None, tw, seed)]
+        if any(c is None or not _finite(c.get(col)) for c in pair):
+            return None
+        v = [float(c[col]) for c in pair]
+        return v[0] - v[1] if baseline is None else (v[0] - v[2]) - (v[1] - v[3])
+
     out: list[Interaction] = []
-    for axis in axes:
-        others = [a for a in axes if a != axis]
-        seen = list(dict.fromkeys(r[axis] for r in rows))
+    for k, axis in enumerate(axes):
+        others = [j for j in range(len(axes)) if j != k]
+        seen = list(dict.fromkeys(key[4][k] for key in ix.groups))
         given = [v for v in (order or {}).get(axis, ()) if v in seen]
         levels = given + [v for v in seen if v not in given]
         if len(levels) < 2:
             continue
         numeric = all(_finite(v) for v in levels)
-        groups: dict[tuple, list[dict]] = defaultdict(list)
-        for r in rows:
-            if not is_exact(r):
-                groups[(r["scenario"], r["method"], r["backend"], r["shots"], tuple(r[o] for o in others))].append(r)
-        for (scenario, method, backend, shots, fixed), grows in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        groups: dict[tuple, set] = defaultdict(set)
+        for scenario, method, backend, shots, axv in ix.groups:
+            if not (backend == ix.twin and shots is None):
+                groups[(scenario, method, backend, shots, tuple(axv[j] for j in others))].add(axv)
+        seeds = sorted({key[5] for key in ix.cells})
+        for (scenario, method, backend, shots, fixed), present in sorted(groups.items(), key=lambda kv: str(kv[0])):
+            by_level = {axv[k]: axv for axv in present}
+            if not all(v in by_level for v in levels):
+                continue
+            estimands = [("model", None)] + ([("unlearning", "identity")] if method != "identity" else [])
             for metric, reference, col in metric_columns():
-                per_seed: dict[int, dict] = defaultdict(dict)
-                for r in grows:
-                    e = exact.get((scenario, method, r["seed"], tuple(r[a] for a in axes)))
-                    if e is not None and _finite(r.get(col)) and _finite(e.get(col)):
-                        per_seed[r["seed"]][r[axis]] = float(r[col]) - float(e[col])
-                full = [s for s in sorted(per_seed) if all(v in per_seed[s] for v in levels)]
-                if not full:
-                    continue
-                D = np.array([[per_seed[s][v] for v in levels] for s in full])
-                where = ", ".join(f"{o}={v}" for o, v in zip(others, fixed, strict=True))
-                tests = [("slope", per_unit_slopes([float(v) for v in levels], D))] if numeric else \
-                    [(f"{v} - {levels[0]}", D[:, j] - D[:, 0]) for j, v in enumerate(levels) if j]
-                for contrast, d in tests:
-                    t = paired_test(d)
-                    out.append(Interaction(scenario, method, backend, shots, metric, reference, axis, where, contrast,
-                                           t.n, t.mean, t.ci_low, t.ci_high, t.p_value))
+                for estimand, baseline in estimands:
+                    D = [[delta(scenario, method, backend, shots, by_level[v], s, col, baseline) for v in levels]
+                         for s in seeds]
+                    D = np.array([d for d in D if all(x is not None for x in d)], dtype=float)
+                    if not len(D):
+                        continue
+                    where = ", ".join(f"{axes[j]}={v}" for j, v in zip(others, fixed, strict=True))
+                    tests = [("slope", per_unit_slopes([float(v) for v in levels], D))] if numeric else \
+                        [(f"{v} - {levels[0]}", D[:, j] - D[:, 0]) for j, v in enumerate(levels) if j]
+                    for contrast, d in tests:
+                        t = paired_test(d)
+                        out.append(Interaction(scenario, method, backend, shots, estimand, metric, reference, axis,
+                                               where, contrast, t.n, t.mean, t.ci_low, t.ci_high, t.p_value))
     return _with_holm(out)
 
 
 def _with_holm(items: list[Interaction]) -> list[Interaction]:
     fams: dict[tuple, list[int]] = defaultdict(list)
     for i, e in enumerate(items):
-        fams[(e.scenario, e.backend, e.shots, e.metric, e.reference, e.axis, e.fixed, e.contrast)].append(i)
+        fams[(e.scenario, e.backend, e.shots, e.estimand, e.metric, e.reference, e.axis, e.fixed, e.contrast)].append(i)
     out = list(items)
     for idx in fams.values():
         for i, ph in zip(idx, holm([items[i].p_value for i in idx]), strict=True):
@@ -115,9 +136,10 @@ def _with_holm(items: list[Interaction]) -> list[Interaction]:
     return out
 
 
-def write_interactions(folder: str | Path, rows: list[dict], order: dict | None = None) -> list[Interaction]:
+def write_interactions(folder: str | Path, rows: list[dict], order: dict | None = None,
+                       analysis: AnalysisTable | None = None) -> list[Interaction]:
     """``<folder>/noise_interaction.csv`` (header only when the study has no axis or no pair)."""
-    items = interaction_effects(rows, order)
+    items = interaction_effects(rows, order, analysis)
     path = Path(folder) / "noise_interaction.csv"
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as f:
@@ -137,15 +159,19 @@ def _ci(lo: float, hi: float) -> str:
 
 def report_lines(items: list[Interaction]) -> list[str]:
     """The report section (markdown lines); empty when the study has no axis interaction."""
-    shown = [i for i in items if (i.metric, i.reference) in REPORT_METRICS]
+    # the noise effect on unlearning leads (the noise effect on the model moves identity too)
+    shown = [i for i in items if (i.metric, i.reference) in REPORT_METRICS and i.estimand == "unlearning"]
     if not shown:
         return []
     axes = sorted({i.axis for i in shown})
     lines = [f"\n## Does noise sensitivity grow with {' / '.join(a.split('.', 1)[1] for a in axes)}?\n",
-             "Per seed: the paired noise effect Δ = noisy - exact within each axis combination; along a numeric "
+             "Per seed: the paired noise effect on unlearning, Δ = (method - identity)_noisy - "
+             "(method - identity)_exact, within each axis combination (cells whose teacher or oracles are at "
+             "chance on their backend left out); along a numeric "
              "axis its slope per unit of the axis, along a categorical one its contrast with the first level. "
              "Mean over seeds, exact sign-flip test and its 95 % CI (unbounded when the seeds cannot bound it), "
-             "Holm across methods. Every metric is in `noise_interaction.csv`.\n",
+             "Holm across methods. Every metric, and the noise effect on the model (estimand `model`), is in "
+             "`noise_interaction.csv`.\n",
              "| axis | other axes | scenario | backend @ shots | method | metric | contrast | n seeds | estimate | "
              "95 % CI | p | p_holm |", "|---" * 12 + "|"]
     for i in sorted(shown, key=lambda i: (i.axis, i.fixed, i.scenario, i.backend, i.metric, i.method, i.contrast)):

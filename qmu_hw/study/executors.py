@@ -278,6 +278,10 @@ def _train_here(runner, plan: StudyPlan, task, state: dict) -> None:
     task broken, and the cells that need it are stored failed with its traceback."""
     try:
         runner.work(task).train(task)
+    except SystemExit as exc:  # user code (a model factory) calling sys.exit: the task fails, not the driver
+        state["broken"][task] = f"SystemExit({exc.code!r}) raised inside the cell (by a model factory?)"
+        runner.log(f"{task.label} failed: SystemExit({exc.code!r}) raised inside the task")
+        return
     except Exception as exc:
         if isinstance(exc, QmuHwError):
             raise

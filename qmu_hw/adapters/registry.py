@@ -43,7 +43,8 @@ def get_backend(name_or_path: str | Path | Profile | Any, **overrides: Any):
             options[key] = value
     if "shots" in kwargs and kwargs["shots"] == "exact":
         kwargs["shots"] = None
-    from ..core.contract import check_shots
+    from ..core.contract import check_seed, check_shots
 
     kwargs["shots"] = check_shots(kwargs["shots"])
+    kwargs["seed"] = check_seed(kwargs["seed"])
     return cls(profile, options=options, **native, **kwargs)

@@ -98,8 +98,10 @@ class JournaledBackend(BaseBackend):
                                  request.batch_size, list(entry.job_ids), submissions=0,
                                  raw={"from_journal": True}, replayed=True)
             if entry is None:
+                charged = self.shots_charged(request)
                 j.begin(key, self.name, fingerprint, request.batch_size,
-                        None if request.shots is None else int(np.max(request.row_shots)))
+                        None if request.shots is None else int(np.max(request.row_shots)), charged,
+                        self.cost_estimate(request.batch_size, charged, self.submissions_for(request)))
             elif entry.state == "failed":
                 j.restart(key)
             elif entry.state == "submitted":

@@ -38,33 +38,91 @@ class Estimate:
     cells: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
     phases: dict[str, int] = field(default_factory=dict)
+    #: per backend profile name: {"shots", "cost", "tasks"} the study charges to it (profile caps)
+    by_backend: dict[str, dict] = field(default_factory=dict)
+    #: tasks the study runs: {"teacher": n, "oracle": n, "cell": n} (oracle = trained oracles)
+    tasks_by_kind: dict[str, int] = field(default_factory=dict)
+    #: the same totals assuming typical early stopping (see :func:`expected_epochs`)
+    expected: dict = field(default_factory=dict)
+    currency: str = "USD"
 
     def phase_shots(self, cap_phase: str) -> int:
         """Shots the study charges to ``cap_phase`` and its sub-phases (as a budget cap counts)."""
         return int(sum(v for p, v in self.phases.items() if _phase_matches(cap_phase, p)))
 
-    def over_caps(self, cfg: StudyConfig) -> list[str]:
-        """One sentence per ``[budget] per_phase`` cap the study would cross."""
+    def over_caps(self, cfg: StudyConfig, spent_phases: dict | None = None) -> list[str]:
+        """One sentence per ``[budget] per_phase`` cap the study would cross (``spent_phases``:
+        shots earlier runs of the study already charged, per phase)."""
         out = []
         for cap_phase, cap in sorted(cfg.per_phase.items()):
+            before = int(sum(v for p, v in (spent_phases or {}).items() if _phase_matches(cap_phase, p)))
             need = self.phase_shots(cap_phase)
-            if need > cap:
-                out.append(f"phase {cap_phase!r} needs up to {need:,} shots but [budget] per_phase "
-                           f"caps it at {cap:,}")
+            if before + need > cap:
+                out.append(f"phase {cap_phase!r} needs up to {need:,} shots"
+                           + (f" after {before:,} already spent" if before else "")
+                           + f" but [budget] per_phase caps it at {cap:,}")
         return out
 
-    def refusal(self, cfg: StudyConfig) -> str | None:
-        """Why the budget caps refuse this study, or None."""
-        t = self.totals
-        if cfg.max_total_shots is not None and t["shots"] > cfg.max_total_shots:
-            return (f"the study needs up to {t['shots']:,} shots but [budget] max_total_shots is "
-                    f"{cfg.max_total_shots:,}; raise the cap, lower shots or epochs, or drop cells")
-        if cfg.max_cost is not None and t["cost"] > cfg.max_cost:
-            return (f"the study's estimated cost {t['cost']:.2f} exceeds [budget] max_cost {cfg.max_cost:.2f}")
-        caps = self.over_caps(cfg)
+    def bound(self) -> dict:
+        """``{"shots", "tasks", "seconds", "cost"}`` of the upper bound (``estimate --json``)."""
+        return _four(self.totals)
+
+    def as_json(self) -> dict:
+        """What ``qmu-hw estimate --json`` prints and ``<output>/ledger.json`` repeats."""
+        return {"bound": self.bound(), "expected": _four(self.expected or self.totals), "currency": self.currency,
+                "tasks_by_kind": dict(self.tasks_by_kind),
+                "bound_by_phase": {p: {"shots": v} for p, v in self.phases.items()}}
+
+    def refusal(self, cfg: StudyConfig, spent: dict | None = None) -> str | None:
+        """Why the budget caps refuse this study, or None: the study's ``[budget]``, every
+        profile's ``[budget]`` and ``per_phase``, each against the plan's upper bound plus what
+        earlier runs of this study already spent (``spent``: ``{"shots", "cost", "phases",
+        "by_backend": {name: {"shots", "cost"}}}``, see :mod:`.accounting`)."""
+        t, spent = self.totals, spent or {}
+        s0, c0 = int(spent.get("shots", 0)), float(spent.get("cost", 0.0))
+        after = (lambda x: f" after {x:,} already spent by earlier runs") if s0 else (lambda x: "")
+        if cfg.max_total_shots is not None and s0 + t["shots"] > cfg.max_total_shots:
+            return (f"the study needs up to {t['shots']:,} shots (upper bound){after(s0)} but [budget] "
+                    f"max_total_shots is {cfg.max_total_shots:,}; raise max_total_shots to at least "
+                    f"{s0 + t['shots']:,}, lower shots or epochs, or drop cells")
+        if cfg.max_cost is not None and c0 + t["cost"] > cfg.max_cost:
+            return (f"the study's estimated cost is up to {t['cost']:.2f} {self.currency}"
+                    + (f" after {c0:.2f} already spent" if c0 else "")
+                    + f" but [budget] max_cost is {cfg.max_cost:.2f}; raise max_cost to at least "
+                    f"{c0 + t['cost']:.2f}, lower shots or epochs, or drop cells")
+        for name, need in sorted(self.by_backend.items()):
+            cap = profile_of(name).budget
+            before = spent.get("by_backend", {}).get(name, {})
+            b_shots, b_cost = int(before.get("shots", 0)), float(before.get("cost", 0.0))
+            if cap.get("total_shots") is not None and b_shots + need["shots"] > cap["total_shots"]:
+                return (f"backend {name!r} would be charged up to {int(need['shots']):,} shots (upper bound)"
+                        + (f" after {b_shots:,} already spent" if b_shots else "")
+                        + f" but its profile's [budget] total_shots is {cap['total_shots']:,}; lower shots, "
+                        "epochs or cells on it, or use a profile with a larger budget")
+            if cap.get("max_cost") is not None and b_cost + need["cost"] > cap["max_cost"]:
+                return (f"backend {name!r} would cost up to {need['cost']:.2f} {self.currency}"
+                        + (f" after {b_cost:.2f} already spent" if b_cost else "")
+                        + f" but its profile's [budget] max_cost is {cap['max_cost']:.2f}; lower shots, "
+                        "epochs or cells on it, or use a profile with a larger budget")
+        caps = self.over_caps(cfg, spent.get("phases"))
         if caps:
             return "; ".join(caps) + "; raise the cap, lower shots or epochs, or drop cells"
         return None
+
+
+def _four(t: dict) -> dict:
+    """shots, tasks, seconds (billed device seconds, else backend time) and cost."""
+    if not t:
+        return {"shots": 0, "tasks": 0, "seconds": 0.0, "cost": 0.0}
+    seconds = t.get("qpu_seconds") or t.get("wall_time_s") or 0.0
+    return {"shots": int(t["shots"]), "tasks": int(t["tasks"]), "seconds": float(seconds), "cost": float(t["cost"])}
+
+
+def expected_epochs(epochs: int, patience: int) -> int:
+    """Epochs a training loop typically runs before early stopping: it stops ``patience``
+    epochs after its best one, and the best one comes, typically, by mid-run. A rule of
+    thumb for the ``expected`` figure only; the bound always counts every epoch."""
+    return min(epochs, max(epochs // 2, 1) + patience)
 
 
 @dataclass(frozen=True)
@@ -203,17 +261,42 @@ def _progress(total: int, enabled: bool, delay: float):
 def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_time: bool = True, *,
                    progress: bool = True, progress_delay: float = 1.0) -> Estimate:
     """Upper-bound cost of ``cells`` (default: the whole grid), per cell, in total and per
-    ledger phase. ``progress`` shows a bar on stderr when the estimate takes longer than
+    ledger phase, plus an ``expected`` figure (training loops at :func:`expected_epochs`).
+    ``progress`` shows a bar on stderr when the estimate takes longer than
     ``progress_delay`` seconds (timing the local engines can take a while)."""
-    from ..unlearning import method_cost, method_defaults
-
     cells = cells if cells is not None else expand(cfg)
     prep = _prepare(cfg)
     sizes = _sizes(prep, cfg.scenarios)
     shape = _model_shape(prep)
-    circuit = shape.circuit
     timing: dict = {}
+    est = _walk(cfg, cells, sizes, shape, timing, cfg.epochs, measure_time, progress, progress_delay)
+    typical = expected_epochs(cfg.epochs, cfg.patience)
+    est.expected = est.totals if typical == cfg.epochs else _walk(
+        cfg, cells, sizes, shape, timing, typical, measure_time, False, progress_delay).totals
+    est.currency = _currency(cfg, cells)
+    return est
+
+
+def _currency(cfg: StudyConfig, cells: list[Cell]) -> str:
+    """The one currency of the profiles the study charges (``[cost] currency``, default USD)."""
+    names = {c.backend for c in cells} | {cfg.surrogates.get(c.backend, c.backend) for c in cells}
+    found = {str(profile_of(n).cost.get("currency", "USD")) for n in names if profile_of(n).cost}
+    if len(found) > 1:
+        from ..core.exceptions import InvalidRequestError
+
+        raise InvalidRequestError(f"the study's backends price in different currencies {sorted(found)}; "
+                                  "a study's budget and estimate need one ([cost] currency in the profiles)")
+    return found.pop() if found else "USD"
+
+
+def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, shape: ModelShape, timing: dict, epochs: int,
+          measure_time: bool, progress: bool, progress_delay: float) -> Estimate:
+    """One pass over the study's cells, teachers and oracles with training loops at ``epochs``."""
+    from ..unlearning import method_cost, method_defaults
+
+    circuit = shape.circuit
     est = Estimate()
+    kinds = {"teacher": 0, "oracle": 0, "cell": 0}
     keys = ("circuits", "shots", "submissions", "tasks", "qpu_seconds", "wall_time_s", "cost")
     totals = dict.fromkeys(keys, 0.0)
     phases: dict[str, float] = defaultdict(float)
@@ -244,6 +327,10 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
                 vals["wall_time_s"] += subs * o + circ * r
             for phase, v in work.shots.items():
                 phases[phase] += v
+            b = est.by_backend.setdefault(prof.name, {"shots": 0, "cost": 0.0, "tasks": 0.0})
+            b["shots"] += int(sh)
+            b["cost"] += price(prof.cost, sh, tasks)
+            b["tasks"] += tasks
         row.update({"circuits": int(vals["circuits"]), "shots_total": int(vals["shots"]),
                     "submissions": int(vals["submissions"]), "tasks": int(vals["tasks"]),
                     "qpu_seconds": vals["qpu_seconds"], "wall_time_s": vals["wall_time_s"], "cost": vals["cost"]})
@@ -260,7 +347,7 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
             work_name = cfg.surrogates.get(cell.backend, cell.backend)
             work_prof = profile_of(work_name)
             hp = {**method_defaults(cell.method), **cfg.hyperparameters.get(cell.method, {})}
-            ctx = CostContext(s, hp, cfg.batch_size, cfg.epochs, shape.n_blocks, shape.quantum_block,
+            ctx = CostContext(s, hp, cfg.batch_size, epochs, shape.n_blocks, shape.quantum_block,
                               shape.n_classes)
             mc = method_cost(cell.method, ctx)
             work = _Work()
@@ -273,14 +360,17 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
             evals.add("eval", (s.retain + s.forget + s.test + s.pool) + (s.retain + s.forget + s.test) * share,
                       4 + 3 * share, cell.shots)
             row = {"cell": cell.label, "backend": cell.backend, "shots": cell.shots, "method": cell.method,
-                   "scenario": cell.scenario, "seed": cell.seed}
+                   "scenario": cell.scenario, "seed": cell.seed, "task": ("cell", cell.label)}
             # Unlearning is paid on the surrogate when one is configured, evaluation on the target.
             add_row(row, (work, work_prof, work_name, cell.shots), (evals, prof, cell.backend, cell.shots))
-            _add_teacher(cfg, cell.seed, *train_target(cfg, cell), s, shape, trained, add_row, backprop)
+            kinds["cell"] += 1
+            kinds["teacher"] += _add_teacher(cfg, cell.seed, *train_target(cfg, cell), s, shape, trained, add_row,
+                                             backprop, epochs)
             bar.update(1)
-        _add_oracles(cfg, cells, sizes, shape, add_row, backprop)
+        kinds["oracle"] += _add_oracles(cfg, cells, sizes, shape, add_row, backprop, epochs)
     finally:
         bar.close()
+    est.tasks_by_kind = kinds
     ints = ("circuits", "shots", "submissions", "tasks")
     est.totals = {k: (int(v) if k in ints else float(v)) for k, v in totals.items()}
     est.totals["cells"] = len(cells)
@@ -289,22 +379,24 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
 
 
 def _add_teacher(cfg, seed: int, backend: str, shots: int | None, s: Sizes, shape: ModelShape, trained: set,
-                 add_row, backprop) -> None:
+                 add_row, backprop, epochs: int) -> int:
     """A teacher trains once per (seed, train backend, shots): on the cell's backend with
-    ``train_backend = "same"``, else on ``[training] train_backend`` in exact mode."""
+    ``train_backend = "same"``, else on ``[training] train_backend`` in exact mode. Returns
+    the number of teachers added (0 or 1)."""
     if (seed, backend, shots) in trained:
-        return
+        return 0
     trained.add((seed, backend, shots))
     prof = profile_of(backend)
     work = _Work()
-    _charge(work, "train", _training(s.train, s.val, cfg.epochs, cfg.batch_size), shape, cfg, shots,
+    _charge(work, "train", _training(s.train, s.val, epochs, cfg.batch_size), shape, cfg, shots,
             backprop(prof, shots))
     row = {"cell": f"teacher seed {seed} on {backend}@{shots or 'exact'}", "backend": backend, "shots": shots,
-           "method": "(training)", "scenario": "-", "seed": seed}
+           "method": "(training)", "scenario": "-", "seed": seed, "task": ("teacher", seed, backend, shots)}
     add_row(row, (work, prof, backend, shots))
+    return 1
 
 
-def _add_oracles(cfg, cells: list[Cell], sizes: dict, shape: ModelShape, add_row, backprop) -> None:
+def _add_oracles(cfg, cells: list[Cell], sizes: dict, shape: ModelShape, add_row, backprop, epochs: int) -> int:
     """Every oracle the study trains (references.oracle_trainings: K exact-trained and K
     same-noise ones per seed and scenario, in exact mode), one row per ensemble."""
     ensembles: dict[tuple, int] = {}
@@ -314,8 +406,10 @@ def _add_oracles(cfg, cells: list[Cell], sizes: dict, shape: ModelShape, add_row
         prof, s = profile_of(backend), sizes[scenario]
         work = _Work()
         for _ in range(k):
-            _charge(work, "oracle", _training(s.retain, s.val, cfg.epochs, cfg.batch_size), shape, cfg, None,
+            _charge(work, "oracle", _training(s.retain, s.val, epochs, cfg.batch_size), shape, cfg, None,
                     backprop(prof, None))
         row = {"cell": f"{k} oracles seed {seed} {scenario} on {backend}", "backend": backend, "shots": None,
-               "method": "(training)", "scenario": scenario, "seed": seed}
+               "method": "(training)", "scenario": scenario, "seed": seed,
+               "task": ("oracle", seed, scenario, backend)}
         add_row(row, (work, prof, backend, None))
+    return sum(ensembles.values())

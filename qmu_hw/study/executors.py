@@ -26,8 +26,9 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.exceptions import InvalidRequestError, MissingDependencyError, QmuHwError
+from ..core.exceptions import BudgetExceededError, InvalidRequestError, MissingDependencyError, QmuHwError
 from ..core.ledger import LedgerEntry
+from .accounting import Leases, charge_spend, spend_of
 from .executor_backends import MAX_RETRIES, LocalExecutor, RayExecutor  # noqa: F401  (re-exported)
 from .grid import Cell, profile_of
 from .references import train_target
@@ -124,30 +125,43 @@ def _worker(cfg, seed: int):
     return _STATE["runner"], _STATE["preps"][seed]
 
 
-def train_task(cfg, task: TrainTask) -> dict:
-    """Train (or load) a teacher or an oracle set; the checkpoints are the result."""
+def train_task(cfg, task: TrainTask, lease: int | None = None, *_prerequisites) -> dict:
+    """Train (or load) a teacher or an oracle set; the checkpoints are the result. ``lease``:
+    the shots the driver granted this task (accounting.Leases)."""
     runner, prep = _worker(cfg, task.seed)
     mark, t0 = len(runner.ledger), time.perf_counter()
-    if task.scenario is None:
-        runner.teacher(prep, task.seed, task.backend, task.shots)
-    else:
-        runner.oracles(prep, prep.scenario(task.scenario), task.seed, task.backend, task.shots)
-    return {"phases": runner.ledger.since(mark).by_phase(), "wall_s": time.perf_counter() - t0}
+    runner.lease.hold(lease, mark)
+    try:
+        if task.scenario is None:
+            runner.teacher(prep, task.seed, task.backend, task.shots)
+        else:
+            runner.oracles(prep, prep.scenario(task.scenario), task.seed, task.backend, task.shots)
+    finally:
+        runner.lease.hold(None, 0)
+    return {"phases": runner.ledger.since(mark).by_phase(), "spend": spend_of(runner.ledger.since(mark)),
+            "wall_s": time.perf_counter() - t0}
 
 
-def cell_task(cfg, cell: Cell, *_prerequisites) -> dict:
+def cell_task(cfg, cell: Cell, lease: int | None = None, *_prerequisites) -> dict:
     """One cell; never writes the store. A bug becomes a 'failed' outcome with its traceback;
-    a qmu-hw error (budget, unavailable backend) becomes 'stop', which ends the study."""
+    a budget refusal a 'budget' outcome (the cell is stored failed, the study goes on); any
+    other qmu-hw error (unavailable backend) becomes 'stop', which ends the study."""
     runner, prep = _worker(cfg, cell.seed)
     mark, t0 = len(runner.ledger), time.perf_counter()
+    runner.lease.hold(lease, mark)
     out: dict[str, Any] = {"status": "done", "metrics": None, "cost": None, "error": None}
     try:
         out["metrics"], out["cost"] = runner.run_cell(prep, cell)
+    except BudgetExceededError as exc:
+        out.update(status="budget", error=f"budget: {exc}", short=f"budget: {exc}")
     except QmuHwError as exc:
         out.update(status="stop", error=f"{type(exc).__name__}: {exc}", exc_type=type(exc).__name__)
     except Exception as exc:
         out.update(status="failed", error=traceback.format_exc(limit=8), short=repr(exc))
+    finally:
+        runner.lease.hold(None, 0)
     out["phases"] = runner.ledger.since(mark).by_phase()
+    out["spend"] = spend_of(runner.ledger.since(mark))
     out["wall_s"] = time.perf_counter() - t0
     return out
 
@@ -183,11 +197,16 @@ def run_tasks(runner, todo: list[Cell], ids: dict, executor):
     res = task_resources(cfg)
     prog = _Progress(runner.progress, len(todo))
     state = {"ran": 0, "failed": 0, "failures": [], "stop": None, "broken": set()}
+    leases = _leases(runner)
+    bounds = _task_bounds(runner.estimate)
     executor.start()
     try:
-        train = {t: executor.submit(train_task, (cfg, t), [], res) for t in prereqs}
-        label = {h: t.label for t, h in train.items()}
-        cells = {executor.submit(cell_task, (cfg, c), [train[d] for d in needs[c]], res): c for c in local}
+        train = {t: executor.submit(train_task, (cfg, t, leases.grant(t, bounds.get(_train_key(t)))), [], res)
+                 for t in prereqs}
+        label = {h: t for t, h in train.items()}
+        cells = {executor.submit(cell_task, (cfg, c, leases.grant(c, bounds.get(("cell", c.label)))),
+                                 [train[d] for d in needs[c]], res): c for c in local}
+        runner._leases = leases
         pending = dict.fromkeys([*train.values(), *cells])  # ordered set of handles in flight
 
         def drain(timeout: float) -> None:
@@ -228,23 +247,52 @@ def run_tasks(runner, todo: list[Cell], ids: dict, executor):
     return RunSummary(0, 0, state["ran"], state["failed"], 0.0, output=cfg.output, failures=state["failures"])
 
 
-def _charge(runner, phases: dict, where: str) -> None:
-    """A worker's spending, added to the study's ledger (budget and phase times)."""
-    for phase, s in phases.items():
-        runner.ledger.record(LedgerEntry(phase, where, "-", int(s["circuits"]), int(s["shots"]),
-                                         int(s["submissions"]), s["wall_time_s"], s["cost"], s["shots"] == 0))
+def _leases(runner) -> Leases:
+    """The driver's leases against the study's shot cap (``None``: uncapped), starting from
+    what is already on the ledger (earlier runs, driver cells)."""
+    return Leases(runner.cfg.max_total_shots, runner.ledger.paid_shots())
 
 
-def _record_train(runner, label: str, handle, executor) -> bool:
+def _task_bounds(estimate) -> dict:
+    """Each task's upper bound in shots, keyed like the estimate's rows (``row["task"]``)."""
+    if estimate is None:
+        return {}
+    return {row["task"]: int(row["shots_total"]) for row in estimate.cells if "task" in row}
+
+
+def _train_key(t: TrainTask) -> tuple:
+    return ("teacher", t.seed, t.backend, t.shots) if t.scenario is None else ("oracle", t.seed, t.scenario,
+                                                                                t.backend)
+
+
+def _charge(runner, out: dict, where: str, task=None, label: str = "-") -> None:
+    """A worker's spending, added to the study's ledger (budget, phase times and the record,
+    under its own backend) and its lease settled."""
+    if runner.record is not None:
+        runner.record.task = label
+    if "spend" in out:
+        paid = charge_spend(runner.ledger, out["spend"])
+    else:
+        paid = 0
+        for phase, s in out.get("phases", {}).items():
+            runner.ledger.record(LedgerEntry(phase, where, "-", int(s["circuits"]), int(s["shots"]),
+                                             int(s["submissions"]), s["wall_time_s"], s["cost"], s["shots"] == 0))
+            paid += int(s["shots"])
+    leases = getattr(runner, "_leases", None)
+    if leases is not None and task is not None:
+        leases.settle(task, paid)
+
+
+def _record_train(runner, task: TrainTask, handle, executor) -> bool:
     """False if the task raised: its cells then fail with its error (Ray) or meet the
     same error themselves (local pool), and are recorded failed."""
     try:
         out = executor.result(handle)
     except Exception as exc:
-        runner.log(f"{label} failed: {type(exc).__name__}: {exc}")
+        runner.log(f"{task.label} failed: {type(exc).__name__}: {exc}")
         return False
-    _charge(runner, out["phases"], executor.name)
-    runner.log(f"{label} ready ({out['wall_s']:.1f}s)")
+    _charge(runner, out, executor.name, task, task.label)
+    runner.log(f"{task.label} ready ({out['wall_s']:.1f}s)")
     return True
 
 
@@ -267,10 +315,7 @@ def _record_cell(runner, cell: Cell, cell_id: str, handle, executor, state: dict
         if broken:
             why = f"prerequisite {', '.join(broken)} failed: {why}"
         out = {"status": "failed", "error": why, "short": why, "phases": {}}
-    _charge(runner, out["phases"], executor.name)
-    if out["status"] == "stop" and out.get("exc_type") == "BudgetExceededError":
-        state["stop"] = _qmu_error(out)  # like a sequential run: the cell is redone next time
-        return
+    _charge(runner, out, executor.name, cell, cell.label)
     store.start(cell_id, digest, cell.key())
     if out["status"] == "done":
         store.finish(cell_id, out["metrics"], out["cost"])
@@ -278,7 +323,7 @@ def _record_cell(runner, cell: Cell, cell_id: str, handle, executor, state: dict
     else:
         store.fail(cell_id, out["error"])
         state["failed"] += 1
-        if out["status"] == "stop":
+        if out["status"] == "stop" and out.get("exc_type") != "BudgetExceededError":
             state["stop"] = _qmu_error(out)
         else:
             state["failures"].append((cell.label, out.get("short", out["error"])))

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.exceptions import BudgetExceededError, InvalidRequestError, QmuHwError
-from ..core.ledger import LedgerEntry, ShotBudget, ShotLedger
+from ..core.ledger import Budgets, LedgerEntry, ShotBudget, ShotLedger
+from .accounting import LeaseBudget, LedgerRecord, carry_earlier, write_ledger_json
 from ..models.training import load_checkpoint, save_checkpoint
 from .config import StudyConfig
 from .estimate import estimate_study
@@ -144,6 +145,10 @@ class StudyRunner:
         self.log = log
         self.ledger = ShotLedger()
         self.budget = ShotBudget(total_shots=cfg.max_total_shots, per_phase=cfg.per_phase, max_cost=cfg.max_cost)
+        self.lease = LeaseBudget()  # a worker task's share of the study's cap (accounting.Leases)
+        # The ledger of record (results.sqlite ``ledger``); the driver is its one writer.
+        self.record = None if worker else LedgerRecord(self.store.path)
+        self.estimate = None
         self._backends: dict = {}
         self._reference: dict = {}  # teacher/oracle outputs of the current (seed, scenario, backend, shots)
         from ..core.journal import JobJournal
@@ -156,7 +161,11 @@ class StudyRunner:
 
         key = (name, shots, seed)
         if key not in self._backends:
-            be = get_backend(name, shots=shots, seed=seed, ledger=self.ledger, budget=self.budget)
+            prof = profile_of(name)
+            # The study's caps, the profile's own [budget] (what this backend was charged across
+            # the whole study) and, in a worker, the task's lease: each refuses before submission.
+            budget = Budgets((self.budget, ShotBudget(**prof.budget, scope=prof.name), self.lease))
+            be = get_backend(name, shots=shots, seed=seed, ledger=self.ledger, budget=budget)
             be.attach_journal(self.journal)  # cloud adapters journal every submission; a no-op elsewhere
             self._backends[key] = be
         return self._backends[key]
@@ -217,16 +226,14 @@ class StudyRunner:
         t0 = time.perf_counter()
         cells = expand(cfg)
         ids = {c: c.cell_id(cfg) for c in cells}
-        if cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase:
-            reason = estimate_study(cfg, cells, measure_time=False).refusal(cfg)
-            if reason:
-                raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
         with self.store.lock():
             statuses = self.store.statuses()
             todo = [c for c in cells if statuses.get(ids[c]) != "done"]
             skipped = len(cells) - len(todo)
             if max_cells is not None:
                 todo = todo[:max_cells]
+            earlier = self.record.earlier_spend()
+            self._refuse_over_caps(todo, earlier)
             if dry_run:
                 for c in todo:
                     self.log(f"would run: {c.label}")
@@ -239,7 +246,9 @@ class StudyRunner:
                 raise
             self._save_config()
             self.store.set_meta("current_cells", sorted(ids.values()))
-            self._charge_previous_runs(ids)
+            self._charge_previous_runs(ids, earlier)
+            self._run_mark = len(self.ledger)
+            self.record.attach(self.ledger)
             if pool is not None and todo:
                 from .executors import run_tasks
 
@@ -248,8 +257,27 @@ class StudyRunner:
                 summary = self._run_cells(todo, ids)
         summary.total_cells, summary.skipped = len(cells), skipped
         summary.wall_time_s = time.perf_counter() - t0
-        summary.phases = self.ledger.by_phase()
+        summary.phases = self.ledger.since(self._run_mark).by_phase()
+        write_ledger_json(cfg.output, self.record, self.estimate)
         return summary
+
+    def _refuse_over_caps(self, todo: list[Cell], earlier: dict) -> None:
+        """Before any work: the plan's upper bound for the cells still to run, plus what earlier
+        runs spent, against the study's [budget], each profile's [budget] and per_phase."""
+        cfg = self.cfg
+        names = {n for c in todo for n in (c.backend, cfg.surrogates.get(c.backend, c.backend),
+                                           train_target(cfg, c)[0])}
+        capped = (cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase
+                  or any(profile_of(n).budget for n in names))
+        if not todo:
+            return
+        # Also the ``bound``/``expected`` of <output>/ledger.json (for the cells this run runs).
+        self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
+        if not (capped or earlier["entries"]):
+            return
+        reason = self.estimate.refusal(cfg, earlier)
+        if reason:
+            raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
 
     def _save_config(self) -> None:
         if self.cfg.path and Path(self.cfg.path).is_file():
@@ -258,9 +286,13 @@ class StudyRunner:
         if self.cfg.path:  # `qmu-hw report` resolves the copy's relative paths against this folder
             self.store.set_meta("config_dir", str(Path(self.cfg.path).resolve().parent))
 
-    def _charge_previous_runs(self, ids: dict) -> None:
-        """A resumed study's budget (shots AND cost) includes what its finished cells already
-        spent on unlearning and evaluation."""
+    def _charge_previous_runs(self, ids: dict, earlier: dict) -> None:
+        """A resumed study's budget (shots AND cost) includes what its earlier runs spent: from
+        the ledger of record (killed runs included); a store written before the record existed
+        falls back to its finished cells' unlearning and evaluation columns."""
+        if earlier["entries"]:
+            carry_earlier(self.ledger, earlier)
+            return
         rows = self.store.rows(set(ids.values()))
         shots = sum(int(r.get("cost_shots") or 0) + int(r.get("cost_eval_shots") or 0) for r in rows)
         cost = sum(float(r.get("cost_qpu_cost") or 0.0) + float(r.get("cost_eval_cost") or 0.0) for r in rows)
@@ -297,9 +329,15 @@ class StudyRunner:
         (label, error) so the others go on; budget refusals and qmu-hw errors (e.g. a backend
         that became unavailable) stop the study and are re-raised."""
         self.store.start(cell_id, self.cfg.digest(), cell.key())
+        if self.record is not None:
+            self.record.task = cell.label
         try:
             metrics, cost = self.run_cell(prep, cell)
-        except (BudgetExceededError, KeyboardInterrupt):
+        except BudgetExceededError as exc:
+            # Refused before submission: the cell is stored failed (budget), the study goes on.
+            self.store.fail(cell_id, f"budget: {exc}")
+            return cell.label, f"budget: {exc}"
+        except KeyboardInterrupt:
             raise  # the cell stays 'running' and is redone on the next run
         except QmuHwError as exc:
             self.store.fail(cell_id, f"{type(exc).__name__}: {exc}")
@@ -339,16 +377,24 @@ class StudyRunner:
         model_e = transfer(model, prep, target, seed, **kw_eval)
         t1 = time.perf_counter()
         ref_key = (seed, cell.scenario, cell.backend, cell.shots, train_name)
+        ref_from = ref_to = len(self.ledger)
         if ref_key not in self._reference:
             T, O = reference_probs(transfer(teacher, prep, target, seed, **kw_eval),
                                    [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)
             OX = O if oracles_exact is oracles else oracle_probs(
                 [transfer(o, prep, target, seed, **kw_eval) for o in oracles_exact], parts)
             self._reference = {ref_key: (T, O, OX)}
+            ref_to = len(self.ledger)
         T, O, OX = self._reference[ref_key]
         metrics = evaluate(model_e, T, O, parts, sc, seed, exact_oracles=OX)
         t_eval = time.perf_counter() - t1
-        spent = self.ledger.since(mark)
+        # The teacher/oracle reference outputs are shared by the cells of one (seed, scenario,
+        # backend) and computed by whichever cell of them runs first in a process: they are
+        # not this cell's evaluation, so its eval columns leave them out (else the columns
+        # depend on the executor's order: 165 vs 507 eval circuits, sequential vs Ray).
+        entries = self.ledger.entries
+        spent = ShotLedger()
+        spent._entries = entries[mark:ref_from] + entries[ref_to:]
         unl = spent.summary("unlearn")
         ev = spent.summary("eval")
         cost = {

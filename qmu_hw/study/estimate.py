@@ -28,6 +28,7 @@ from .grid import Cell, expand, profile_of
 from .references import exact_reference, oracle_trainings, same_noise_reference, train_target
 
 __all__ = ["Estimate", "ModelShape", "Sizes", "estimate_study"]
+EVAL_BATCH = 256  # predict_proba's batch (models.training)
 
 
 @dataclass
@@ -91,7 +92,7 @@ class Estimate:
                     + f" but [budget] max_cost is {cfg.max_cost:.2f}; raise max_cost to at least "
                     f"{c0 + t['cost']:.2f}, lower shots or epochs, or drop cells")
         for name, need in sorted(self.by_backend.items()):
-            cap = profile_of(name).budget
+            cap = need["budget"]
             before = spent.get("by_backend", {}).get(name, {})
             b_shots, b_cost = int(before.get("shots", 0)), float(before.get("cost", 0.0))
             if cap.get("total_shots") is not None and b_shots + need["shots"] > cap["total_shots"]:
@@ -269,10 +270,11 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
     sizes = _sizes(prep, cfg.scenarios)
     shape = _model_shape(prep)
     timing: dict = {}
-    est = _walk(cfg, cells, sizes, shape, timing, cfg.epochs, measure_time, progress, progress_delay)
+    holdouts = _holdouts(prep, cfg.scenarios)
+    est = _walk(cfg, cells, sizes, holdouts, shape, timing, cfg.epochs, measure_time, progress, progress_delay)
     typical = expected_epochs(cfg.epochs, cfg.patience)
-    est.expected = est.totals if typical == cfg.epochs else _walk(
-        cfg, cells, sizes, shape, timing, typical, measure_time, False, progress_delay).totals
+    est.expected = _walk(cfg, cells, sizes, holdouts, shape, timing, typical, measure_time, False, progress_delay,
+                         shared_refs=True).totals
     est.currency = _currency(cfg, cells)
     return est
 
@@ -289,9 +291,22 @@ def _currency(cfg: StudyConfig, cells: list[Cell]) -> str:
     return found.pop() if found else "USD"
 
 
-def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, shape: ModelShape, timing: dict, epochs: int,
-          measure_time: bool, progress: bool, progress_delay: float) -> Estimate:
-    """One pass over the study's cells, teachers and oracles with training loops at ``epochs``."""
+def _holdouts(prep, scenarios) -> dict[str, int]:
+    """Rows of each scenario's ``holdout`` split (the membership-inference non-members that
+    ``evaluate`` also scores; 0 where the scenario has none)."""
+    return {spec: len(prep.scenario_splits(prep.scenario(spec)).get("holdout", ())) for spec in scenarios}
+
+
+def _batches(rows: int) -> int:
+    """Requests ``predict_proba`` sends for ``rows`` rows (batches of 256; none when empty)."""
+    return math.ceil(rows / EVAL_BATCH)
+
+
+def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shape: ModelShape, timing: dict,
+          epochs: int, measure_time: bool, progress: bool, progress_delay: float, *,
+          shared_refs: bool = False) -> Estimate:
+    """One pass over the study's cells, teachers and oracles with training loops at ``epochs``;
+    ``shared_refs``: teacher/oracle reference outputs shared by a group's cells (expected)."""
     from ..unlearning import method_cost, method_defaults
 
     circuit = shape.circuit
@@ -327,7 +342,8 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, shape: ModelShape, t
                 vals["wall_time_s"] += subs * o + circ * r
             for phase, v in work.shots.items():
                 phases[phase] += v
-            b = est.by_backend.setdefault(prof.name, {"shots": 0, "cost": 0.0, "tasks": 0.0})
+            b = est.by_backend.setdefault(prof.name, {"shots": 0, "cost": 0.0, "tasks": 0.0,
+                                                      "budget": dict(prof.budget)})
             b["shots"] += int(sh)
             b["cost"] += price(prof.cost, sh, tasks)
             b["tasks"] += tasks
@@ -354,11 +370,17 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, shape: ModelShape, t
             _charge(work, f"unlearn/{cell.method}", mc, shape, cfg, cell.shots, backprop(work_prof, cell.shots))
             # Teacher and oracle outputs (exact and same-noise ensembles) are computed once per
             # group of methods and shared.
+            # The runner computes them once per group in one process, but a worker process
+            # computes them for the first cell of the group it meets: the bound charges every
+            # cell with them (true for any executor), ``expected`` shares them out.
             n_refs = len({exact_reference(cfg), same_noise_reference(cfg, cell.backend)})
-            share = (1 + n_refs * max(cfg.n_oracles, 1)) / len(cfg.methods)
+            models = 1 + n_refs * max(cfg.n_oracles, 1)
+            share = models / len(cfg.methods) if shared_refs else models
+            ref_parts = (s.retain, s.forget, s.test)
+            own_parts = ref_parts + (s.pool, holdouts[cell.scenario])
             evals = _Work()
-            evals.add("eval", (s.retain + s.forget + s.test + s.pool) + (s.retain + s.forget + s.test) * share,
-                      4 + 3 * share, cell.shots)
+            evals.add("eval", sum(own_parts) + sum(ref_parts) * share,
+                      sum(map(_batches, own_parts)) + sum(map(_batches, ref_parts)) * share, cell.shots)
             row = {"cell": cell.label, "backend": cell.backend, "shots": cell.shots, "method": cell.method,
                    "scenario": cell.scenario, "seed": cell.seed, "task": ("cell", cell.label)}
             # Unlearning is paid on the surrogate when one is configured, evaluation on the target.

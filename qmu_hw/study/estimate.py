@@ -25,7 +25,13 @@ from ..core.ledger import _phase_matches
 from ..unlearning.cost import SELECT_BATCH, CostContext, MethodCost, Sizes
 from .config import StudyConfig
 from .grid import Cell, expand, profile_of
-from .references import exact_reference, oracle_trainings, same_noise_reference, train_target
+from .references import (
+    exact_reference,
+    method_hyperparameters,
+    oracle_trainings,
+    same_noise_reference,
+    train_target,
+)
 
 __all__ = ["Estimate", "ModelShape", "Sizes", "estimate_study"]
 EVAL_BATCH = 256  # predict_proba's batch (models.training)
@@ -271,6 +277,7 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
     shape = _model_shape(prep)
     timing: dict = {}
     holdouts = _holdouts(prep, cfg.scenarios)
+    holdouts[_FULL_VAL] = len(prep.tensors["val"])  # the teacher selects on the whole validation split
     est = _walk(cfg, cells, sizes, holdouts, shape, timing, cfg.epochs, measure_time, progress, progress_delay)
     typical = expected_epochs(cfg.epochs, cfg.patience)
     est.expected = _walk(cfg, cells, sizes, holdouts, shape, timing, typical, measure_time, False, progress_delay,
@@ -289,6 +296,9 @@ def _currency(cfg: StudyConfig, cells: list[Cell]) -> str:
         raise InvalidRequestError(f"the study's backends price in different currencies {sorted(found)}; "
                                   "a study's budget and estimate need one ([cost] currency in the profiles)")
     return found.pop() if found else "USD"
+
+
+_FULL_VAL = "(full val)"
 
 
 def _holdouts(prep, scenarios) -> dict[str, int]:
@@ -362,7 +372,8 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
             prof = profile_of(cell.backend)
             work_name = cfg.surrogates.get(cell.backend, cell.backend)
             work_prof = profile_of(work_name)
-            hp = {**method_defaults(cell.method), **cfg.hyperparameters.get(cell.method, {})}
+            # the hyperparameters the runner uses (one rule, references.method_hyperparameters)
+            hp = {**method_defaults(cell.method), **method_hyperparameters(cfg, cell.method)}
             ctx = CostContext(s, hp, cfg.batch_size, epochs, shape.n_blocks, shape.quantum_block,
                               shape.n_classes)
             mc = method_cost(cell.method, ctx)
@@ -386,8 +397,8 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
             # Unlearning is paid on the surrogate when one is configured, evaluation on the target.
             add_row(row, (work, work_prof, work_name, cell.shots), (evals, prof, cell.backend, cell.shots))
             kinds["cell"] += 1
-            kinds["teacher"] += _add_teacher(cfg, cell.seed, *train_target(cfg, cell), s, shape, trained, add_row,
-                                             backprop, epochs)
+            kinds["teacher"] += _add_teacher(cfg, cell.seed, *train_target(cfg, cell), s, holdouts[_FULL_VAL],
+                                             shape, trained, add_row, backprop, epochs)
             bar.update(1)
         kinds["oracle"] += _add_oracles(cfg, cells, sizes, shape, add_row, backprop, epochs)
     finally:
@@ -400,8 +411,8 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
     return est
 
 
-def _add_teacher(cfg, seed: int, backend: str, shots: int | None, s: Sizes, shape: ModelShape, trained: set,
-                 add_row, backprop, epochs: int) -> int:
+def _add_teacher(cfg, seed: int, backend: str, shots: int | None, s: Sizes, val: int, shape: ModelShape,
+                 trained: set, add_row, backprop, epochs: int) -> int:
     """A teacher trains once per (seed, train backend, shots): on the cell's backend with
     ``train_backend = "same"``, else on ``[training] train_backend`` in exact mode. Returns
     the number of teachers added (0 or 1)."""
@@ -410,7 +421,7 @@ def _add_teacher(cfg, seed: int, backend: str, shots: int | None, s: Sizes, shap
     trained.add((seed, backend, shots))
     prof = profile_of(backend)
     work = _Work()
-    _charge(work, "train", _training(s.train, s.val, epochs, cfg.batch_size), shape, cfg, shots,
+    _charge(work, "train", _training(s.train, val, epochs, cfg.batch_size), shape, cfg, shots,
             backprop(prof, shots))
     row = {"cell": f"teacher seed {seed} on {backend}@{shots or 'exact'}", "backend": backend, "shots": shots,
            "method": "(training)", "scenario": "-", "seed": seed, "task": ("teacher", seed, backend, shots)}

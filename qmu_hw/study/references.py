@@ -68,3 +68,12 @@ def oracle_trainings(cfg: StudyConfig, cells: list[Cell] | None = None) -> list[
             for k in range(K):
                 out.setdefault((c.seed, c.scenario, name, k), OracleTraining(c.seed, c.scenario, name, k))
     return list(out.values())
+
+
+def method_hyperparameters(cfg: StudyConfig, method: str) -> dict:
+    """A method's hyperparameters as the study runs it (the runner) and counts it (the
+    estimate): ``retrain`` follows the [training] table (as the oracles do) unless
+    [methods.retrain] says otherwise, so that it is one more oracle and not a differently
+    trained model."""
+    base = {"epochs": cfg.epochs, "patience": cfg.patience, "lr": cfg.lr} if method == "retrain" else {}
+    return {**base, **cfg.hyperparameters.get(method, {})}

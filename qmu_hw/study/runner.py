@@ -29,7 +29,7 @@ from .protocol import (
     transfer,
     unlearn_data,
 )
-from .references import exact_reference, same_noise_reference, train_target
+from .references import exact_reference, method_hyperparameters, same_noise_reference, train_target
 from .store import ResultsStore, UnwritableOutputError
 
 
@@ -127,8 +127,7 @@ def _method_hp(cfg: StudyConfig, method: str) -> dict:
     """A method's hyperparameters; ``retrain`` follows the [training] table (as the oracles
     do, and as ``qmu-hw estimate`` counts it) unless [methods.retrain] says otherwise, so
     that it is one more oracle and not a differently trained model."""
-    base = {"epochs": cfg.epochs, "patience": cfg.patience, "lr": cfg.lr} if method == "retrain" else {}
-    return {**base, **cfg.hyperparameters.get(method, {})}
+    return method_hyperparameters(cfg, method)
 
 
 class StudyRunner:

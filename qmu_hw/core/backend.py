@@ -165,6 +165,7 @@ class BaseBackend:
                 exact=request.shots is None,
                 qpu_seconds=out.qpu_seconds,
                 replayed=out.replayed,
+                request=str(out.raw.get("journal_key", "")),
             )
         )
         meta = {

@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS jobs (
 """
 STATES = ("pending", "submitted", "done", "failed")
 # Columns added after the first release; an older journal gets them on open.
-_ADDED_COLUMNS = {"result_sha256": "TEXT", "charged_shots": "INTEGER", "charged_cost": "REAL"}
+_ADDED_COLUMNS = {"result_sha256": "TEXT", "charged_shots": "INTEGER", "charged_cost": "REAL", "phase": "TEXT"}
 
 
 class JournalError(InvalidRequestError):
@@ -107,6 +107,7 @@ class JournalEntry:
     stderr: np.ndarray | None = None
     charged_shots: int | None = None  # what the submission was charged (shots over rows and groups)
     charged_cost: float | None = None
+    phase: str | None = None
 
 
 class JobJournal:
@@ -126,15 +127,16 @@ class JobJournal:
         return sqlite_connection(self.path, "journal")
 
     def begin(self, request_hash: str, backend: str, profile_sha256: str, rows: int, shots: int | None,
-              charged_shots: int | None = None, charged_cost: float | None = None) -> None:
+              charged_shots: int | None = None, charged_cost: float | None = None, phase: str | None = None) -> None:
         """Record the intent to submit (before anything is sent), with what it will be charged
         (so a run killed while waiting still leaves its spending on record)."""
         now = time.time()
         with self._db() as db:
             db.execute(
                 "INSERT OR IGNORE INTO jobs (request_hash, backend, profile_sha256, rows, shots, state, job_ids,"
-                " created, updated, charged_shots, charged_cost) VALUES (?, ?, ?, ?, ?, 'pending', '[]', ?, ?, ?, ?)",
-                (request_hash, backend, profile_sha256, rows, shots, now, now, charged_shots, charged_cost),
+                " created, updated, charged_shots, charged_cost, phase)"
+                " VALUES (?, ?, ?, ?, ?, 'pending', '[]', ?, ?, ?, ?, ?)",
+                (request_hash, backend, profile_sha256, rows, shots, now, now, charged_shots, charged_cost, phase),
             )
 
     def restart(self, request_hash: str) -> None:
@@ -222,4 +224,5 @@ def _entry(r: sqlite3.Row, load: bool = True, path: Path | None = None) -> Journ
                         json.loads(r["job_ids"] or "[]"), json.loads(r["metadata"] or "{}"), r["error"],
                         r["created"], r["updated"], values, stderr,
                         r["charged_shots"] if "charged_shots" in keys else None,
-                        r["charged_cost"] if "charged_cost" in keys else None)
+                        r["charged_cost"] if "charged_cost" in keys else None,
+                        r["phase"] if "phase" in keys else None)

@@ -27,6 +27,7 @@ class LedgerEntry:
     # Served from the job journal: the entry keeps the original submission's charge (what the
     # result cost), but nothing was spent now, so caps do not count it a second time.
     replayed: bool = False
+    request: str = ""  # the job journal's key of a journaled request (links record and journal)
 
 
 def _phase_matches(cap_phase: str, phase: str) -> bool:

@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS ledger (
     qpu_seconds REAL NOT NULL,
     cost REAL NOT NULL,
     replayed INTEGER NOT NULL,
-    recorded REAL NOT NULL
+    recorded REAL NOT NULL,
+    request TEXT
 );
 """
 # The ``profile`` marker of entries that carry an earlier run's spending into this run's
@@ -77,18 +78,41 @@ class LedgerRecord:
         """Write every entry ``ledger`` records from now on."""
         ledger.listeners.append(self.write)
 
-    def write(self, e: LedgerEntry) -> None:
+    def write(self, e: LedgerEntry, run_id: str | None = None) -> None:
         if e.profile == EARLIER:
             return
         with self._lock:
             try:
                 self._db.execute(
                     "INSERT INTO ledger (run_id, task, phase, backend, circuits, shots, submissions, seconds,"
-                    " qpu_seconds, cost, replayed, recorded) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (self.run_id, self.task, e.phase, e.backend, int(e.circuits), int(e.shots), int(e.submissions),
-                     float(e.wall_time_s), float(e.qpu_seconds), float(e.cost), int(bool(e.replayed)), time.time()))
+                    " qpu_seconds, cost, replayed, recorded, request) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id or self.run_id, self.task, e.phase, e.backend, int(e.circuits), int(e.shots), int(e.submissions),
+                     float(e.wall_time_s), float(e.qpu_seconds), float(e.cost), int(bool(e.replayed)), time.time(),
+                     e.request or None))
             except sqlite3.DatabaseError as exc:
                 raise database_error(self.path, "results", exc) from None
+
+    def record_killed_submissions(self, journal) -> int:
+        """Charge what killed runs submitted but never recorded: journal entries with job ids
+        (the provider has them, so they are paid) and no ledger row. Each gets one row at its
+        full journaled charge: a run that died between two task creations of one request
+        is charged as if it had created them all (the journal does not know how many tasks a
+        request becomes), an over- and never an under-count. Returns the rows written."""
+        with self._lock:
+            known = {r[0] for r in self._db.execute("SELECT DISTINCT request FROM ledger WHERE request IS NOT NULL")}
+        n = 0
+        for j in journal.entries():
+            if not j.job_ids or j.request_hash in known or j.charged_shots is None:
+                continue
+            shots = int(j.charged_shots)
+            self.task = "(killed run: submitted, not recorded)"
+            # an earlier run's spending (not this run's): the caps count it from the start
+            self.write(LedgerEntry(j.phase or "unknown", j.backend, "-", int(j.rows), shots, len(j.job_ids), 0.0,
+                                   float(j.charged_cost or 0.0), False, request=j.request_hash),
+                       run_id="killed-run")
+            n += 1
+        self.task = "-"
+        return n
 
     def rows(self, *, this_run: bool | None = None) -> list[dict]:
         """Entries on record (``this_run``: True only this run's, False only earlier runs')."""

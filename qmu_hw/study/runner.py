@@ -231,6 +231,7 @@ class StudyRunner:
             skipped = len(cells) - len(todo)
             if max_cells is not None:
                 todo = todo[:max_cells]
+            self.record.record_killed_submissions(self.journal)
             earlier = self.record.earlier_spend()
             self._refuse_over_caps(todo, earlier)
             if dry_run:

@@ -307,6 +307,17 @@ def _holdouts(prep, scenarios) -> dict[str, int]:
     return {spec: len(prep.scenario_splits(prep.scenario(spec)).get("holdout", ())) for spec in scenarios}
 
 
+def _in_driver(cfg: StudyConfig, cell: Cell) -> bool:
+    """Cells the executors keep in the driver process (executors.cell_on_driver: billed,
+    remote, journaled or confirmation-requiring target or surrogate)."""
+    def driver(name: str) -> bool:
+        prof = profile_of(name)
+        info = adapter_info(prof)
+        return bool(info.remote or info.billed or prof.requires_confirmation or info.journaled)
+
+    return driver(cell.backend) or driver(cfg.surrogates.get(cell.backend, cell.backend))
+
+
 def _batches(rows: int) -> int:
     """Requests ``predict_proba`` sends for ``rows`` rows (batches of 256; none when empty)."""
     return math.ceil(rows / EVAL_BATCH)
@@ -322,6 +333,7 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
     circuit = shape.circuit
     est = Estimate()
     kinds = {"teacher": 0, "oracle": 0, "cell": 0}
+    ref_groups: set = set()
     keys = ("circuits", "shots", "submissions", "tasks", "qpu_seconds", "wall_time_s", "cost")
     totals = dict.fromkeys(keys, 0.0)
     phases: dict[str, float] = defaultdict(float)
@@ -381,12 +393,15 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
             _charge(work, f"unlearn/{cell.method}", mc, shape, cfg, cell.shots, backprop(work_prof, cell.shots))
             # Teacher and oracle outputs (exact and same-noise ensembles) are computed once per
             # group of methods and shared.
-            # The runner computes them once per group in one process, but a worker process
-            # computes them for the first cell of the group it meets: the bound charges every
-            # cell with them (true for any executor), ``expected`` shares them out.
+            # A process computes them for the first cell of a group it meets (runner.run_cell).
+            # Billed/journaled cells all run in the driver, one group after another: once per
+            # group. Other cells may run in any worker: the bound charges each of them (true
+            # for any executor); ``expected`` charges once per group.
             n_refs = len({exact_reference(cfg), same_noise_reference(cfg, cell.backend)})
             models = 1 + n_refs * max(cfg.n_oracles, 1)
-            share = models / len(cfg.methods) if shared_refs else models
+            group = (cell.seed, cell.scenario, cell.backend, cell.shots)
+            share = 0 if group in ref_groups and (shared_refs or _in_driver(cfg, cell)) else models
+            ref_groups.add(group)
             ref_parts = (s.retain, s.forget, s.test)
             own_parts = ref_parts + (s.pool, holdouts[cell.scenario])
             evals = _Work()

@@ -174,3 +174,13 @@ def test_leases_never_promise_more_than_is_left():
     lease.check(led, "train", 100)
     with pytest.raises(BudgetExceededError, match="lease"):
         lease.check(led, "train", 101)
+
+
+def test_run_yes_over_a_device_profile_cap_exits_3_without_connecting(tmp_path, monkeypatch):
+    """braket-iqm-garnet's profile caps spending at 100 USD: a study over it is refused before
+    any account is looked up (no AWS credentials here: connecting would exit 4)."""
+    cfg = write(tmp_path, backend="braket-iqm-garnet")
+    res = qmu("run", cfg, "--yes")
+    assert res.returncode == 3, res.stderr
+    assert "braket-iqm-garnet" in res.stderr and "max_cost is 100.00" in res.stderr
+    assert "credentials" not in res.stderr and not (tmp_path / "out" / "checkpoints").exists()

@@ -19,7 +19,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from .contract import MAX_SHOTS, Capabilities, EstimateRequest, EstimateResult, check_seed, check_shots
+from .contract import (
+    MAX_SHOTS,
+    Capabilities,
+    EstimateRequest,
+    EstimateResult,
+    check_seed,
+    check_shots,
+)
 from .exceptions import InvalidRequestError, MissingDependencyError, UnsupportedFeatureError
 from .ledger import LedgerEntry, ShotBudget, ShotLedger
 from .observables import as_observables, measurement_groups

@@ -26,7 +26,12 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.exceptions import BudgetExceededError, InvalidRequestError, MissingDependencyError, QmuHwError
+from ..core.exceptions import (
+    BudgetExceededError,
+    InvalidRequestError,
+    MissingDependencyError,
+    QmuHwError,
+)
 from ..core.ledger import LedgerEntry
 from .accounting import Leases, charge_spend, spend_of
 from .executor_backends import MAX_RETRIES, LocalExecutor, RayExecutor  # noqa: F401  (re-exported)

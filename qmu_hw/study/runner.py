@@ -12,8 +12,8 @@ from pathlib import Path
 
 from ..core.exceptions import BudgetExceededError, InvalidRequestError, QmuHwError
 from ..core.ledger import Budgets, LedgerEntry, ShotBudget, ShotLedger
-from .accounting import LeaseBudget, LedgerRecord, carry_earlier, write_ledger_json
 from ..models.training import load_checkpoint, save_checkpoint
+from .accounting import LeaseBudget, LedgerRecord, carry_earlier, write_ledger_json
 from .config import StudyConfig
 from .estimate import estimate_study
 from .grid import Cell, expand, profile_of

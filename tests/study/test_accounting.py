@@ -108,13 +108,19 @@ def test_run_writes_the_ledger_of_record_and_ledger_json(tmp_path):
     assert total["tasks"] == sum(r["submissions"] for r in record)
     assert total["shots"] <= doc["bound"]["shots"]  # the plan's bound held
     assert sum(v["shots"] for k, v in doc["actual"].items() if k != "total") == total["shots"]
-    # per-cell columns come from the same entries: a cell's unlearning shots are on record under its label
-    for status, cost, _ in rows(out / "results.sqlite"):
+    # per-cell columns come from the same entries: a cell's unlearning and evaluation shots are
+    # on record under its label
+    with sqlite3.connect(out / "results.sqlite") as c:
+        cells = c.execute("SELECT scenario, seed, backend, shots, method, status, cost FROM cells").fetchall()
+    assert len(cells) == 4
+    for scenario, seed, backend, shots, method, status, cost in cells:
         assert status == "done"
-    done = {json.loads(c)["shots"] for _, c, _ in rows(out / "results.sqlite")}
-    on_record = {sum(r["shots"] for r in record if r["task"] == t and r["phase"].startswith("unlearn"))
-                 for t in {r["task"] for r in record}}
-    assert done <= on_record | {0}
+        label = f"{scenario} seed={seed} {backend}@{shots or 'exact'} {method}"
+        mine = [r for r in record if r["task"] == label]
+        assert mine, label
+        cost = json.loads(cost)
+        assert cost["shots"] == sum(r["shots"] for r in mine if r["phase"].startswith("unlearn"))
+        assert cost["eval_shots"] <= sum(r["shots"] for r in mine if r["phase"] == "eval")
     # A rerun spends nothing and carries the earlier spending without writing it twice.
     again = qmu("run", cfg, "--quiet")
     assert again.returncode == 0, again.stderr

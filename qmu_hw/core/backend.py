@@ -165,7 +165,7 @@ class BaseBackend:
                 circuits=out.n_circuits,
                 # A replayed result keeps the charge of the submission that produced it (the
                 # user paid it once); ``replayed`` keeps caps from counting it a second time.
-                shots=shots_charged if out.replayed else self.shots_spent(request, out, shots_charged),
+                shots=self.shots_spent(request, out, shots_charged),
                 submissions=submissions if out.replayed else out.submissions,
                 wall_time_s=wall,
                 cost=cost if (out.replayed or out.cost is None) else out.cost,

@@ -96,7 +96,8 @@ class JournaledBackend(BaseBackend):
             if entry is not None and entry.state == "done":
                 return RunOutput(entry.values, entry.stderr, entry.metadata.get("stderr_method", "sampled"),
                                  request.batch_size, list(entry.job_ids), submissions=0,
-                                 raw={"from_journal": True, "journal_key": key}, replayed=True)
+                                 raw={"from_journal": True, "journal_key": key}, replayed=True,
+                                 shots_run=entry.metadata.get("shots_run"))
             if entry is None:
                 charged = self.shots_charged(request)
                 j.begin(key, self.name, fingerprint, request.batch_size,
@@ -125,7 +126,7 @@ class JournaledBackend(BaseBackend):
             out.submissions = new
             out.replayed = new == 0  # paid for in the run that submitted it
         if j is not None:
-            j.done(key, out.values, out.stderr, {"stderr_method": out.stderr_method})
+            j.done(key, out.values, out.stderr, {"stderr_method": out.stderr_method, "shots_run": out.shots_run})
         return out
 
     def _call(self, fn):

@@ -190,3 +190,19 @@ def test_run_yes_over_a_device_profile_cap_exits_3_without_connecting(tmp_path, 
     assert res.returncode == 3, res.stderr
     assert "braket-iqm-garnet" in res.stderr and "max_cost is 100.00" in res.stderr
     assert "credentials" not in res.stderr and not (tmp_path / "out" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("change, message", [
+    (("shots = [64]", "shots = [9223372036854775807]"), r"\[grid\] shots"),
+    (("seeds = [0]", "seeds = [4294967296]"), r"\[study\] seeds"),
+    (("[methods.ga]", "[budget]\nmax_total_shots = 4611686018427387904\n\n[methods.ga]"), "max_total_shots"),
+    (("[methods.ga]", "[budget]\nper_phase = { eval = 0 }\n\n[methods.ga]"), "per_phase"),
+])
+def test_config_refuses_integers_that_are_not_int64_safe(tmp_path, change, message):
+    """A CLI study with shots 2**63-1 once stored eval_shots 9223372036854775301."""
+    from qmu_hw.study.config import ConfigError, load_config
+
+    path = tmp_path / "s.toml"
+    path.write_text(write(tmp_path).read_text().replace(*change))
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)

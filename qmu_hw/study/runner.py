@@ -272,9 +272,13 @@ class StudyRunner:
         if not todo:
             return
         # Also the ``bound``/``expected`` of <output>/ledger.json (for the cells this run runs).
-        self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
         if not (capped or earlier["entries"]):
+            try:
+                self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
+            except Exception as exc:  # no cap depends on it: the run goes on, ledger.json says so
+                self.log(f"note: no estimate for ledger.json ({type(exc).__name__}: {exc})")
             return
+        self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
         reason = self.estimate.refusal(cfg, earlier)
         if reason:
             raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
@@ -286,10 +290,11 @@ class StudyRunner:
         if self.cfg.path:  # `qmu-hw report` resolves the copy's relative paths against this folder
             self.store.set_meta("config_dir", str(Path(self.cfg.path).resolve().parent))
 
-    def _charge_previous_runs(self, ids: dict, earlier: dict) -> None:
+    def _charge_previous_runs(self, ids: dict, earlier: dict | None = None) -> None:
         """A resumed study's budget (shots AND cost) includes what its earlier runs spent: from
         the ledger of record (killed runs included); a store written before the record existed
         falls back to its finished cells' unlearning and evaluation columns."""
+        earlier = earlier if earlier is not None else self.record.earlier_spend()
         if earlier["entries"]:
             carry_earlier(self.ledger, earlier)
             return

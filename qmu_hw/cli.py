@@ -65,6 +65,8 @@ def cmd_run(args) -> int:
     print("backend time by phase: " + ", ".join(f"{k} {v:.1f}s" for k, v in split.items()))
     for label, err in summary.failures:
         _err(f"cell failed: {label}: {err}")
+    if any(str(err).startswith("budget:") for _, err in summary.failures):
+        return EXIT_BUDGET  # a cap refused some cells (stored failed: budget); the others are saved
     return EXIT_OK if summary.failed == 0 else EXIT_CELLS_FAILED
 
 
@@ -84,7 +86,7 @@ def _confirm_hardware(cfg, args) -> None:
     if reason:
         raise BudgetExceededError(reason)
     msg = (f"this study submits to billed backends {real}: up to {est.totals['shots']:,} shots, "
-           f"{est.totals['tasks']:,} tasks/jobs, estimated cost {est.totals['cost']:.2f}")
+           f"{est.totals['tasks']:,} tasks/jobs, estimated cost {est.totals['cost']:.2f} {est.currency}")
     if args.yes:
         print(msg + " (confirmed by --yes)", file=sys.stderr)
         return
@@ -134,7 +136,15 @@ def cmd_estimate(args) -> int:
         parse_power(args.power)  # a malformed spec stops here, before the config is read
     cfg = _load(args)
     power = study_power(cfg, args.power, args.pilot) if args.power else []  # before the (timed) estimate
-    est = estimate_study(cfg, measure_time=not args.no_timing)
+    est = estimate_study(cfg, measure_time=not args.no_timing, progress=not args.json)
+    reason = est.refusal(cfg)
+    if args.json:
+        import json
+
+        print(json.dumps({**est.as_json(), "refused": reason}, indent=2, sort_keys=True))
+        if reason:
+            _err(f"budget: {reason}")
+        return EXIT_BUDGET if reason else EXIT_OK
     rows = [[c["cell"], f"{c['circuits']:,}", f"{c['shots_total']:,}", c["submissions"], f"{c['tasks']:,}",
              f"{c['qpu_seconds']:.1f}", f"{c['wall_time_s']:.1f}", f"{c['cost']:.2f}"] for c in est.cells]
     if args.per_cell:
@@ -142,11 +152,13 @@ def cmd_estimate(args) -> int:
     t = est.totals
     print(f"\n{t['cells']} cells: up to {t['circuits']:,} circuits, {t['shots']:,} shots, {t['submissions']:,} "
           f"requests in {t['tasks']:,} provider tasks/jobs, ~{t['qpu_seconds']:.0f}s billed device time, "
-          f"~{t['wall_time_s']:.0f}s of backend time, estimated cost {t['cost']:.2f}")
+          f"~{t['wall_time_s']:.0f}s of backend time, estimated cost {t['cost']:.2f} {est.currency}")
     print("(upper bounds: every loop is counted at its full number of epochs; teachers and every oracle of both reference ensembles included)")
+    x = est.expected
+    print(f"expected with typical early stopping: {x['shots']:,} shots, {x['tasks']:,} tasks/jobs, "
+          f"estimated cost {x['cost']:.2f} {est.currency}")
     if power:
         print("\n".join(power))
-    reason = est.refusal(cfg)
     if reason:
         _err(f"budget: {reason}")
         return EXIT_BUDGET
@@ -272,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("config")
     e.add_argument("--per-cell", action="store_true")
     e.add_argument("--no-timing", action="store_true", help="skip the local timing measurement")
+    e.add_argument("--json", action="store_true",
+                   help='print {"bound": {shots, tasks, seconds, cost}, "expected": {...}, "currency"} as JSON')
     e.add_argument("--output")
     e.add_argument("--power", metavar="delta=D[,sigma=S,alpha=A,power=P]",
                    help="the smallest attainable p of the study's seeds and, from sigma or --pilot, the seeds needed "

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..core.circuit import Circuit
-from ..core.contract import EstimateRequest, check_shots
+from ..core.contract import EstimateRequest, check_seed, check_shots
 from ..core.exceptions import InvalidRequestError, UnsupportedFeatureError
 from ..core.observables import as_observables
 from .allocation import StepShots
@@ -143,7 +143,7 @@ class QuantumLayer(nn.Module):
         self.observables = as_observables(circuit.observables if observables is None else observables,
                                           circuit.n_qubits)
         self.phase = phase
-        self.seed = seed
+        self.seed = check_seed(seed)
         self._requests = 0
         self._sigma2: dict[tuple, np.ndarray] = {}
         self._rng = np.random.default_rng(seed)
@@ -206,7 +206,7 @@ class QuantumLayer(nn.Module):
         if self.seed is None:
             return None
         self._requests += 1
-        return self.seed + self._requests
+        return (self.seed + self._requests) % (2 ** 63)  # stays an int64-safe seed
 
     def _estimate(self, circuit: Circuit, params: np.ndarray, shots, phase: str) -> np.ndarray:
         req = EstimateRequest(

@@ -26,7 +26,14 @@ from .adapter_registry import (  # noqa: F401  (re-exported)
     adapter_class,
     register_adapter,
 )
-from .contract import Capabilities, EstimateRequest, EstimateResult
+from .contract import (
+    MAX_SHOTS,
+    Capabilities,
+    EstimateRequest,
+    EstimateResult,
+    check_seed,
+    check_shots,
+)
 from .exceptions import InvalidRequestError, MissingDependencyError, UnsupportedFeatureError
 from .ledger import LedgerEntry, ShotBudget, ShotLedger
 from .observables import as_observables, measurement_groups
@@ -130,8 +137,8 @@ class BaseBackend:
     ) -> None:
         self.profile = profile
         self.name = profile.name
-        self.shots = shots
-        self.seed = seed
+        self.shots = check_shots(shots)
+        self.seed = check_seed(seed)
         self.ledger = ledger if ledger is not None else ShotLedger()
         self.budget = budget if budget is not None else ShotBudget(**profile.budget)
         self._seed_counter = 0
@@ -141,12 +148,18 @@ class BaseBackend:
         """Evaluate all rows of ``request`` in one submission; charge the ledger."""
         self.validate(request)
         shots_charged = self.shots_charged(request)
+        if shots_charged > MAX_SHOTS:  # a Python int: never wraps, so no cap is ever passed by overflow
+            raise InvalidRequestError(
+                f"request for phase {request.phase!r} charges {shots_charged:,} shots (rows x shots x measurement "
+                f"groups), more than the {MAX_SHOTS:,} qmu-hw accepts in one request; lower shots or split the batch"
+            )
         submissions = self.submissions_for(request)
         cost = self.cost_estimate(request.batch_size, shots_charged, submissions)
-        self.budget.check(self.ledger, request.phase, shots_charged, cost)
+        self.budget.check(self.ledger, request.phase, shots_charged, cost, backend=self.name)
         if request.seed is None and self.seed is not None:
-            # Fresh but reproducible streams: the k-th unseeded request uses seed + k.
-            request = _with_seed(request, self.seed + self._seed_counter)
+            # Fresh but reproducible streams: the k-th unseeded request uses seed + k (wrapped
+            # into the int64-safe seed range).
+            request = _with_seed(request, (self.seed + self._seed_counter) % (2 ** 63))
             self._seed_counter += 1
         t0 = time.perf_counter()
         out = self._run(request)
@@ -157,12 +170,16 @@ class BaseBackend:
                 backend=self.name,
                 profile=self.profile.path,
                 circuits=out.n_circuits,
-                shots=0 if out.replayed else self.shots_spent(request, out, shots_charged),
-                submissions=0 if out.replayed else out.submissions,
+                # A replayed result keeps the charge of the submission that produced it (the
+                # user paid it once); ``replayed`` keeps caps from counting it a second time.
+                shots=self.shots_spent(request, out, shots_charged),
+                submissions=submissions if out.replayed else out.submissions,
                 wall_time_s=wall,
-                cost=0.0 if out.replayed else (cost if out.cost is None else out.cost),
+                cost=cost if (out.replayed or out.cost is None) else out.cost,
                 exact=request.shots is None,
                 qpu_seconds=out.qpu_seconds,
+                replayed=out.replayed,
+                request=str(out.raw.get("journal_key", "")),
             )
         )
         meta = {
@@ -228,9 +245,8 @@ class BaseBackend:
         return len(measurement_groups(request.observables))
 
     def shots_charged(self, request: EstimateRequest) -> int:
-        if request.shots is None:
-            return 0
-        return int(request.row_shots.sum()) * self.n_groups(request)
+        # Python ints: a numpy int64 sum of huge per-row shots wraps around and would pass a cap.
+        return request.total_row_shots * self.n_groups(request)
 
     def shots_spent(self, request: EstimateRequest, out: RunOutput, charged: int) -> int:
         """Shots the ledger records once the request ran: by default what was charged before

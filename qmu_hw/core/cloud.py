@@ -96,10 +96,13 @@ class JournaledBackend(BaseBackend):
             if entry is not None and entry.state == "done":
                 return RunOutput(entry.values, entry.stderr, entry.metadata.get("stderr_method", "sampled"),
                                  request.batch_size, list(entry.job_ids), submissions=0,
-                                 raw={"from_journal": True}, replayed=True)
+                                 raw={"from_journal": True, "journal_key": key}, replayed=True,
+                                 shots_run=entry.metadata.get("shots_run"))
             if entry is None:
+                charged = self.shots_charged(request)
                 j.begin(key, self.name, fingerprint, request.batch_size,
-                        None if request.shots is None else int(np.max(request.row_shots)))
+                        None if request.shots is None else int(np.max(request.row_shots)), charged,
+                        self.cost_estimate(request.batch_size, charged, self.submissions_for(request)), request.phase)
             elif entry.state == "failed":
                 j.restart(key)
             elif entry.state == "submitted":
@@ -116,13 +119,14 @@ class JournaledBackend(BaseBackend):
             if j is not None and not self._is_transient(exc) and not getattr(exc, "resumable", False):
                 j.failed(key, f"{type(exc).__name__}: {exc}")
             raise
+        out.raw["journal_key"] = key  # links the ledger of record's entry to this journal entry
         if have:
             out.raw["retrieved_from_journal"] = len(have)
             new = len(job_ids) - len(have)
             out.submissions = new
             out.replayed = new == 0  # paid for in the run that submitted it
         if j is not None:
-            j.done(key, out.values, out.stderr, {"stderr_method": out.stderr_method})
+            j.done(key, out.values, out.stderr, {"stderr_method": out.stderr_method, "shots_run": out.shots_run})
         return out
 
     def _call(self, fn):

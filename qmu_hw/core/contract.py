@@ -27,17 +27,41 @@ METADATA_KEYS = (
 STDERR_METHODS = ("exact", "sampled", "provider")
 
 
+#: Largest shots per row, shot budget or shot cap qmu-hw accepts. Shot totals are summed as
+#: Python ints and compared with caps before anything is submitted; this bound keeps every
+#: single count (and the results store's SQLite INTEGER columns) far from int64 overflow.
+MAX_SHOTS = 2 ** 40
+#: Seeds are int64-safe non-negative integers (numpy's generators refuse negative ones).
+MAX_SEED = 2 ** 63 - 1
+
+
 def check_shots(shots: Any, what: str = "shots") -> int | None:
-    """``None`` (exact) or a positive integer; anything else is a clear error."""
+    """``None`` (exact) or a positive integer ``<= MAX_SHOTS``; anything else is a clear error."""
     if shots is None:
         return None
     if isinstance(shots, bool) or not isinstance(shots, numbers.Integral):
-        if isinstance(shots, float) and shots.is_integer() and shots > 0:
+        if isinstance(shots, float) and shots.is_integer() and 0 < shots <= MAX_SHOTS:
             return int(shots)
         raise InvalidRequestError(f"{what} must be a positive integer or None (exact), got {shots!r}")
     if shots <= 0:
         raise InvalidRequestError(f"{what} must be a positive integer or None (exact), got {shots}")
+    if shots > MAX_SHOTS:
+        raise InvalidRequestError(f"{what} must be at most {MAX_SHOTS:,} (2**40), got {int(shots):,}")
     return int(shots)
+
+
+def check_count(value: Any, what: str, *, minimum: int = 1, maximum: int = MAX_SHOTS) -> int:
+    """An integer in ``[minimum, maximum]`` (budgets, caps): a clear error otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value <= maximum:
+        raise InvalidRequestError(f"{what} must be an integer in [{minimum}, {maximum:,}], got {value!r}")
+    return int(value)
+
+
+def check_seed(seed: Any, what: str = "seed") -> int | None:
+    """``None`` or an integer in ``[0, 2**63 - 1]``."""
+    if seed is None:
+        return None
+    return check_count(seed, what, minimum=0, maximum=MAX_SEED)
 
 
 def _check_row_shots(shots: Any, batch: int) -> int | np.ndarray | None:
@@ -50,6 +74,8 @@ def _check_row_shots(shots: Any, batch: int) -> int | np.ndarray | None:
         raise InvalidRequestError(
             f"per-row shots must be positive integers, got dtype {arr.dtype} with minimum {arr.min()}"
         )
+    if (arr > MAX_SHOTS).any():
+        raise InvalidRequestError(f"per-row shots must be at most {MAX_SHOTS:,} (2**40), got {int(arr.max()):,}")
     if (arr == arr[0]).all():
         return int(arr[0])
     arr = arr.astype(np.int64)
@@ -110,8 +136,8 @@ class EstimateRequest:
             self, "observables", as_observables(self.observables, self.circuit.n_qubits)
         )
         object.__setattr__(self, "shots", _check_row_shots(self.shots, params.shape[0]))
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral)):
-            raise InvalidRequestError(f"seed must be an integer or None, got {self.seed!r}")
+        object.__setattr__(self, "seed", check_seed(self.seed.item() if isinstance(self.seed, np.generic)
+                                                    else self.seed))
         if not isinstance(self.phase, str) or not self.phase:
             raise InvalidRequestError(f"phase must be a non-empty string, got {self.phase!r}")
 
@@ -127,6 +153,15 @@ class EstimateRequest:
         if isinstance(self.shots, np.ndarray):
             return self.shots
         return np.full(self.batch_size, self.shots, dtype=np.int64)
+
+    @property
+    def total_row_shots(self) -> int:
+        """Shots over all rows as a Python int (no int64 overflow), 0 when exact."""
+        if self.shots is None:
+            return 0
+        if isinstance(self.shots, np.ndarray):
+            return sum(int(s) for s in self.shots)
+        return int(self.shots) * self.batch_size
 
     @property
     def n_observables(self) -> int:

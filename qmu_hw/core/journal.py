@@ -10,6 +10,7 @@ states and result arrays only.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import sqlite3
@@ -31,6 +32,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     state TEXT NOT NULL,
     job_ids TEXT,
     result BLOB,
+    result_sha256 TEXT,
     metadata TEXT,
     error TEXT,
     created REAL NOT NULL,
@@ -38,6 +40,13 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 """
 STATES = ("pending", "submitted", "done", "failed")
+# Columns added after the first release; an older journal gets them on open.
+_ADDED_COLUMNS = {"result_sha256": "TEXT", "charged_shots": "INTEGER", "charged_cost": "REAL", "phase": "TEXT"}
+
+
+class JournalError(InvalidRequestError):
+    """A journal entry cannot be trusted (its stored result does not match its checksum, or
+    is not a plain array file); it is never replayed."""
 
 
 class DatabaseFileError(InvalidRequestError):
@@ -96,6 +105,9 @@ class JournalEntry:
     updated: float
     values: np.ndarray | None = None
     stderr: np.ndarray | None = None
+    charged_shots: int | None = None  # what the submission was charged (shots over rows and groups)
+    charged_cost: float | None = None
+    phase: str | None = None
 
 
 class JobJournal:
@@ -106,18 +118,25 @@ class JobJournal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.executescript(SCHEMA)
+            have = {r["name"] for r in db.execute("PRAGMA table_info(jobs)")}
+            for col, kind in _ADDED_COLUMNS.items():
+                if col not in have:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {col} {kind}")
 
     def _db(self):
         return sqlite_connection(self.path, "journal")
 
-    def begin(self, request_hash: str, backend: str, profile_sha256: str, rows: int, shots: int | None) -> None:
-        """Record the intent to submit (before anything is sent)."""
+    def begin(self, request_hash: str, backend: str, profile_sha256: str, rows: int, shots: int | None,
+              charged_shots: int | None = None, charged_cost: float | None = None, phase: str | None = None) -> None:
+        """Record the intent to submit (before anything is sent), with what it will be charged
+        (so a run killed while waiting still leaves its spending on record)."""
         now = time.time()
         with self._db() as db:
             db.execute(
                 "INSERT OR IGNORE INTO jobs (request_hash, backend, profile_sha256, rows, shots, state, job_ids,"
-                " created, updated) VALUES (?, ?, ?, ?, ?, 'pending', '[]', ?, ?)",
-                (request_hash, backend, profile_sha256, rows, shots, now, now),
+                " created, updated, charged_shots, charged_cost, phase)"
+                " VALUES (?, ?, ?, ?, ?, 'pending', '[]', ?, ?, ?, ?, ?)",
+                (request_hash, backend, profile_sha256, rows, shots, now, now, charged_shots, charged_cost, phase),
             )
 
     def restart(self, request_hash: str) -> None:
@@ -148,11 +167,15 @@ class JobJournal:
 
     def done(self, request_hash: str, values: np.ndarray, stderr: np.ndarray, metadata: dict) -> None:
         buf = io.BytesIO()
-        np.savez(buf, values=values, stderr=stderr)
+        # Plain float arrays (never object arrays, so never a pickle), with the blob's sha256
+        # next to it: a replay checks it before trusting the values.
+        np.savez(buf, values=np.asarray(values, dtype=np.float64), stderr=np.asarray(stderr, dtype=np.float64))
+        blob = buf.getvalue()
         with self._db() as db:
-            db.execute("UPDATE jobs SET state = 'done', result = ?, metadata = ?, error = NULL, updated = ?"
-                       " WHERE request_hash = ?",
-                       (buf.getvalue(), json.dumps(metadata, default=str), time.time(), request_hash))
+            db.execute("UPDATE jobs SET state = 'done', result = ?, result_sha256 = ?, metadata = ?, error = NULL,"
+                       " updated = ? WHERE request_hash = ?",
+                       (blob, hashlib.sha256(blob).hexdigest(), json.dumps(metadata, default=str), time.time(),
+                        request_hash))
 
     def failed(self, request_hash: str, error: str) -> None:
         with self._db() as db:
@@ -162,18 +185,44 @@ class JobJournal:
     def get(self, request_hash: str) -> JournalEntry | None:
         with self._db() as db:
             r = db.execute("SELECT * FROM jobs WHERE request_hash = ?", (request_hash,)).fetchone()
-        return None if r is None else _entry(r)
+        return None if r is None else _entry(r, path=self.path)
 
     def entries(self) -> list[JournalEntry]:
         with self._db() as db:
             return [_entry(r, load=False) for r in db.execute("SELECT * FROM jobs ORDER BY created")]
 
 
-def _entry(r: sqlite3.Row, load: bool = True) -> JournalEntry:
+def _load_result(r: sqlite3.Row, path: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """The stored arrays, after checking the blob against its sha256 (JournalError if not)."""
+    blob, want = r["result"], r["result_sha256"]
+    where = f"journal {path}, entry {r['request_hash'][:16]}"
+    if want is None:
+        raise JournalError(f"{where}: the stored result has no checksum (written by an older qmu-hw or edited); "
+                           "it is not replayed. Move the journal aside to run the request again.")
+    got = hashlib.sha256(blob).hexdigest()
+    if got != want:
+        raise JournalError(f"{where}: the stored result does not match its checksum (sha256 {got[:16]}… != "
+                           f"{want[:16]}…); the file was changed or damaged, so it is not replayed. Move the "
+                           "journal aside (the request is then submitted and paid for again) or restore it.")
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            values, stderr = z["values"], z["stderr"]
+    except (ValueError, KeyError, OSError) as exc:
+        raise JournalError(f"{where}: the stored result is not a plain array file ({exc}); not replayed") from None
+    if values.dtype != np.float64 or stderr.dtype != np.float64 or values.shape != stderr.shape:
+        raise JournalError(f"{where}: the stored result has dtype/shape {values.dtype}{values.shape} and "
+                           f"{stderr.dtype}{stderr.shape}; expected two equal float64 arrays; not replayed")
+    return values, stderr
+
+
+def _entry(r: sqlite3.Row, load: bool = True, path: Path | None = None) -> JournalEntry:
     values = stderr = None
     if load and r["result"] is not None:
-        with np.load(io.BytesIO(r["result"])) as z:
-            values, stderr = z["values"], z["stderr"]
+        values, stderr = _load_result(r, path)
+    keys = r.keys()
     return JournalEntry(r["request_hash"], r["backend"], r["profile_sha256"], r["rows"], r["shots"], r["state"],
                         json.loads(r["job_ids"] or "[]"), json.loads(r["metadata"] or "{}"), r["error"],
-                        r["created"], r["updated"], values, stderr)
+                        r["created"], r["updated"], values, stderr,
+                        r["charged_shots"] if "charged_shots" in keys else None,
+                        r["charged_cost"] if "charged_cost" in keys else None,
+                        r["phase"] if "phase" in keys else None)

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from .contract import check_shots
+from .contract import MAX_SHOTS, check_shots
 from .exceptions import BudgetExceededError, InvalidRequestError
 
 
@@ -24,6 +24,10 @@ class LedgerEntry:
     cost: float
     exact: bool
     qpu_seconds: float = 0.0
+    # Served from the job journal: the entry keeps the original submission's charge (what the
+    # result cost), but nothing was spent now, so caps do not count it a second time.
+    replayed: bool = False
+    request: str = ""  # the job journal's key of a journaled request (links record and journal)
 
 
 def _phase_matches(cap_phase: str, phase: str) -> bool:
@@ -40,43 +44,71 @@ class ShotBudget:
         per_phase: caps per phase; a key also covers its sub-phases (``unlearn`` covers
             ``unlearn/scrub``).
         max_cost: cap on the summed estimated cost (profile currency).
+        scope: a backend name: the caps then apply only to that backend's requests and count
+            only what it spent (a profile's ``[budget]`` inside a study that uses several).
+
+    Shot counts are Python ints (no int64 overflow); replayed entries are not counted again.
     """
 
     total_shots: int | None = None
     per_phase: Mapping[str, int] = field(default_factory=dict)
     max_cost: float | None = None
+    scope: str | None = None
 
     def __post_init__(self) -> None:
         self.total_shots = check_shots(self.total_shots, "total_shots")
         self.per_phase = {str(k): check_shots(v, f"per_phase[{k!r}]") for k, v in dict(self.per_phase).items()}
-        if self.max_cost is not None and not self.max_cost >= 0:
+        if self.max_cost is not None and (isinstance(self.max_cost, bool) or not self.max_cost >= 0):
             raise InvalidRequestError(f"max_cost must be >= 0 or None, got {self.max_cost!r}")
 
-    def check(self, ledger: ShotLedger, phase: str, shots: int, cost: float = 0.0) -> None:
+    def _where(self) -> str:
+        return "" if self.scope is None else f" of backend {self.scope!r}"
+
+    def check(self, ledger: ShotLedger, phase: str, shots: int, cost: float = 0.0, *,
+              backend: str | None = None) -> None:
         """Raise :class:`BudgetExceededError` if charging this request would cross a cap."""
+        if self.scope is not None and backend is not None and backend != self.scope:
+            return
+        shots = int(shots)
+        if shots > MAX_SHOTS:  # checked here too: a cap must never be passed by an overflow
+            raise BudgetExceededError(f"request for phase {phase!r} asks {shots:,} shots, more than the "
+                                      f"{MAX_SHOTS:,} qmu-hw accepts in one request; nothing was submitted.")
         if self.total_shots is not None:
-            spent = ledger.total_shots()
+            spent = ledger.paid_shots(backend=self.scope)
             if spent + shots > self.total_shots:
                 raise BudgetExceededError(
-                    f"shot budget exceeded for phase {phase!r}: total cap {self.total_shots}, "
+                    f"shot budget{self._where()} exceeded for phase {phase!r}: total cap {self.total_shots}, "
                     f"spent {spent}, this request asks {shots}. Raise the budget "
                     "(total_shots) or lower shots; nothing was submitted."
                 )
         for cap_phase, cap in self.per_phase.items():
             if _phase_matches(cap_phase, phase):
-                spent = ledger.total_shots(cap_phase)
+                spent = ledger.paid_shots(cap_phase, backend=self.scope)
                 if spent + shots > cap:
                     raise BudgetExceededError(
-                        f"shot budget exceeded for phase {phase!r}: cap on {cap_phase!r} is {cap}, "
+                        f"shot budget{self._where()} exceeded for phase {phase!r}: cap on {cap_phase!r} is {cap}, "
                         f"spent {spent}, this request asks {shots}. Nothing was submitted."
                     )
         if self.max_cost is not None:
-            spent_cost = ledger.total_cost()
+            spent_cost = ledger.paid_cost(backend=self.scope)
             if spent_cost + cost > self.max_cost:
                 raise BudgetExceededError(
-                    f"cost budget exceeded for phase {phase!r}: cap {self.max_cost:.4f}, spent "
+                    f"cost budget{self._where()} exceeded for phase {phase!r}: cap {self.max_cost:.4f}, spent "
                     f"{spent_cost:.4f}, this request is estimated at {cost:.4f}. Nothing was submitted."
                 )
+
+
+@dataclass
+class Budgets:
+    """Several caps checked together (a study's ``[budget]`` and each profile's ``[budget]``);
+    a request is refused if any of them would be crossed."""
+
+    budgets: tuple = ()
+
+    def check(self, ledger: ShotLedger, phase: str, shots: int, cost: float = 0.0, *,
+              backend: str | None = None) -> None:
+        for b in self.budgets:
+            b.check(ledger, phase, shots, cost, backend=backend)
 
 
 class ShotLedger:
@@ -117,7 +149,16 @@ class ShotLedger:
         return es if phase is None else [e for e in es if _phase_matches(phase, e.phase)]
 
     def total_shots(self, phase: str | None = None) -> int:
-        return sum(e.shots for e in self._select(phase))
+        return sum(int(e.shots) for e in self._select(phase))
+
+    def paid_shots(self, phase: str | None = None, backend: str | None = None) -> int:
+        """Shots spent (not replayed), optionally only on ``backend``: what caps count."""
+        return sum(int(e.shots) for e in self._select(phase)
+                   if not e.replayed and (backend is None or e.backend == backend))
+
+    def paid_cost(self, phase: str | None = None, backend: str | None = None) -> float:
+        return float(sum(e.cost for e in self._select(phase)
+                         if not e.replayed and (backend is None or e.backend == backend)))
 
     def total_cost(self, phase: str | None = None) -> float:
         return float(sum(e.cost for e in self._select(phase)))
@@ -133,6 +174,7 @@ class ShotLedger:
             "wall_time_s": float(sum(e.wall_time_s for e in es)),
             "cost": float(sum(e.cost for e in es)),
             "qpu_seconds": float(sum(e.qpu_seconds for e in es)),
+            "replayed_shots": sum(int(e.shots) for e in es if e.replayed),
         }
 
     def by_phase(self) -> dict[str, dict[str, float]]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.contract import MAX_SHOTS
 from ..core.exceptions import InvalidRequestError
 from ..data.datasets import DATASETS
 from ..data.splits import parse_scenario
@@ -48,6 +49,15 @@ def _is_int(v: Any) -> bool:
 
 def _positive_int(v: Any) -> str | None:
     return None if _is_int(v) and v >= 1 else f"expected a positive integer, got {v!r}"
+
+
+# A study seed is scaled into model and oracle seeds (seed * 1000 + ...); this keeps them int64-safe.
+MAX_STUDY_SEED = 2 ** 32 - 1
+
+
+def _shot_count(v: Any) -> str | None:
+    """Shots and shot caps: positive and at most MAX_SHOTS (int64-safe totals)."""
+    return None if _is_int(v) and 1 <= v <= MAX_SHOTS else f"expected an integer in [1, {MAX_SHOTS:,}], got {v!r}"
 
 
 def _one_of(options, what: str) -> Callable[[Any], str | None]:
@@ -103,7 +113,7 @@ def _lr_check(v: Any) -> str | None:
 
 
 def _shots_entry_ok(s: Any) -> bool:
-    return s == "exact" or (_is_int(s) and s > 0)
+    return s == "exact" or _shot_count(s) is None
 
 
 def _non_negative(v: Any) -> str | None:
@@ -115,8 +125,8 @@ def _non_negative(v: Any) -> str | None:
 class StudyTable:
     name: str | None = key(None, str)  # default: the config file's stem
     output: str | None = key(None, str)  # default: runs/<name>; relative to the working directory
-    seeds: tuple[int, ...] = key((0,), list, _unique_list("integers in [0, 2**32) (uint32 seeds)",
-                                                          lambda s: _is_int(s) and 0 <= s < SEED_LIMIT))
+    seeds: tuple[int, ...] = key((0,), list, _unique_list(
+        f"integers in [0, {MAX_STUDY_SEED}] (uint32 seeds)", lambda s: _is_int(s) and 0 <= s <= MAX_STUDY_SEED))
 
 
 @dataclass(frozen=True)
@@ -154,8 +164,8 @@ class TrainingTable:
     train_backend: str = key("exact", str)  # a profile, or "same" (train on each cell's backend)
     gradient: str = key("parameter-shift", str, lambda v: None if v in ("parameter-shift", "spsa") else
                         f"expected 'parameter-shift' or 'spsa' (the exact backend uses backprop), got {v!r}")
-    grad_shots: int | str = key("same", (int, str), lambda v: None if v == "same" or (_is_int(v) and v > 0)
-                                else f"expected a positive integer or \"same\", got {v!r}")
+    grad_shots: int | str = key("same", (int, str), lambda v: None if v == "same" or _shot_count(v) is None
+                                else f"expected an integer in [1, {MAX_SHOTS:,}] or \"same\", got {v!r}")
 
 
 @dataclass(frozen=True)
@@ -180,11 +190,11 @@ class GridTable:
 
 @dataclass(frozen=True)
 class BudgetTable:
-    max_total_shots: int | None = key(None, int, _positive_int)
+    max_total_shots: int | None = key(None, int, _shot_count)
     max_cost: float | None = key(None, (float, int), _non_negative)
     per_phase: dict[str, int] = key(types=dict, factory=dict,
                                     check=lambda d: next((f"expected positive integer shot caps, got {k} = {v!r}"
-                                                          for k, v in d.items() if _positive_int(v)), None))
+                                                          for k, v in d.items() if _shot_count(v)), None))
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,16 @@ from ..core.ledger import _phase_matches
 from ..unlearning.cost import SELECT_BATCH, CostContext, MethodCost, Sizes
 from .config import StudyConfig
 from .grid import Cell, expand, profile_of
-from .references import exact_reference, oracle_trainings, same_noise_reference, train_target
+from .references import (
+    exact_reference,
+    method_hyperparameters,
+    oracle_trainings,
+    same_noise_reference,
+    train_target,
+)
 
 __all__ = ["Estimate", "ModelShape", "Sizes", "estimate_study"]
+EVAL_BATCH = 256  # predict_proba's batch (models.training)
 
 
 @dataclass
@@ -38,33 +45,91 @@ class Estimate:
     cells: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
     phases: dict[str, int] = field(default_factory=dict)
+    #: per backend profile name: {"shots", "cost", "tasks"} the study charges to it (profile caps)
+    by_backend: dict[str, dict] = field(default_factory=dict)
+    #: tasks the study runs: {"teacher": n, "oracle": n, "cell": n} (oracle = trained oracles)
+    tasks_by_kind: dict[str, int] = field(default_factory=dict)
+    #: the same totals assuming typical early stopping (see :func:`expected_epochs`)
+    expected: dict = field(default_factory=dict)
+    currency: str = "USD"
 
     def phase_shots(self, cap_phase: str) -> int:
         """Shots the study charges to ``cap_phase`` and its sub-phases (as a budget cap counts)."""
         return int(sum(v for p, v in self.phases.items() if _phase_matches(cap_phase, p)))
 
-    def over_caps(self, cfg: StudyConfig) -> list[str]:
-        """One sentence per ``[budget] per_phase`` cap the study would cross."""
+    def over_caps(self, cfg: StudyConfig, spent_phases: dict | None = None) -> list[str]:
+        """One sentence per ``[budget] per_phase`` cap the study would cross (``spent_phases``:
+        shots earlier runs of the study already charged, per phase)."""
         out = []
         for cap_phase, cap in sorted(cfg.per_phase.items()):
+            before = int(sum(v for p, v in (spent_phases or {}).items() if _phase_matches(cap_phase, p)))
             need = self.phase_shots(cap_phase)
-            if need > cap:
-                out.append(f"phase {cap_phase!r} needs up to {need:,} shots but [budget] per_phase "
-                           f"caps it at {cap:,}")
+            if before + need > cap:
+                out.append(f"phase {cap_phase!r} needs up to {need:,} shots"
+                           + (f" after {before:,} already spent" if before else "")
+                           + f" but [budget] per_phase caps it at {cap:,}")
         return out
 
-    def refusal(self, cfg: StudyConfig) -> str | None:
-        """Why the budget caps refuse this study, or None."""
-        t = self.totals
-        if cfg.max_total_shots is not None and t["shots"] > cfg.max_total_shots:
-            return (f"the study needs up to {t['shots']:,} shots but [budget] max_total_shots is "
-                    f"{cfg.max_total_shots:,}; raise the cap, lower shots or epochs, or drop cells")
-        if cfg.max_cost is not None and t["cost"] > cfg.max_cost:
-            return (f"the study's estimated cost {t['cost']:.2f} exceeds [budget] max_cost {cfg.max_cost:.2f}")
-        caps = self.over_caps(cfg)
+    def bound(self) -> dict:
+        """``{"shots", "tasks", "seconds", "cost"}`` of the upper bound (``estimate --json``)."""
+        return _four(self.totals)
+
+    def as_json(self) -> dict:
+        """What ``qmu-hw estimate --json`` prints and ``<output>/ledger.json`` repeats."""
+        return {"bound": self.bound(), "expected": _four(self.expected or self.totals), "currency": self.currency,
+                "tasks_by_kind": dict(self.tasks_by_kind),
+                "bound_by_phase": {p: {"shots": v} for p, v in self.phases.items()}}
+
+    def refusal(self, cfg: StudyConfig, spent: dict | None = None) -> str | None:
+        """Why the budget caps refuse this study, or None: the study's ``[budget]``, every
+        profile's ``[budget]`` and ``per_phase``, each against the plan's upper bound plus what
+        earlier runs of this study already spent (``spent``: ``{"shots", "cost", "phases",
+        "by_backend": {name: {"shots", "cost"}}}``, see :mod:`.accounting`)."""
+        t, spent = self.totals, spent or {}
+        s0, c0 = int(spent.get("shots", 0)), float(spent.get("cost", 0.0))
+        after = (lambda x: f" after {x:,} already spent by earlier runs") if s0 else (lambda x: "")
+        if cfg.max_total_shots is not None and s0 + t["shots"] > cfg.max_total_shots:
+            return (f"the study needs up to {t['shots']:,} shots (upper bound){after(s0)} but [budget] "
+                    f"max_total_shots is {cfg.max_total_shots:,}; raise max_total_shots to at least "
+                    f"{s0 + t['shots']:,}, lower shots or epochs, or drop cells")
+        if cfg.max_cost is not None and c0 + t["cost"] > cfg.max_cost:
+            return (f"the study's estimated cost is up to {t['cost']:.2f} {self.currency}"
+                    + (f" after {c0:.2f} already spent" if c0 else "")
+                    + f" but [budget] max_cost is {cfg.max_cost:.2f}; raise max_cost to at least "
+                    f"{c0 + t['cost']:.2f}, lower shots or epochs, or drop cells")
+        for name, need in sorted(self.by_backend.items()):
+            cap = need["budget"]
+            before = spent.get("by_backend", {}).get(name, {})
+            b_shots, b_cost = int(before.get("shots", 0)), float(before.get("cost", 0.0))
+            if cap.get("total_shots") is not None and b_shots + need["shots"] > cap["total_shots"]:
+                return (f"backend {name!r} would be charged up to {int(need['shots']):,} shots (upper bound)"
+                        + (f" after {b_shots:,} already spent" if b_shots else "")
+                        + f" but its profile's [budget] total_shots is {cap['total_shots']:,}; lower shots, "
+                        "epochs or cells on it, or use a profile with a larger budget")
+            if cap.get("max_cost") is not None and b_cost + need["cost"] > cap["max_cost"]:
+                return (f"backend {name!r} would cost up to {need['cost']:.2f} {self.currency}"
+                        + (f" after {b_cost:.2f} already spent" if b_cost else "")
+                        + f" but its profile's [budget] max_cost is {cap['max_cost']:.2f}; lower shots, "
+                        "epochs or cells on it, or use a profile with a larger budget")
+        caps = self.over_caps(cfg, spent.get("phases"))
         if caps:
             return "; ".join(caps) + "; raise the cap, lower shots or epochs, or drop cells"
         return None
+
+
+def _four(t: dict) -> dict:
+    """shots, tasks, seconds (billed device seconds, else backend time) and cost."""
+    if not t:
+        return {"shots": 0, "tasks": 0, "seconds": 0.0, "cost": 0.0}
+    seconds = t.get("qpu_seconds") or t.get("wall_time_s") or 0.0
+    return {"shots": int(t["shots"]), "tasks": int(t["tasks"]), "seconds": float(seconds), "cost": float(t["cost"])}
+
+
+def expected_epochs(epochs: int, patience: int) -> int:
+    """Epochs a training loop typically runs before early stopping: it stops ``patience``
+    epochs after its best one, and the best one comes, typically, by mid-run. A rule of
+    thumb for the ``expected`` figure only; the bound always counts every epoch."""
+    return min(epochs, max(epochs // 2, 1) + patience)
 
 
 @dataclass(frozen=True)
@@ -203,10 +268,9 @@ def _progress(total: int, enabled: bool, delay: float):
 def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_time: bool = True, *,
                    progress: bool = True, progress_delay: float = 1.0) -> Estimate:
     """Upper-bound cost of ``cells`` (default: the whole grid), per cell, in total and per
-    ledger phase. ``progress`` shows a bar on stderr when the estimate takes longer than
+    ledger phase, plus an ``expected`` figure (training loops at :func:`expected_epochs`).
+    ``progress`` shows a bar on stderr when the estimate takes longer than
     ``progress_delay`` seconds (timing the local engines can take a while)."""
-    from ..unlearning import method_cost, method_defaults
-
     cells = cells if cells is not None else expand(cfg)
     if cfg.axes:  # each axis combination has its own model and data: estimated apart, summed
         return _summed([estimate_study(c, [x for x in cells if dict(x.axes) == v], measure_time, progress=progress,
@@ -214,9 +278,65 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
     prep = _prepare(cfg)
     sizes = _sizes(prep, cfg.scenarios)
     shape = _model_shape(prep)
-    circuit = shape.circuit
     timing: dict = {}
+    holdouts = _holdouts(prep, cfg.scenarios)
+    holdouts[_FULL_VAL] = len(prep.tensors["val"])  # the teacher selects on the whole validation split
+    est = _walk(cfg, cells, sizes, holdouts, shape, timing, cfg.epochs, measure_time, progress, progress_delay)
+    typical = expected_epochs(cfg.epochs, cfg.patience)
+    est.expected = _walk(cfg, cells, sizes, holdouts, shape, timing, typical, measure_time, False, progress_delay,
+                         shared_refs=True).totals
+    est.currency = _currency(cfg, cells)
+    return est
+
+
+def _currency(cfg: StudyConfig, cells: list[Cell]) -> str:
+    """The one currency of the profiles the study charges (``[cost] currency``, default USD)."""
+    names = {c.backend for c in cells} | {cfg.surrogates.get(c.backend, c.backend) for c in cells}
+    found = {str(profile_of(n).cost.get("currency", "USD")) for n in names if profile_of(n).cost}
+    if len(found) > 1:
+        from ..core.exceptions import InvalidRequestError
+
+        raise InvalidRequestError(f"the study's backends price in different currencies {sorted(found)}; "
+                                  "a study's budget and estimate need one ([cost] currency in the profiles)")
+    return found.pop() if found else "USD"
+
+
+_FULL_VAL = "(full val)"
+
+
+def _holdouts(prep, scenarios) -> dict[str, int]:
+    """Rows of each scenario's ``holdout`` split (the membership-inference non-members that
+    ``evaluate`` also scores; 0 where the scenario has none)."""
+    return {spec: len(prep.scenario_splits(prep.scenario(spec)).get("holdout", ())) for spec in scenarios}
+
+
+def _in_driver(cfg: StudyConfig, cell: Cell) -> bool:
+    """Cells the executors keep in the driver process (executors.cell_on_driver: billed,
+    remote, journaled or confirmation-requiring target or surrogate)."""
+    def driver(name: str) -> bool:
+        prof = profile_of(name)
+        info = adapter_info(prof)
+        return bool(info.remote or info.billed or prof.requires_confirmation or info.journaled)
+
+    return driver(cell.backend) or driver(cfg.surrogates.get(cell.backend, cell.backend))
+
+
+def _batches(rows: int) -> int:
+    """Requests ``predict_proba`` sends for ``rows`` rows (batches of 256; none when empty)."""
+    return math.ceil(rows / EVAL_BATCH)
+
+
+def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shape: ModelShape, timing: dict,
+          epochs: int, measure_time: bool, progress: bool, progress_delay: float, *,
+          shared_refs: bool = False) -> Estimate:
+    """One pass over the study's cells, teachers and oracles with training loops at ``epochs``;
+    ``shared_refs``: teacher/oracle reference outputs shared by a group's cells (expected)."""
+    from ..unlearning import method_cost, method_defaults
+
+    circuit = shape.circuit
     est = Estimate()
+    kinds = {"teacher": 0, "oracle": 0, "cell": 0}
+    ref_groups: set = set()
     keys = ("circuits", "shots", "submissions", "tasks", "qpu_seconds", "wall_time_s", "cost")
     totals = dict.fromkeys(keys, 0.0)
     phases: dict[str, float] = defaultdict(float)
@@ -247,6 +367,11 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
                 vals["wall_time_s"] += subs * o + circ * r
             for phase, v in work.shots.items():
                 phases[phase] += v
+            b = est.by_backend.setdefault(prof.name, {"shots": 0, "cost": 0.0, "tasks": 0.0,
+                                                      "budget": dict(prof.budget)})
+            b["shots"] += int(sh)
+            b["cost"] += price(prof.cost, sh, tasks)
+            b["tasks"] += tasks
         row.update({"circuits": int(vals["circuits"]), "shots_total": int(vals["shots"]),
                     "submissions": int(vals["submissions"]), "tasks": int(vals["tasks"]),
                     "qpu_seconds": vals["qpu_seconds"], "wall_time_s": vals["wall_time_s"], "cost": vals["cost"]})
@@ -262,28 +387,41 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
             prof = profile_of(cell.backend)
             work_name = cfg.surrogates.get(cell.backend, cell.backend)
             work_prof = profile_of(work_name)
-            hp = {**method_defaults(cell.method), **cfg.hyperparameters.get(cell.method, {})}
-            ctx = CostContext(s, hp, cfg.batch_size, cfg.epochs, shape.n_blocks, shape.quantum_block,
+            # the hyperparameters the runner uses (one rule, references.method_hyperparameters)
+            hp = {**method_defaults(cell.method), **method_hyperparameters(cfg, cell.method)}
+            ctx = CostContext(s, hp, cfg.batch_size, epochs, shape.n_blocks, shape.quantum_block,
                               shape.n_classes)
             mc = method_cost(cell.method, ctx)
             work = _Work()
             _charge(work, f"unlearn/{cell.method}", mc, shape, cfg, cell.shots, backprop(work_prof, cell.shots))
             # Teacher and oracle outputs (exact and same-noise ensembles) are computed once per
             # group of methods and shared.
+            # A process computes them for the first cell of a group it meets (runner.run_cell).
+            # Billed/journaled cells all run in the driver, one group after another: once per
+            # group. Other cells may run in any worker: the bound charges each of them (true
+            # for any executor); ``expected`` charges once per group.
             n_refs = len({exact_reference(cfg), same_noise_reference(cfg, cell.backend)})
-            share = (1 + n_refs * max(cfg.n_oracles, 1)) / len(cfg.methods)
+            models = 1 + n_refs * max(cfg.n_oracles, 1)
+            group = (cell.seed, cell.scenario, cell.backend, cell.shots)
+            share = 0 if group in ref_groups and (shared_refs or _in_driver(cfg, cell)) else models
+            ref_groups.add(group)
+            ref_parts = (s.retain, s.forget, s.test)
+            own_parts = ref_parts + (s.pool, holdouts[cell.scenario])
             evals = _Work()
-            evals.add("eval", (s.retain + s.forget + s.test + s.pool) + (s.retain + s.forget + s.test) * share,
-                      4 + 3 * share, cell.shots)
+            evals.add("eval", sum(own_parts) + sum(ref_parts) * share,
+                      sum(map(_batches, own_parts)) + sum(map(_batches, ref_parts)) * share, cell.shots)
             row = {"cell": cell.label, "backend": cell.backend, "shots": cell.shots, "method": cell.method,
-                   "scenario": cell.scenario, "seed": cell.seed}
+                   "scenario": cell.scenario, "seed": cell.seed, "task": ("cell", cell.label)}
             # Unlearning is paid on the surrogate when one is configured, evaluation on the target.
             add_row(row, (work, work_prof, work_name, cell.shots), (evals, prof, cell.backend, cell.shots))
-            _add_teacher(cfg, cell.seed, *train_target(cfg, cell), s, shape, trained, add_row, backprop)
+            kinds["cell"] += 1
+            kinds["teacher"] += _add_teacher(cfg, cell.seed, *train_target(cfg, cell), s, holdouts[_FULL_VAL],
+                                             shape, trained, add_row, backprop, epochs)
             bar.update(1)
-        _add_oracles(cfg, cells, sizes, shape, add_row, backprop)
+        kinds["oracle"] += _add_oracles(cfg, cells, sizes, shape, add_row, backprop, epochs)
     finally:
         bar.close()
+    est.tasks_by_kind = kinds
     ints = ("circuits", "shots", "submissions", "tasks")
     est.totals = {k: (int(v) if k in ints else float(v)) for k, v in totals.items()}
     est.totals["cells"] = len(cells)
@@ -291,23 +429,25 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
     return est
 
 
-def _add_teacher(cfg, seed: int, backend: str, shots: int | None, s: Sizes, shape: ModelShape, trained: set,
-                 add_row, backprop) -> None:
+def _add_teacher(cfg, seed: int, backend: str, shots: int | None, s: Sizes, val: int, shape: ModelShape,
+                 trained: set, add_row, backprop, epochs: int) -> int:
     """A teacher trains once per (seed, train backend, shots): on the cell's backend with
-    ``train_backend = "same"``, else on ``[training] train_backend`` in exact mode."""
+    ``train_backend = "same"``, else on ``[training] train_backend`` in exact mode. Returns
+    the number of teachers added (0 or 1)."""
     if (seed, backend, shots) in trained:
-        return
+        return 0
     trained.add((seed, backend, shots))
     prof = profile_of(backend)
     work = _Work()
-    _charge(work, "train", _training(s.train, s.val, cfg.epochs, cfg.batch_size), shape, cfg, shots,
+    _charge(work, "train", _training(s.train, val, epochs, cfg.batch_size), shape, cfg, shots,
             backprop(prof, shots))
     row = {"cell": f"teacher seed {seed} on {backend}@{shots or 'exact'}", "backend": backend, "shots": shots,
-           "method": "(training)", "scenario": "-", "seed": seed}
+           "method": "(training)", "scenario": "-", "seed": seed, "task": ("teacher", seed, backend, shots)}
     add_row(row, (work, prof, backend, shots))
+    return 1
 
 
-def _add_oracles(cfg, cells: list[Cell], sizes: dict, shape: ModelShape, add_row, backprop) -> None:
+def _add_oracles(cfg, cells: list[Cell], sizes: dict, shape: ModelShape, add_row, backprop, epochs: int) -> int:
     """Every oracle the study trains (references.oracle_trainings: K exact-trained and K
     same-noise ones per seed and scenario, in exact mode), one row per ensemble."""
     ensembles: dict[tuple, int] = {}
@@ -317,22 +457,34 @@ def _add_oracles(cfg, cells: list[Cell], sizes: dict, shape: ModelShape, add_row
         prof, s = profile_of(backend), sizes[scenario]
         work = _Work()
         for _ in range(k):
-            _charge(work, "oracle", _training(s.retain, s.val, cfg.epochs, cfg.batch_size), shape, cfg, None,
+            _charge(work, "oracle", _training(s.retain, s.val, epochs, cfg.batch_size), shape, cfg, None,
                     backprop(prof, None))
         row = {"cell": f"{k} oracles seed {seed} {scenario} on {backend}", "backend": backend, "shots": None,
-               "method": "(training)", "scenario": scenario, "seed": seed}
+               "method": "(training)", "scenario": scenario, "seed": seed,
+               "task": ("oracle", seed, scenario, backend)}
         add_row(row, (work, prof, backend, None))
+    return sum(ensembles.values())
 
 
 def _summed(parts: list[Estimate]) -> Estimate:
-    """One estimate of several axis combinations (rows, totals and phase shots added)."""
+    """One estimate of several axis combinations (rows, totals, phases, per-backend charges,
+    task counts and the expected figure added)."""
     est = Estimate()
     phases: dict[str, int] = defaultdict(int)
     for p in parts:
         est.cells += p.cells
+        est.currency = p.currency
         for k, v in p.totals.items():
             est.totals[k] = est.totals.get(k, 0) + v
+        for k, v in p.expected.items():
+            est.expected[k] = est.expected.get(k, 0) + v
         for k, v in p.phases.items():
             phases[k] += v
+        for k, v in p.tasks_by_kind.items():
+            est.tasks_by_kind[k] = est.tasks_by_kind.get(k, 0) + v
+        for name, need in p.by_backend.items():
+            into = est.by_backend.setdefault(name, {**need, "shots": 0, "cost": 0.0, "tasks": 0})
+            for k in ("shots", "cost", "tasks"):
+                into[k] = into.get(k, 0) + need.get(k, 0)
     est.phases = dict(sorted(phases.items()))
     return est

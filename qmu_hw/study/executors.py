@@ -30,8 +30,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..core.exceptions import InvalidRequestError, MissingDependencyError, QmuHwError
+from ..core.exceptions import (
+    BudgetExceededError,
+    InvalidRequestError,
+    MissingDependencyError,
+    QmuHwError,
+)
 from ..core.ledger import LedgerEntry, ShotLedger
+from .accounting import Leases, charge_spend, spend_of
 from .executor_backends import MAX_RETRIES, InlineExecutor, LocalExecutor, RayExecutor  # noqa: F401  (re-exported)
 from .grid import Cell, profile_of
 from .plan import StudyPlan
@@ -161,30 +167,42 @@ def _worker(cfg):
     return _STATE["runner"]
 
 
-def train_task(cfg, task) -> dict:
-    """Train (or load) a teacher or an oracle ensemble; the checkpoints are the result."""
+def train_task(cfg, task, lease: int | None = None, *_prerequisites) -> dict:
+    """Train (or load) a teacher or an oracle ensemble; the checkpoints are the result.
+    ``lease``: the shots the driver granted this task (:class:`.accounting.Leases`)."""
     runner = _worker(cfg)
     mark, t0 = len(runner.ledger), time.perf_counter()
+    runner.lease.hold(lease, mark)
     try:
         runner.train(task)
     except SystemExit as exc:  # user code (a model factory) calling sys.exit: a failed task, not the driver's exit
         raise RuntimeError(f"SystemExit({exc.code!r}) raised inside the task") from None
-    return {"phases": runner.ledger.since(mark).by_phase(), "wall_s": time.perf_counter() - t0}
+    finally:
+        runner.lease.hold(None, 0)
+    return {"phases": runner.ledger.since(mark).by_phase(), "spend": spend_of(runner.ledger.since(mark)),
+            "wall_s": time.perf_counter() - t0}
 
 
-def cell_task(cfg, cell: Cell, *_prerequisites) -> dict:
+def cell_task(cfg, cell: Cell, lease: int | None = None, *_prerequisites) -> dict:
     """One cell; never writes the store. A bug becomes a 'failed' outcome with its traceback;
-    a qmu-hw error (budget, unavailable backend) becomes 'stop', which ends the study."""
+    a budget refusal a 'budget' outcome (the cell is stored failed, the study goes on); any
+    other qmu-hw error (unavailable backend) becomes 'stop', which ends the study."""
     runner = _worker(cfg)
     mark, t0 = len(runner.ledger), time.perf_counter()
+    runner.lease.hold(lease, mark)
     out: dict[str, Any] = {"status": "done", "metrics": None, "cost": None, "error": None}
     try:
         out["metrics"], out["cost"] = runner.run_cell(cell)
+    except BudgetExceededError as exc:
+        out.update(status="budget", error=f"budget: {exc}", short=f"budget: {exc}")
     except QmuHwError as exc:
         out.update(status="stop", error=f"{type(exc).__name__}: {exc}", exc_type=type(exc).__name__)
     except (Exception, SystemExit) as exc:  # SystemExit: user code calling sys.exit fails the cell
         out.update(status="failed", error=traceback.format_exc(limit=8), short=repr(exc))
+    finally:
+        runner.lease.hold(None, 0)
     out["phases"] = runner.ledger.since(mark).by_phase()
+    out["spend"] = spend_of(runner.ledger.since(mark))
     out["wall_s"] = time.perf_counter() - t0
     return out
 
@@ -219,12 +237,18 @@ def run_tasks(runner, plan: StudyPlan, executor) -> RunSummary:
     res = task_resources(cfg)
     prog = _Progress(runner.progress, len(plan.cells))
     state = {"ran": 0, "failed": 0, "failures": [], "stop": None, "broken": {}, "tasks": Counter()}
+    # The driver is the one accountant: each worker task holds a lease (at most what is left of
+    # the study's cap, at most the task's upper bound), settled from what it returns.
+    leases = runner.leases = Leases(cfg.max_total_shots, runner.ledger.paid_shots())
+    bounds = _task_bounds(runner.estimate)
     executor.start()
     try:
-        train = {t: executor.submit(train_task, (plan.config_of(t), t), [], res)
+        train = {t: executor.submit(train_task, (plan.config_of(t), t, leases.grant(t, bounds.get(_bound_key(t)))),
+                                    [], res)
                  for t in plan.tasks if t not in at_home}
         task_of = {h: t for t, h in train.items()}
-        cells = {executor.submit(cell_task, (plan.config_of(c), c), [train[d] for d in plan.needs[c]], res): c
+        cells = {executor.submit(cell_task, (plan.config_of(c), c, leases.grant(c, bounds.get(("cell", c.label)))),
+                                 [train[d] for d in plan.needs[c]], res): c
                  for c in theirs}
         pending = dict.fromkeys([*train.values(), *cells])  # ordered set of handles in flight
 
@@ -276,6 +300,8 @@ def _train_here(runner, plan: StudyPlan, task, state: dict) -> None:
     """A teacher or oracle task in the driver, on the study's own backends. A qmu-hw error
     (budget, unavailable backend) stops the study as in any sequential run; a bug marks the
     task broken, and the cells that need it are stored failed with its traceback."""
+    if runner.record is not None:
+        runner.record.task = task.label
     try:
         runner.work(task).train(task)
     except SystemExit as exc:  # user code (a model factory) calling sys.exit: the task fails, not the driver
@@ -291,11 +317,35 @@ def _train_here(runner, plan: StudyPlan, task, state: dict) -> None:
     state["tasks"][task.kind] += 1
 
 
-def _charge(runner, phases: dict, where: str) -> None:
-    """A worker's spending, added to the study's ledger (budget and phase times)."""
-    for phase, s in phases.items():
-        runner.ledger.record(LedgerEntry(phase, where, "-", int(s["circuits"]), int(s["shots"]),
-                                         int(s["submissions"]), s["wall_time_s"], s["cost"], s["shots"] == 0))
+def _task_bounds(estimate) -> dict:
+    """Each task's upper bound in shots, keyed like the estimate's rows (``row["task"]``)."""
+    if estimate is None:
+        return {}
+    return {row["task"]: int(row["shots_total"]) for row in estimate.cells if "task" in row}
+
+
+def _bound_key(t) -> tuple:
+    """A teacher or oracle task's key among the estimate's rows."""
+    return ("teacher", t.seed, t.backend, t.shots) if t.kind == "teacher" else ("oracle", t.seed, t.scenario,
+                                                                                 t.backend)
+
+
+def _charge(runner, out: dict, where: str, task=None, label: str = "-") -> None:
+    """A worker's spending, added to the study's ledger (budget, phase times and the ledger
+    of record, under its own backend) and its lease settled."""
+    if runner.record is not None:
+        runner.record.task = label
+    if "spend" in out:
+        paid = charge_spend(runner.ledger, out["spend"])
+    else:
+        paid = 0
+        for phase, s in out.get("phases", {}).items():
+            runner.ledger.record(LedgerEntry(phase, where, "-", int(s["circuits"]), int(s["shots"]),
+                                             int(s["submissions"]), s["wall_time_s"], s["cost"], s["shots"] == 0))
+            paid += int(s["shots"])
+    leases = getattr(runner, "leases", None)
+    if leases is not None and task is not None:
+        leases.settle(task, paid)
 
 
 def _record_train(runner, task, handle, executor, state: dict) -> None:
@@ -307,7 +357,7 @@ def _record_train(runner, task, handle, executor, state: dict) -> None:
         state["broken"][task] = f"{type(exc).__name__}: {exc}"
         runner.log(f"{task.label} failed: {type(exc).__name__}: {exc}")
         return
-    _charge(runner, out["phases"], executor.name)
+    _charge(runner, out, executor.name, task, task.label)
     state["tasks"][task.kind] += 1
     runner.log(f"{task.label} ready ({out['wall_s']:.1f}s)")
 
@@ -331,10 +381,7 @@ def _record_cell(runner, plan: StudyPlan, cell: Cell, handle, executor, state: d
         if broken:
             why = f"prerequisite {', '.join(broken)} failed: {why}"
         out = {"status": "failed", "error": why, "short": why, "phases": {}}
-    _charge(runner, out["phases"], executor.name)
-    if out["status"] == "stop" and out.get("exc_type") == "BudgetExceededError":
-        state["stop"] = _qmu_error(out)  # like a sequential run: the cell is redone next time
-        return
+    _charge(runner, out, executor.name, cell, cell.label)
     store.start(cell_id, digest, cell.key())
     state["tasks"]["cell"] += 1
     if out["status"] == "done":

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .grid import Cell, expand
-from .references import exact_reference, same_noise_reference, train_target
+from .references import exact_reference, method_hyperparameters, same_noise_reference, train_target  # noqa: F401
 
 
 def _axes_label(axes) -> str:
@@ -60,14 +60,6 @@ def train_settings(cfg):
     from .protocol import TrainSettings  # torch: only where a model is trained
 
     return TrainSettings(cfg.epochs, cfg.patience, cfg.lr, cfg.batch_size)
-
-
-def method_hyperparameters(cfg, method: str) -> dict:
-    """A method's hyperparameters; ``retrain`` follows the [training] table (as the oracles
-    do) unless [methods.retrain] says otherwise, so that it is one more oracle and not a
-    differently trained model."""
-    base = {"epochs": cfg.epochs, "patience": cfg.patience, "lr": cfg.lr} if method == "retrain" else {}
-    return {**base, **cfg.hyperparameters.get(method, {})}
 
 
 @dataclass

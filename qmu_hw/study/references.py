@@ -69,3 +69,12 @@ def oracle_trainings(cfg, cells: list[Cell] | None = None) -> list[OracleTrainin
                 out.setdefault((c.axes, c.seed, c.scenario, name, k),
                                OracleTraining(c.seed, c.scenario, name, k, c.axes))
     return list(out.values())
+
+
+def method_hyperparameters(cfg, method: str) -> dict:
+    """A method's hyperparameters as the study runs it (the runner) and counts it (the
+    estimate): ``retrain`` follows the [training] table (as the oracles do) unless
+    [methods.retrain] says otherwise, so that it is one more oracle and not a differently
+    trained model."""
+    base = {"epochs": cfg.epochs, "patience": cfg.patience, "lr": cfg.lr} if method == "retrain" else {}
+    return {**base, **cfg.hyperparameters.get(method, {})}

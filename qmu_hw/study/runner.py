@@ -23,11 +23,13 @@ from ..core.exceptions import (
 )
 from ..core.journal import JobJournal
 from ..core.ledger import LedgerEntry
+from .accounting import LedgerRecord, carry_earlier, write_ledger_json
 from .config import StudyConfig
 from .estimate import estimate_study
 from .executors import RunSummary, _Progress, make_executor, run_tasks  # noqa: F401  (re-exported)
 from .grid import Cell, profile_of
 from .plan import StudyPlan, method_hyperparameters, train_settings  # noqa: F401  (re-exported)
+from .references import train_target
 from .store import ResultsStore
 from .tasks import Backends, TaskRunner, _save_checkpoint, model_kw, prepare_data  # noqa: F401  (re-exported)
 
@@ -46,6 +48,10 @@ class StudyRunner:
         self.config_text: str | None = None  # set by study.run for a dict config; written under the lock
         self.journal = JobJournal(Path(cfg.output) / "journal.sqlite")
         self.backends = Backends(cfg, self.journal)  # one ledger and budget for the whole study
+        # The ledger of record (results.sqlite ``ledger``); the driver is its one writer.
+        self.record = LedgerRecord(self.store.path)
+        self.estimate = None  # the plan's bound for the cells this run runs (ledger.json, leases)
+        self.leases = None  # set by executors.run_tasks: the worker tasks' shares of the cap
         self._work: dict = {}
 
     @property
@@ -101,10 +107,6 @@ class StudyRunner:
             pool = make_executor(executor, workers, address)  # the name, Ray installed, the head reachable
             plan = self.plan()
             cells, ids = plan.cells, plan.ids
-            if cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase:
-                reason = estimate_study(cfg, cells, measure_time=False).refusal(cfg)
-                if reason:
-                    raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
         except QmuHwError:
             self._discard_new_output()
             raise
@@ -114,6 +116,15 @@ class StudyRunner:
             skipped = len(cells) - len(todo)
             if max_cells is not None:
                 todo = todo[:max_cells]
+            try:
+                # what killed runs submitted is charged first, then every cap is checked
+                # against the plan's bound for the cells still to run plus earlier spending
+                self.record.record_killed_submissions(self.journal)
+                earlier = self.record.earlier_spend()
+                self._refuse_over_caps(todo, earlier)
+            except QmuHwError:
+                self._discard_new_output()
+                raise
             if dry_run:
                 for c in todo:
                     self.log(f"would run: {c.label}")
@@ -125,12 +136,37 @@ class StudyRunner:
                 raise
             self._save_config()
             self.store.set_meta("current_cells", sorted(ids.values()))
-            self._charge_previous_runs(ids)
+            self._charge_previous_runs(ids, earlier)
+            run_mark = len(self.ledger)
+            self.record.attach(self.ledger)
             summary = run_tasks(self, plan.for_cells(todo), pool)
         summary.total_cells, summary.skipped = len(cells), skipped
         summary.wall_time_s = time.perf_counter() - t0
-        summary.phases = self.ledger.by_phase()
+        summary.phases = self.ledger.since(run_mark).by_phase()
+        write_ledger_json(cfg.output, self.record, self.estimate)
         return summary
+
+    def _refuse_over_caps(self, todo: list[Cell], earlier: dict) -> None:
+        """Before any work: the plan's upper bound for the cells still to run, plus what earlier
+        runs spent, against the study's [budget], each profile's [budget] and per_phase."""
+        cfg = self.cfg
+        if not todo:
+            return
+        names = {n for c in todo for n in (c.backend, cfg.surrogates.get(c.backend, c.backend),
+                                           train_target(cfg, c)[0])}
+        capped = (cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase
+                  or any(profile_of(n).budget for n in names))
+        if not (capped or earlier["entries"]):
+            # only for the ``bound``/``expected`` of <output>/ledger.json: no cap depends on it
+            try:
+                self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
+            except Exception as exc:
+                self.log(f"note: no estimate for ledger.json ({type(exc).__name__}: {exc})")
+            return
+        self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
+        reason = self.estimate.refusal(cfg, earlier)
+        if reason:
+            raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
 
     def _discard_new_output(self) -> None:
         """A run refused before any work leaves no folder behind (if it created one)."""
@@ -147,9 +183,14 @@ class StudyRunner:
         if self.cfg.path:  # `qmu-hw report` resolves the copy's relative paths against this folder
             self.store.set_meta("config_dir", str(Path(self.cfg.path).resolve().parent))
 
-    def _charge_previous_runs(self, ids: dict) -> None:
-        """A resumed study's budget (shots AND cost) includes what its finished cells already
-        spent on unlearning and evaluation."""
+    def _charge_previous_runs(self, ids: dict, earlier: dict | None = None) -> None:
+        """A resumed study's budget (shots AND cost) includes what its earlier runs spent: from
+        the ledger of record (killed runs included); a store written before the record existed
+        falls back to its finished cells' unlearning and evaluation columns."""
+        earlier = earlier if earlier is not None else self.record.earlier_spend()
+        if earlier["entries"]:
+            carry_earlier(self.ledger, earlier)
+            return
         rows = self.store.rows(set(ids.values()))
         shots = sum(int(r.get("cost_shots") or 0) + int(r.get("cost_eval_shots") or 0) for r in rows)
         cost = sum(float(r.get("cost_qpu_cost") or 0.0) + float(r.get("cost_eval_cost") or 0.0) for r in rows)
@@ -163,13 +204,18 @@ class StudyRunner:
         unavailable) stop the study and are re-raised."""
         cell_id = plan.ids[cell]
         self.store.start(cell_id, plan.config_of(cell).digest(), cell.key())
+        self.record.task = cell.label
         if broken:
             why = f"prerequisite {', '.join(label for label, _ in broken)} failed: {broken[0][1]}"
             self.store.fail(cell_id, why)
             return cell.label, why.splitlines()[-1] if why.strip() else why
         try:
             metrics, cost = self.work(cell).run_cell(cell)
-        except (BudgetExceededError, KeyboardInterrupt):
+        except BudgetExceededError as exc:
+            # Refused before submission: the cell is stored failed (budget), the study goes on.
+            self.store.fail(cell_id, f"budget: {exc}")
+            return cell.label, f"budget: {exc}"
+        except KeyboardInterrupt:
             raise  # the cell stays 'running' and is redone on the next run
         except QmuHwError as exc:
             self.store.fail(cell_id, f"{type(exc).__name__}: {exc}")

@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 from ..core.exceptions import CorruptCheckpointError
-from ..core.ledger import ShotBudget, ShotLedger
+from ..core.ledger import Budgets, ShotBudget, ShotLedger
 from ..models.training import load_checkpoint, save_checkpoint
-from .grid import Cell
+from .accounting import LeaseBudget
+from .grid import Cell, profile_of
 from .plan import OracleTask, TeacherTask, method_hyperparameters, train_settings
 from .protocol import (
     Prepared,
@@ -37,6 +38,7 @@ class Backends:
     def __init__(self, cfg, journal=None) -> None:
         self.ledger = ShotLedger()
         self.budget = ShotBudget(total_shots=cfg.max_total_shots, per_phase=cfg.per_phase, max_cost=cfg.max_cost)
+        self.lease = LeaseBudget()  # in a worker: the task's share of the study's cap (accounting.Leases)
         self.journal = journal
         self._made: dict = {}
 
@@ -45,7 +47,11 @@ class Backends:
 
         key = (name, shots, seed)
         if key not in self._made:
-            be = get_backend(name, shots=shots, seed=seed, ledger=self.ledger, budget=self.budget)
+            prof = profile_of(name)
+            # The study's caps, the profile's own [budget] (what this backend was charged across
+            # the whole study) and, in a worker, the task's lease: each refuses before submission.
+            budget = Budgets((self.budget, ShotBudget(**prof.budget, scope=prof.name), self.lease))
+            be = get_backend(name, shots=shots, seed=seed, ledger=self.ledger, budget=budget)
             be.attach_journal(self.journal)  # cloud adapters journal every submission; a no-op elsewhere
             self._made[key] = be
         return self._made[key]
@@ -95,6 +101,10 @@ class TaskRunner:
     @property
     def ledger(self) -> ShotLedger:
         return self.backends.ledger
+
+    @property
+    def lease(self) -> LeaseBudget:
+        return self.backends.lease
 
     def backend(self, name: str, shots: int | None, seed: int):
         return self.backends.get(name, shots, seed)
@@ -190,16 +200,24 @@ class TaskRunner:
         model_e = transfer(model, prep, target, seed, **kw_eval)
         t1 = time.perf_counter()
         ref_key = (seed, cell.scenario, cell.backend, cell.shots, train_name)
+        ref_from = ref_to = len(self.ledger)
         if ref_key not in self._reference:
             T, O = reference_probs(transfer(teacher, prep, target, seed, **kw_eval),
                                    [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)
             OX = O if oracles_exact is oracles else oracle_probs(
                 [transfer(o, prep, target, seed, **kw_eval) for o in oracles_exact], parts)
             self._reference = {ref_key: (T, O, OX)}
+            ref_to = len(self.ledger)
         T, O, OX = self._reference[ref_key]
         metrics = evaluate(model_e, T, O, parts, sc, seed, exact_oracles=OX)
         t_eval = time.perf_counter() - t1
-        spent = self.ledger.since(mark)
+        # The teacher/oracle reference outputs are shared by the cells of one (seed, scenario,
+        # backend) and computed by whichever cell of them runs first in a process: they are
+        # not this cell's evaluation, so its eval columns leave them out (else the columns
+        # depend on the executor's order: 165 vs 507 eval circuits, sequential vs Ray).
+        entries = self.ledger.entries
+        spent = ShotLedger()
+        spent._entries = entries[mark:ref_from] + entries[ref_to:]
         unl = spent.summary("unlearn")
         ev = spent.summary("eval")
         cost = {

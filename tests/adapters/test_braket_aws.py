@@ -185,7 +185,8 @@ def test_pending_result_is_retrieved_by_arn_on_rerun(tmp_path):
         r = b2.estimate(req)
         assert ready.state()["created"] == created == 3  # nothing resubmitted
         np.testing.assert_allclose(r.values, exact(c, p, None), atol=1e-10)
-        assert r.metadata["raw"]["retrieved_from_journal"] == 3 and b2.ledger.entries[0].submissions == 0
+        assert r.metadata["raw"]["retrieved_from_journal"] == 3 and b2.ledger.entries[0].replayed
+        assert b2.ledger.paid_shots() == 0  # paid by the first run (its charge is kept on record, flagged)
         # A third run is served from the journal alone: no call reaches the service.
         before = ready.state()["calls"]
         b3 = get_backend(profile(tmp_path, "dm1", DM1))

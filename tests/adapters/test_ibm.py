@@ -88,7 +88,9 @@ def test_journal_replays_without_submitting(tmp_path, req):
     second = again.estimate(req)
     assert np.array_equal(first.values, second.values)
     assert second.metadata["raw"].get("from_journal") is True
-    assert again.ledger.entries[0].submissions == 0 and again.ledger.entries[0].shots == 0
+    # a replay keeps the original charge on record, flagged so that caps do not count it again
+    e = again.ledger.entries[0]
+    assert e.replayed and e.shots == b.ledger.entries[0].shots > 0 and again.ledger.paid_shots() == 0
     (entry,) = JobJournal(tmp_path / "journal.sqlite").entries()
     assert entry.state == "done" and entry.job_ids == first.metadata["job_ids"]
 

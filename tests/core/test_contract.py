@@ -111,3 +111,61 @@ def test_per_phase_caps_cover_subphases(circ):
     with pytest.raises(BudgetExceededError, match="cap on 'unlearn' is 300"):
         b.estimate(EstimateRequest(circ, p, shots=200, phase="unlearn/ga"))
     assert ledger.by_phase()["unlearn/scrub"]["shots"] == 200
+
+
+@pytest.mark.parametrize("shots", [2 ** 62, 2 ** 63 - 1, 2 ** 64, 2 ** 40 + 1])
+def test_get_backend_refuses_shots_beyond_the_int64_safe_max(shots):
+    """An overflowing shot count once passed a 1000-shot cap (4 rows charged as 0 shots)."""
+    from qmu_hw import get_backend
+    from qmu_hw.core.ledger import ShotBudget
+
+    with pytest.raises(InvalidRequestError, match="at most"):
+        get_backend("exact-shots", shots=shots, budget=ShotBudget(total_shots=1000))
+
+
+def test_budget_holds_at_the_largest_accepted_shots():
+    import numpy as np
+
+    from qmu_hw import EstimateRequest, get_backend
+    from qmu_hw.core.contract import MAX_SHOTS
+    from qmu_hw.core.exceptions import BudgetExceededError
+    from qmu_hw.core.ledger import ShotBudget
+
+    be = get_backend("exact-shots", shots=MAX_SHOTS, budget=ShotBudget(total_shots=1000))
+    c = be_circuit()
+    with pytest.raises(BudgetExceededError, match="asks 1099511627776"):
+        be.estimate(EstimateRequest(c, np.zeros((1, c.n_params)), shots=MAX_SHOTS, seed=0))
+    # per-row shots whose int64 sum would wrap: refused before any cap arithmetic
+    rows = np.full(4, MAX_SHOTS, dtype=np.int64)
+    with pytest.raises(InvalidRequestError, match="more than"):
+        be.estimate(EstimateRequest(c, np.zeros((4, c.n_params)), shots=rows, seed=0))
+    assert be.ledger.total_shots() == 0
+
+
+def be_circuit():
+    return hqml(2, 1)
+
+
+@pytest.mark.parametrize("seed", [-1, 2 ** 63, 1.5, True])
+def test_seeds_must_be_int64_safe_non_negative(seed):
+    from qmu_hw import get_backend
+
+    with pytest.raises(InvalidRequestError, match="seed"):
+        get_backend("exact-shots", seed=seed)
+
+
+@pytest.mark.parametrize("kw", [{"shots": 2 ** 62}, {"seed": -3}, {"grad_shots": 0}])
+def test_quantum_layer_checks_its_integers(kw):
+    from qmu_hw import get_backend
+    from qmu_hw.autograd.layer import QuantumLayer
+
+    with pytest.raises(InvalidRequestError):
+        QuantumLayer(be_circuit(), get_backend("exact-shots", shots=16), gradient="parameter-shift", **kw)
+
+
+@pytest.mark.parametrize("total", [0, -1, 2 ** 63 - 1, 1.5])
+def test_shot_budget_refuses_bad_caps(total):
+    from qmu_hw.core.ledger import ShotBudget
+
+    with pytest.raises(InvalidRequestError):
+        ShotBudget(total_shots=total)

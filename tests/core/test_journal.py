@@ -47,3 +47,64 @@ def test_retry_backs_off_on_transient_and_stops_on_permanent():
     with pytest.raises(TimeoutError):
         retry(always, lambda e: True, attempts=7, base=1, cap=8, sleep=sleeps.append)
     assert sleeps == [1, 2, 4, 8, 8, 8]  # capped
+
+
+def _done_journal(tmp_path):
+    j = JobJournal(tmp_path / "j.sqlite")
+    j.begin("h1", "be", "sha", 2, 100, charged_shots=200, charged_cost=0.5)
+    j.submitted("h1", ["arn:1"])
+    j.done("h1", np.full((2, 1), 0.25), np.full((2, 1), 0.01), {"stderr_method": "sampled"})
+    return j
+
+
+def test_journal_stores_charge_and_checksum(tmp_path):
+    import sqlite3
+
+    e = _done_journal(tmp_path).get("h1")
+    assert (e.charged_shots, e.charged_cost) == (200, 0.5)
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    blob, digest = db.execute("SELECT result, result_sha256 FROM jobs").fetchone()
+    import hashlib
+
+    assert hashlib.sha256(blob).hexdigest() == digest
+    assert blob[:2] == b"PK"  # an npz archive, not a pickle
+
+
+def test_tampered_journal_blob_is_refused(tmp_path):
+    """Replacing the stored result with other numbers of the same shape is a JournalError naming
+    the file and entry, never a replay."""
+    import io
+    import sqlite3
+
+    from qmu_hw.core.journal import JournalError
+
+    j = _done_journal(tmp_path)
+    buf = io.BytesIO()
+    np.savez(buf, values=np.full((2, 1), 0.999), stderr=np.full((2, 1), 0.01))
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    with db:
+        db.execute("UPDATE jobs SET result = ? WHERE request_hash = 'h1'", (buf.getvalue(),))
+    db.close()
+    with pytest.raises(JournalError, match=r"j\.sqlite, entry h1.*checksum"):
+        j.get("h1")
+    assert [x.state for x in j.entries()] == ["done"]  # listing the journal still works
+
+
+def test_journal_refuses_a_pickled_blob_even_with_a_matching_checksum(tmp_path):
+    import hashlib
+    import io
+    import sqlite3
+
+    from qmu_hw.core.journal import JournalError
+
+    j = _done_journal(tmp_path)
+    buf = io.BytesIO()
+    np.savez(buf, values=np.array([{"x": 1}], dtype=object), stderr=np.zeros(1))
+    blob = buf.getvalue()
+    db = sqlite3.connect(tmp_path / "j.sqlite")
+    with db:
+        db.execute("UPDATE jobs SET result = ?, result_sha256 = ? WHERE request_hash = 'h1'",
+                   (blob, hashlib.sha256(blob).hexdigest()))
+    db.close()
+    with pytest.raises(JournalError, match="not a plain array file"):
+        j.get("h1")

@@ -105,6 +105,22 @@ def test_killed_study_resumes_without_paying_twice(tmp_path, clean, kill):
     assert [m for m, _ in resumed] == [m for m, _ in ref] == ["ga", "identity"]
     for (_, a), (_, b) in zip(resumed, ref, strict=True):
         assert {k: a[k] for k in ACCURACY_KEYS} == {k: b[k] for k in ACCURACY_KEYS}
+    # The ledger of record: the resumed study records the clean run's shots plus what the
+    # killed run submitted (replays keep their original charge; nothing is counted 0).
+    def record(folder):
+        with sqlite3.connect(folder / "results.sqlite") as db:
+            return db.execute("SELECT run_id, shots, replayed, request FROM ledger").fetchall()
+
+    clean_total = sum(r[1] for r in record(clean_dir))
+    # paid = every shot the service ran (a request met twice in one run is replayed, not paid)
+    assert sum(r[1] for r in record(clean_dir) if not r[2]) == sum(t["shots"] for t in reference["tasks"].values())
+    # (a task created as the process died is not in the journal: the rerun gets it back
+    # through its idempotency token and records it then, once)
+    killed_submitted = sum(t["shots"] for arn, t in at_kill["tasks"].items() if arn not in missing)
+    rows_resumed = record(tmp_path / "resumed")
+    assert sum(r[1] for r in rows_resumed) == clean_total + killed_submitted
+    # and what was paid (replays excluded) is exactly what the service ran
+    assert sum(r[1] for r in rows_resumed if not r[2]) == sum(t["shots"] for t in final["tasks"].values())
     # No secret in anything the runs wrote or printed.
     assert SECRET not in killed.stdout + killed.stderr + rerun.stdout + rerun.stderr + journal.stdout
     for path in (tmp_path / "resumed").rglob("*"):

@@ -69,6 +69,13 @@ def _rows(folder):
         return c.execute("SELECT cell_id, status, metrics, finished, error FROM cells").fetchall()
 
 
+def _ledger_columns(folder):
+    """Each cell's spending columns (times excepted: they are measured, not counted)."""
+    with sqlite3.connect(folder / "results.sqlite") as c:
+        rows = c.execute("SELECT cell_id, cost FROM cells WHERE status = 'done'").fetchall()
+    return {cid: {k: v for k, v in json.loads(cost).items() if not k.endswith("_wall_s")} for cid, cost in rows}
+
+
 def _metrics(folder):
     return {r[0]: json.loads(r[2]) for r in _rows(folder) if r[1] == "done"}
 
@@ -139,6 +146,9 @@ def test_ray_gives_cell_for_cell_the_sequential_metrics(tmp_path, sequential):
     assert f"{N_CELLS} cells run" in res.stdout
     got, want = _metrics(tmp_path / "ray"), _metrics(sequential)
     assert len(want) == N_CELLS and got == want
+    # The ledger columns too (the second cell of a scenario once recorded 165 eval circuits
+    # sequentially and 507 on Ray: the shared reference outputs were charged to it).
+    assert _ledger_columns(tmp_path / "ray") == _ledger_columns(sequential)
     again = _run("run", _write(tmp_path, "ray"), "--executor", "ray", "--workers", "2")
     assert again.returncode == 0 and f"0 cells run, {N_CELLS} skipped" in again.stdout
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core.backend import adapter_class, adapter_info, register_adapter
 from ..core.exceptions import InvalidRequestError, QmuHwError
-from ..core.ledger import ShotBudget, ShotLedger
+from ..core.ledger import Budgets, ShotBudget, ShotLedger
 from ..core.profiles import Profile, resolve_profile
 
 # The registry lives in core (profiles ask it whether a backend is remote); re-exported here.
@@ -77,6 +77,6 @@ def _check_arguments(name: str, kwargs: dict) -> None:
     ledger, budget = kwargs.get("ledger"), kwargs.get("budget")
     if ledger is not None and not isinstance(ledger, ShotLedger):
         raise InvalidRequestError(f"backend {name!r}: ledger must be a qmu_hw ShotLedger or None, got {ledger!r}")
-    if budget is not None and not isinstance(budget, ShotBudget):
+    if budget is not None and not isinstance(budget, (ShotBudget, Budgets)):
         raise InvalidRequestError(f"backend {name!r}: budget must be a qmu_hw ShotBudget (e.g. ShotBudget("
                                   f"total_shots=10_000)) or None, got {budget!r}")

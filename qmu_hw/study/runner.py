@@ -156,14 +156,18 @@ class StudyRunner:
                                            train_target(cfg, c)[0])}
         capped = (cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase
                   or any(profile_of(n).budget for n in names))
-        if not (capped or earlier["entries"]):
-            # only for the ``bound``/``expected`` of <output>/ledger.json: no cap depends on it
-            try:
-                self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
-            except Exception as exc:
-                self.log(f"note: no estimate for ledger.json ({type(exc).__name__}: {exc})")
+        try:
+            self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
+        except (Exception, SystemExit) as exc:  # SystemExit: a user model factory calling sys.exit
+            if isinstance(exc, QmuHwError) or capped:
+                # a cap that cannot be checked is not a cap: refuse rather than spend blind
+                raise BudgetExceededError(f"refused before training: a budget cap applies but the study's upper "
+                                          f"bound cannot be computed ({type(exc).__name__}: {exc})") from None
+            # only the ``bound``/``expected`` of <output>/ledger.json depend on it: go on
+            self.log(f"note: no estimate for ledger.json ({type(exc).__name__}: {exc})")
             return
-        self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
+        if not (capped or earlier["entries"]):
+            return
         reason = self.estimate.refusal(cfg, earlier)
         if reason:
             raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")

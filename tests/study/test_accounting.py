@@ -92,7 +92,8 @@ def test_profile_cap_refuses_the_study_before_any_training(tmp_path):
     assert "refused before training" in res.stderr and "capped-shots" in res.stderr and "1,000" in res.stderr
     out = tmp_path / "out"
     assert not (out / "checkpoints").exists()
-    assert rows(out / "results.sqlite") == [] and ledger_rows(out / "results.sqlite") == []
+    # a run refused before any work leaves no folder behind (issue 20), so no result rows
+    assert not out.exists() or (rows(out / "results.sqlite") == [] and ledger_rows(out / "results.sqlite") == [])
 
 
 def test_run_writes_the_ledger_of_record_and_ledger_json(tmp_path):

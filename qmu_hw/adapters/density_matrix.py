@@ -22,6 +22,7 @@ from ..core.profiles import Profile
 from . import dm_engine as dm
 from .ptm_noise import PTMNoise, parametric_noise
 from .registry import register_adapter
+from .threads import engine_threads
 from .sampling import apply_readout, estimates_by_group
 from .torch_engine import torch_angles
 
@@ -108,6 +109,11 @@ class DensityMatrixBackend(BaseBackend):
 
     def _run(self, request: EstimateRequest) -> RunOutput:
         circuit, n = request.circuit, request.circuit.n_qubits
+        with engine_threads(n):
+            return self._run_threaded(request)
+
+    def _run_threaded(self, request: EstimateRequest) -> RunOutput:
+        circuit, n = request.circuit, request.circuit.n_qubits
         if request.shots is None:
             with torch.no_grad():
                 angles = torch.as_tensor(circuit.angles(request.params), dtype=torch.float64)
@@ -139,7 +145,8 @@ class DensityMatrixBackend(BaseBackend):
         self.check_plan(circuit, obs, sampled=False, rows=B * 2 * blocks)
         t0 = time.perf_counter()
         # coeff·param + offset per slot, constant rotations included (imported circuits)
-        angles = torch_angles(circuit, inputs.to(torch.float64), weights.to(torch.float64))[0]
-        out = dm.noisy_expectations(circuit, angles, obs, self.noise_for(circuit.n_qubits), self.memory_limit)
+        with engine_threads(circuit.n_qubits):
+            angles = torch_angles(circuit, inputs.to(torch.float64), weights.to(torch.float64))[0]
+            out = dm.noisy_expectations(circuit, angles, obs, self.noise_for(circuit.n_qubits), self.memory_limit)
         self._record_backprop(phase, B, t0)
         return out

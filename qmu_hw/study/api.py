@@ -201,6 +201,9 @@ def run(config: str | Path | dict, *, output: str | Path | None = None, executor
     else:
         raise ConfigError(f"study config must be a path or a dict, got {type(config).__name__}")
     _check_billed(cfg, confirm_billed)
+    from ..adapters.threads import apply_thread_policy
+
+    apply_thread_policy(cfg.tables.execution.threads)  # before any work; workers inherit it
     runner = StudyRunner(cfg, progress=progress, log=lambda *_: None)
     if text is not None:  # the runner copies file configs; a dict config is written here
         (Path(cfg.output) / "config.toml").write_text(text)

@@ -162,8 +162,18 @@ class ReportTable:
     title: str | None = key(None, str)
 
 
+@dataclass(frozen=True)
+class ExecutionTable:
+    # Intra-op threads of this study's processes: a positive integer, or "auto" (single-threaded
+    # below the register size where threads pay; qmu_hw.adapters.threads). When set it wins over
+    # the QMU_HW_THREADS environment variable. Not part of the results digest.
+    threads: int | str | None = key(None, (int, str), lambda v: None if v == "auto" or (_is_int(v) and v > 0)
+                                    else f"expected a positive integer or \"auto\", got {v!r}")
+
+
 TABLES: dict[str, type] = {"study": StudyTable, "data": DataTable, "model": ModelTable, "training": TrainingTable,
-                           "grid": GridTable, "budget": BudgetTable, "report": ReportTable}
+                           "grid": GridTable, "budget": BudgetTable, "report": ReportTable,
+                           "execution": ExecutionTable}
 
 
 @dataclass(frozen=True)
@@ -175,4 +185,5 @@ class Tables:
     grid: GridTable = field(default_factory=GridTable)
     budget: BudgetTable = field(default_factory=BudgetTable)
     report: ReportTable = field(default_factory=ReportTable)
+    execution: ExecutionTable = field(default_factory=ExecutionTable)
     methods: dict[str, dict] = field(default_factory=dict)  # [methods.NAME] hyperparameter overrides

@@ -1,0 +1,137 @@
+"""Exact expectations on light cones: a statevector per observable's backward light cone.
+
+The noiseless case of what the density-matrix engine does (:mod:`.light_cone`): ``⟨Z_q⟩``
+after two ring layers depends on 3 qubits whatever the width, so each observable is computed
+with a statevector on its cone's qubits. A two-qubit gate (CZ/CNOT) with one qubit outside
+the cone is dropped: the cone analysis guarantees the observable is the identity on the
+outside qubit there, and then its Pauli on the inside qubit commutes with the gate.
+
+Cones whose reduced circuits have the same structure (gates, local qubits, order of their
+angle slots) run as one batch: member ``m`` reads global slots ``slot_maps[m]``. Rows are
+deduplicated per member on the slots it reads, so a parameter-shift row whose shifted gate
+lies outside a cone costs that cone nothing (as the density-matrix engine's rows).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+
+from ..core.circuit import Circuit
+from . import torch_engine as te
+from .light_cone import circuit_ops, distinct_rows, light_cone
+from .ptm_noise import PTMNoise
+
+_NOISELESS = PTMNoise()
+# Up to this width the whole register in one pass beats several cone passes (python overhead
+# per cone; measured in benchmarks/bench_engines.py).
+FULL_REGISTER_QUBITS = 5
+
+
+@dataclass(frozen=True)
+class ConeGroup:
+    """Reduced circuits of one structure on ``k`` qubits, run as one batch over members."""
+
+    k: int
+    plan: te.Plan  # local qubits; slot j is the member's j-th angle slot
+    slot_maps: np.ndarray  # (M, S) global slot of each local slot, per member
+    labels: tuple[str, ...]  # local labels measured on the group (union over members)
+    readout: tuple[tuple[int, int, int], ...]  # (member, index into labels, observable)
+
+
+@dataclass(frozen=True)
+class ConePlan:
+    groups: tuple[ConeGroup, ...]
+    full: tuple[int, ...]  # observables computed on the whole register
+    constant: tuple[int, ...]  # all-identity observables (value 1)
+
+
+def _reduced(circuit: Circuit, cone: tuple[int, ...]) -> tuple[tuple, np.ndarray]:
+    """The cone's gates as ``(name, local qubits, local slot)`` and its global slots."""
+    local = {q: i for i, q in enumerate(cone)}
+    slot_of = {gi: s for s, gi in enumerate(circuit.slots)}
+    entries, slots = [], []
+    for gi, g in enumerate(circuit.gates):
+        if not all(q in local for q in g.qubits):
+            continue  # outside, or a CZ/CNOT half outside (acts as the identity there)
+        s = slot_of.get(gi)
+        if s is not None:
+            slots.append(s)
+            s = len(slots) - 1
+        entries.append((g.name, tuple(local[q] for q in g.qubits), s))
+    return tuple(entries), np.array(slots, dtype=np.int64)
+
+
+@lru_cache(maxsize=64)
+def cone_plan(circuit: Circuit, labels: tuple[str, ...]) -> ConePlan:
+    """Which observables run on which cone group (cached per circuit and labels)."""
+    n = circuit.n_qubits
+    ops = circuit_ops(circuit, _NOISELESS)
+    by_cone: dict[tuple, list[int]] = {}
+    full, constant = [], []
+    for o, lab in enumerate(labels):
+        cone = light_cone(ops, n, lab)
+        if not cone:
+            constant.append(o)
+        elif n <= FULL_REGISTER_QUBITS or len(cone) == n:
+            full.append(o)
+        else:
+            by_cone.setdefault(cone, []).append(o)
+    by_structure: dict[tuple, list] = {}
+    for cone, obs in by_cone.items():
+        entries, slots = _reduced(circuit, cone)
+        by_structure.setdefault((len(cone), entries), []).append((cone, slots, obs))
+    groups = []
+    for (k, entries), members in by_structure.items():
+        local_labels: list[str] = []
+        readout = []
+        for m, (cone, _, obs) in enumerate(members):
+            for o in obs:
+                lab = "".join(labels[o][q] for q in cone)
+                if lab not in local_labels:
+                    local_labels.append(lab)
+                readout.append((m, local_labels.index(lab), o))
+        n_slots = len(members[0][1])
+        groups.append(ConeGroup(k, te.plan_of(k, n_slots, entries), np.stack([s for _, s, _ in members]),
+                                tuple(local_labels), tuple(readout)))
+    return ConePlan(tuple(groups), tuple(full), tuple(constant))
+
+
+def expectations(
+    circuit: Circuit,
+    angles: torch.Tensor,
+    labels: tuple[str, ...],
+    shared: torch.Tensor | None = None,
+    shared_slots: frozenset = frozenset(),
+) -> torch.Tensor:
+    """Exact ``(B, O)`` Pauli expectations (coefficients not applied) for angles ``(B, G)``;
+    differentiable in ``angles`` and ``shared`` (the row-free angles the full-register pass
+    may fuse, see :func:`torch_engine.simulate`)."""
+    plan = cone_plan(circuit, labels)
+    B = angles.shape[0]
+    cols: list = [None] * len(labels)
+    if plan.full:
+        state = te.simulate(te.compile_plan(circuit), angles, shared, shared_slots)
+        vals = te._expectations(state, tuple(labels[o] for o in plan.full), circuit.n_qubits)
+        for j, o in enumerate(plan.full):
+            cols[o] = vals[:, j]
+    flat = angles.detach().cpu().numpy() if plan.groups else None
+    grad = angles.requires_grad
+    for g in plan.groups:
+        parts, inverses, offset = [], [], 0
+        for m in range(g.slot_maps.shape[0]):
+            first, inv = distinct_rows(flat, g.slot_maps[m], dedup=not grad)
+            sel = torch.as_tensor(first)[:, None], torch.as_tensor(g.slot_maps[m])[None, :]
+            parts.append(angles[sel])
+            inverses.append(torch.as_tensor(inv) + offset)
+            offset += len(first)
+        state = te.simulate(g.plan, torch.cat(parts))
+        vals = te._expectations(state, g.labels, g.k)  # (ΣR', L)
+        for m, li, o in g.readout:
+            cols[o] = vals[inverses[m], li]
+    for o in plan.constant:
+        cols[o] = angles.new_ones(B)
+    return torch.stack(cols, dim=1)

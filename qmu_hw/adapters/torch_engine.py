@@ -133,24 +133,27 @@ def plan_of(n: int, n_slots: int, entries: tuple) -> Plan:
 def _block_matrices(block: RotationBlock, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Per-qubit fused 2×2 matrices of a rotation block: ``(R, n, 2, 2)``.
 
-    ``cos``/``sin`` are ``(R, G+1)``; the last column (angle 0) serves "no gate".
+    ``cos``/``sin`` are ``(R, G+1)``; the last column (angle 0) serves "no gate". Every
+    position is built at once in real arithmetic (``R = c I + s Im σ − i s Re σ``): on the
+    many rows of a parameter-shift request this build, not the state update, dominated.
     """
-    out = None
-    for j in range(block.slots.shape[0]):
-        m = position_matrices(block, j, cos, sin)
-        out = m if out is None else m @ out
+    m = position_matrices(block, cos, sin)
+    out = m[:, 0]
+    for j in range(1, m.shape[1]):
+        out = m[:, j] @ out
     return out
 
 
-def position_matrices(block: RotationBlock, j: int, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """The 2×2 matrices of every qubit's j-th gate in the block: ``(R, n, 2, 2)``."""
+def position_matrices(block: RotationBlock, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """The 2×2 matrices of every qubit's gates in the block: ``(R, k, n, 2, 2)``."""
     dev = cos.device
-    slots = torch.as_tensor(np.where(block.slots[j] < 0, cos.shape[1] - 1, block.slots[j]), device=dev)
-    gens = torch.as_tensor(block.generators[j], device=dev)
-    c = cos[:, slots].to(gens.dtype)[..., None, None]  # (R, n, 1, 1)
-    s = sin[:, slots].to(gens.dtype)[..., None, None]
-    m = c * torch.eye(2, dtype=gens.dtype, device=dev) - 1j * s * gens
-    return m if block.fixed is None else torch.as_tensor(block.fixed[j], device=dev) @ m
+    slots = torch.as_tensor(np.where(block.slots < 0, cos.shape[1] - 1, block.slots), device=dev)
+    c = cos[:, slots][..., None, None]  # (R, k, n, 1, 1)
+    s = sin[:, slots][..., None, None]
+    gens = torch.as_tensor(block.generators, device=dev)
+    eye = torch.eye(2, dtype=cos.dtype, device=dev)
+    m = torch.complex(c * eye + s * gens.imag.to(cos.dtype), -s * gens.real.to(cos.dtype))
+    return m if block.fixed is None else torch.as_tensor(block.fixed, device=dev).to(m.dtype) @ m
 
 
 def _kron_all(mats: torch.Tensor) -> torch.Tensor:

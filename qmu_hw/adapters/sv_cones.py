@@ -29,6 +29,22 @@ _NOISELESS = PTMNoise()
 # Up to this width the whole register in one pass beats several cone passes (python overhead
 # per cone; measured in benchmarks/bench_engines.py).
 FULL_REGISTER_QUBITS = 5
+# Without autograd, rows run in chunks of about this many bytes of state (a parameter-shift
+# request on a wide, deep circuit is ~10^4 rows: 2.5 GiB of 14-qubit states at once).
+CHUNK_BYTES = 32 * 2**20
+_COPIES = 4  # state, gathered copy and einsum temporaries alive at once
+
+
+def _run_rows(plan: te.Plan, angles: torch.Tensor, labels: tuple[str, ...], shared=None,
+              shared_slots: frozenset = frozenset()) -> torch.Tensor:
+    """``(R, L)`` expectations of ``labels`` on ``plan`` for angles ``(R, ·)``, chunked when
+    nothing needs a gradient."""
+    n, R = plan.n_qubits, angles.shape[0]
+    chunk = R if angles.requires_grad or (shared is not None and shared.requires_grad) else \
+        max(1, CHUNK_BYTES // (16 * _COPIES * 2**n))
+    parts = [te._expectations(te.simulate(plan, angles[i : i + chunk], shared, shared_slots), labels, n)
+             for i in range(0, R, chunk)]
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 @dataclass(frozen=True)
@@ -114,8 +130,7 @@ def expectations(
     B = angles.shape[0]
     cols: list = [None] * len(labels)
     if plan.full:
-        state = te.simulate(te.compile_plan(circuit), angles, shared, shared_slots)
-        vals = te._expectations(state, tuple(labels[o] for o in plan.full), circuit.n_qubits)
+        vals = _run_rows(te.compile_plan(circuit), angles, tuple(labels[o] for o in plan.full), shared, shared_slots)
         for j, o in enumerate(plan.full):
             cols[o] = vals[:, j]
     flat = angles.detach().cpu().numpy() if plan.groups else None
@@ -128,8 +143,7 @@ def expectations(
             parts.append(angles[sel])
             inverses.append(torch.as_tensor(inv) + offset)
             offset += len(first)
-        state = te.simulate(g.plan, torch.cat(parts))
-        vals = te._expectations(state, g.labels, g.k)  # (ΣR', L)
+        vals = _run_rows(g.plan, torch.cat(parts), g.labels)  # (ΣR', L)
         for m, li, o in g.readout:
             cols[o] = vals[inverses[m], li]
     for o in plan.constant:

@@ -127,3 +127,14 @@ def test_backend_backprop_and_parameter_shift_agree_with_full(n):
     np.testing.assert_allclose(out.detach().numpy(), ref, atol=1e-10)
     np.testing.assert_allclose(x.grad.numpy(), x2.grad.numpy(), atol=1e-10)
     np.testing.assert_allclose(w.grad.numpy(), w2.grad.numpy(), atol=1e-10)
+
+
+def test_chunked_rows_equal_one_pass(monkeypatch):
+    rng = np.random.default_rng(5)
+    c = random_circuit(rng, 7, 3, "ring")
+    labels = random_labels(rng, 7)
+    flat = torch.tensor(shifted_rows(c, rng, B=2))
+    whole = sv_cones.expectations(c, flat, labels)
+    monkeypatch.setattr(sv_cones, "CHUNK_BYTES", 16 * sv_cones._COPIES * 2**7 * 3)  # 3 full-register rows
+    np.testing.assert_allclose(sv_cones.expectations(c, flat, labels).numpy(), whole.numpy(), atol=1e-12)
+    np.testing.assert_allclose(whole.numpy(), full_reference(c, flat, labels).numpy(), atol=1e-10)

@@ -40,11 +40,51 @@ def _run_rows(plan: te.Plan, angles: torch.Tensor, labels: tuple[str, ...], shar
     """``(R, L)`` expectations of ``labels`` on ``plan`` for angles ``(R, ·)``, chunked when
     nothing needs a gradient."""
     n, R = plan.n_qubits, angles.shape[0]
-    chunk = R if angles.requires_grad or (shared is not None and shared.requires_grad) else \
-        max(1, CHUNK_BYTES // (16 * _COPIES * 2**n))
-    parts = [te._expectations(te.simulate(plan, angles[i : i + chunk], shared, shared_slots), labels, n)
-             for i in range(0, R, chunk)]
+    if angles.requires_grad or (shared is not None and shared.requires_grad):
+        return te._expectations(te.simulate(plan, angles, shared, shared_slots), labels, n)
+    chunk = max(1, CHUNK_BYTES // (16 * _COPIES * 2**n))
+    run = te.simulate if shared is not None else _simulate_shared_prefix
+    parts = [te._expectations(run(plan, angles[i : i + chunk]), labels, n) for i in range(0, R, chunk)]
     return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def _simulate_shared_prefix(plan: te.Plan, angles: torch.Tensor) -> torch.Tensor:
+    """:func:`torch_engine.simulate` (no fusion, no autograd) where rows share their prefix:
+    before each rotation block only the rows distinct on the slots read so far are kept, so a
+    parameter-shift row is simulated from its shifted gate on (the unshifted prefix once)."""
+    n, R = plan.n_qubits, angles.shape[0]
+    flat = angles.numpy()
+    half = torch.cat([angles, angles.new_zeros(R, 1)], dim=1) * 0.5
+    cos, sin = torch.cos(half), torch.sin(half)
+    cdtype = torch.complex128 if angles.dtype == torch.float64 else torch.complex64
+    read: set = set()
+    state, inv = None, np.zeros(R, dtype=np.int64)  # inv: each original row's current state row
+    for bi, block in enumerate(plan.blocks):
+        if isinstance(block, te.RotationBlock):
+            read |= block.slot_set
+            first, new_inv = distinct_rows(flat, np.array(sorted(read), dtype=np.int64))
+            if state is not None:
+                state = state[torch.as_tensor(inv[first])]  # each new row starts from its parent's state
+            inv = new_inv
+            idx = torch.as_tensor(first)
+            mats = te._block_matrices(block, cos[idx], sin[idx]).to(cdtype)
+            if state is None and bi == 0:  # product-state prefix
+                vecs = mats[..., 0]
+                st = vecs[:, 0]
+                for q in range(1, n):
+                    st = (st[:, :, None] * vecs[:, q, None, :]).reshape(st.shape[0], -1)
+                state = st
+            else:
+                if state is None:
+                    state = te._zero_state(len(first), n, cdtype, angles.device)
+                state = te._apply_1q(state, mats, n)
+        else:
+            if state is None:
+                state = te._zero_state(1, n, cdtype, angles.device)
+            state = torch.as_tensor(block.phase).to(cdtype) * state[:, torch.as_tensor(block.perm)]
+    if state is None:
+        state = te._zero_state(1, n, cdtype, angles.device)
+    return state[torch.as_tensor(inv)]
 
 
 @dataclass(frozen=True)

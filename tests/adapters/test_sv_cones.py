@@ -141,3 +141,18 @@ def test_chunked_rows_equal_one_pass(monkeypatch):
     monkeypatch.setattr(sv_cones, "CHUNK_BYTES", 16 * sv_cones._COPIES * 2**7 * 3)  # 3 full-register rows
     np.testing.assert_allclose(sv_cones.expectations(c, flat, labels).numpy(), whole.numpy(), atol=1e-12)
     np.testing.assert_allclose(whole.numpy(), full_reference(c, flat, labels).numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["exact", "dm-depol-0.01"])
+def test_repeated_samples_keep_their_own_input_gradients(backend):
+    """Row deduplication is for values only: under autograd each repeated sample gets its
+    gradient (a deduplicated row would take its twin's)."""
+    c = hqml(7, 2, "ring")
+    be = get_backend(backend)
+    x0 = np.random.default_rng(2).uniform(-np.pi, np.pi, (2, c.n_inputs))
+    x = torch.tensor(np.stack([x0[0], x0[0], x0[1]]), requires_grad=True)
+    w = torch.tensor(np.linspace(-1, 1, c.n_weights), requires_grad=True)
+    be.torch_expectation(c, x, w).sum().backward()
+    g = x.grad.numpy()
+    assert np.abs(g[0]).max() > 1e-3
+    np.testing.assert_allclose(g[0], g[1], atol=1e-12)

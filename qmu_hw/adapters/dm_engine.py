@@ -18,8 +18,10 @@ re-exported here); this module holds the memory plan, running a group over rows 
 and the entry points :func:`noisy_expectations` and :func:`noisy_probabilities`.
 
 Everything is torch, so with ``requires_grad`` angles the expectations are differentiable
-(``DensityMatrixBackend.torch_expectation``). Sampled mode needs the joint outcome
-distribution of a measured group, which no small cone holds: it runs on the full register.
+(``DensityMatrixBackend.torch_expectation``). Sampled mode draws each observable's shots from
+its exact cone value by default (``sampling.sample_parities``); the joint outcome distribution
+of a measured group (``sampling = "joint"``), which no small cone holds, runs on the full
+register (:func:`noisy_probabilities`).
 """
 
 from __future__ import annotations

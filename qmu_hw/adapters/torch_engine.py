@@ -11,7 +11,9 @@ A circuit compiles once (cached) into alternating blocks:
 Execution fuses what the measurements in ARCHITECTURE.md say pays: the first rotation
 block from |0…0⟩ is a product state (outer products, no matrix), and consecutive blocks
 that do not depend on the batch row (the trained layers, when weights are shared) become
-one ``D × D`` matrix applied with a single matmul.
+one ``D × D`` matrix applied with a single matmul when the batch is large enough for that to
+pay (:func:`fuse_pays`). The exact backend runs this per observable's light cone
+(:mod:`.sv_cones`).
 """
 
 from __future__ import annotations

@@ -74,9 +74,10 @@ FLAT: dict[str, tuple[str, str]] = {
     **{k: ("grid", k) for k in ("scenarios", "methods", "backends", "shots", "surrogates", "shots_for")},
     **{k: ("budget", k) for k in ("max_total_shots", "max_cost", "per_phase")},
     "compare_with": ("report", "compare_with"), "title": ("report", "title"),
+    "threads": ("execution", "threads"),
 }
 # Not part of what decides results (kept out of the digest, hence out of cell ids).
-_NOT_RESULTS = ("output", "name", "compare_with", "title")
+_NOT_RESULTS = ("output", "name", "compare_with", "title", "threads")
 
 
 @dataclass(frozen=True)

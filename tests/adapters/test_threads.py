@@ -117,3 +117,12 @@ def test_process_workers_start_with_the_policy(monkeypatch, setting, want):
         assert pool.result(handle) == want
     finally:
         pool.close()
+
+
+def test_execution_threads_do_not_change_the_results_digest(tmp_path):
+    from qmu_hw.study.api import config_from_dict
+
+    a, _ = config_from_dict(_study(tmp_path, ""), None)
+    b, _ = config_from_dict(_study(tmp_path, "2"), None)
+    assert b.threads == 2 and a.threads is None
+    assert a.digest() == b.digest()  # same cells, same checkpoints, whatever the threads

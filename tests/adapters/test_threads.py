@@ -126,3 +126,20 @@ def test_execution_threads_do_not_change_the_results_digest(tmp_path):
     b, _ = config_from_dict(_study(tmp_path, "2"), None)
     assert b.threads == 2 and a.threads is None
     assert a.digest() == b.digest()  # same cells, same checkpoints, whatever the threads
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_ray_workers_start_with_the_policy(monkeypatch):
+    pytest.importorskip("ray")
+    from qmu_hw.study.executor_backends import RayExecutor
+
+    threads.apply_thread_policy("2")  # the driver's entry point; workers get it via runtime_env
+    pool = RayExecutor(1, None)
+    pool.start()
+    try:
+        handle = pool.submit(_worker_threads, (), [], {"num_cpus": 1})
+        assert pool.wait([handle], 120)
+        assert pool.result(handle) == 2
+    finally:
+        pool.close()

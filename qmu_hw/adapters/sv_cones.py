@@ -136,6 +136,11 @@ def cone_plan(circuit: Circuit, labels: tuple[str, ...]) -> ConePlan:
             full.append(o)
         else:
             by_cone.setdefault(cone, []).append(o)
+    if sum(2 ** len(cone) for cone in by_cone) >= 2**n:
+        # Cones near the register's width (deep circuits, dense entanglers) cost more together
+        # than one full-register pass (12 qubits × 6 ring layers: 12 cones of 11 qubits).
+        full = sorted(full + [o for obs in by_cone.values() for o in obs])
+        by_cone = {}
     by_structure: dict[tuple, list] = {}
     for cone, obs in by_cone.items():
         entries, slots = _reduced(circuit, cone)

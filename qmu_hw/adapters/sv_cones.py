@@ -29,6 +29,8 @@ _NOISELESS = PTMNoise()
 # Up to this width the whole register in one pass beats several cone passes (python overhead
 # per cone; measured in benchmarks/bench_engines.py).
 FULL_REGISTER_QUBITS = 5
+# Cones are used while their amplitudes together stay below this fraction of the register's.
+CONES_MAX_COST = 1.0
 # Without autograd, rows run in chunks of about this many bytes of state (a parameter-shift
 # request on a wide, deep circuit is ~10^4 rows: 2.5 GiB of 14-qubit states at once).
 CHUNK_BYTES = 32 * 2**20
@@ -136,7 +138,7 @@ def cone_plan(circuit: Circuit, labels: tuple[str, ...]) -> ConePlan:
             full.append(o)
         else:
             by_cone.setdefault(cone, []).append(o)
-    if sum(2 ** len(cone) for cone in by_cone) >= 2**n:
+    if sum(2 ** len(cone) for cone in by_cone) >= CONES_MAX_COST * 2**n:
         # Cones near the register's width (deep circuits, dense entanglers) cost more together
         # than one full-register pass (12 qubits × 6 ring layers: 12 cones of 11 qubits).
         full = sorted(full + [o for obs in by_cone.values() for o in obs])

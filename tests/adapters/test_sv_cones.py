@@ -79,8 +79,11 @@ def test_cone_values_and_gradients_equal_full_statevector(n, layers, ent, monkey
     rng = np.random.default_rng(1000 * n + 10 * layers + len(ent))
     c = random_circuit(rng, n, layers, ent)
     labels = random_labels(rng, n)
+    # exercise the cones even where one full-register pass would be cheaper
+    monkeypatch.setattr(sv_cones, "CONES_MAX_COST", float("inf"))
+    sv_cones.cone_plan.cache_clear()
     plan = sv_cones.cone_plan(c, labels)
-    if ent != "all" and layers <= 2:  # the test exercises cones, not only the full register
+    if ent != "all" and layers <= 2:  # deeper, or "all": the cones are the register
         assert plan.groups
     flat = shifted_rows(c, rng)
     a1 = torch.tensor(flat, requires_grad=True)
@@ -95,6 +98,14 @@ def test_cone_values_and_gradients_equal_full_statevector(n, layers, ent, monkey
     (ours * w).sum().backward()
     (ref * w).sum().backward()
     np.testing.assert_allclose(a1.grad.numpy(), a2.grad.numpy(), atol=1e-10)
+    sv_cones.cone_plan.cache_clear()
+
+
+def test_deep_circuits_run_on_the_full_register():
+    c = hqml(12, 6, "ring")
+    labels = tuple("".join("Z" if i == q else "I" for i in range(12)) for q in range(12))
+    plan = sv_cones.cone_plan(c, labels)
+    assert plan.full == tuple(range(12)) and not plan.groups
 
 
 def test_cones_batch_members_and_small_cones_on_hqml():

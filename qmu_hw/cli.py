@@ -47,6 +47,10 @@ def cmd_run(args) -> int:
     cfg = _load(args)
     _OUTPUT.append(str(cfg.output))
     _confirm_hardware(cfg, args)
+    if cfg.tables.execution.threads is not None:
+        from .adapters.threads import apply_thread_policy
+
+        apply_thread_policy(cfg.tables.execution.threads)
     runner = StudyRunner(cfg, progress=not args.quiet and sys.stderr.isatty() or args.progress,
                          log=(lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr)))
     summary = runner.run(max_cells=args.max_cells, dry_run=args.dry_run, workers=args.workers,
@@ -316,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        from .adapters.threads import apply_thread_policy
+
+        apply_thread_policy()  # QMU_HW_THREADS (a study's [execution] threads: cmd_run)
         return args.fn(args)
     except BudgetExceededError as exc:
         _debug_trace()

@@ -18,8 +18,10 @@ re-exported here); this module holds the memory plan, running a group over rows 
 and the entry points :func:`noisy_expectations` and :func:`noisy_probabilities`.
 
 Everything is torch, so with ``requires_grad`` angles the expectations are differentiable
-(``DensityMatrixBackend.torch_expectation``). Sampled mode needs the joint outcome
-distribution of a measured group, which no small cone holds: it runs on the full register.
+(``DensityMatrixBackend.torch_expectation``). Sampled mode draws each observable's shots from
+its exact cone value by default (``sampling.sample_parities``); the joint outcome distribution
+of a measured group (``sampling = "joint"``), which no small cone holds, runs on the full
+register (:func:`noisy_probabilities`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from .dm_compile import (  # noqa: F401  (FUSE_MAX_QUBITS, FULL_REGISTER_QUBITS 
     full_register_group,
     observable_cones,
 )
+from .light_cone import distinct_rows
 from .ptm_noise import PTMNoise
 
 CHUNK_BYTES = 4 * 2**20  # rows per pass sized to stay in cache: 8x faster than 256 MiB on 4^8 registers
@@ -182,23 +185,11 @@ def _zero_state(R: int, M: int, k: int, dtype) -> torch.Tensor:
     return full.expand(R, M, -1)
 
 
-def _distinct_rows(flat: np.ndarray, member_slots: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+def _distinct_rows(flat: np.ndarray, member_slots: list[np.ndarray], dedup: bool = True
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows whose angles differ on a member's slots, per member: ``(R', M)`` row indices
-    (padded by repetition) and ``(M, B)`` the distinct row serving each original row.
-
-    A parameter-shift request shifts one slot per row, so for an observable whose light cone
-    holds a quarter of the slots, three quarters of its rows repeat the unshifted one."""
-    firsts, inverses = [], []
-    for slots in member_slots:
-        sub = flat[:, slots]
-        # Rows are keyed by one generic projection (a 1-D sort, not a row-wise one), then
-        # verified: equal keys must mean equal rows, else the exact row-wise unique decides.
-        key = sub @ np.cos(np.arange(1, len(slots) + 1) * 0.7548776662) if len(slots) else np.zeros(len(sub))
-        _, first, inv = np.unique(key, return_index=True, return_inverse=True)
-        if not np.array_equal(sub[first[inv.reshape(-1)]], sub):
-            _, first, inv = np.unique(sub, axis=0, return_index=True, return_inverse=True)
-        firsts.append(first)
-        inverses.append(inv.reshape(-1))
+    (padded by repetition) and ``(M, B)`` the distinct row serving each original row."""
+    firsts, inverses = zip(*(distinct_rows(flat, slots, dedup) for slots in member_slots), strict=True)
     R = max(len(f) for f in firsts)
     rows = np.stack([np.concatenate([f, np.full(R - len(f), f[0])]) for f in firsts], axis=1)
     return torch.as_tensor(rows), torch.as_tensor(np.stack(inverses))
@@ -222,7 +213,8 @@ def noisy_expectations(
     flat = ang.detach().numpy()
     vals = ang.new_zeros(B, len(terms))
     for g in groups:
-        rows, inverse = _distinct_rows(flat, g.member_slots)
+        # under autograd, equal rows (a batch with repeated samples) keep their own gradients
+        rows, inverse = _distinct_rows(flat, g.member_slots, dedup=not angles.requires_grad)
         mem, idx, w, obs = (torch.as_tensor(x) for x in g.readout)
         chunk = rows.shape[0] if angles.requires_grad else max(1, CHUNK_BYTES // row_bytes(g))
         parts = []

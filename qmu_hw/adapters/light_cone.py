@@ -204,3 +204,24 @@ def reduced_program(ops: tuple, qubits: tuple[int, ...]) -> Program:
                 axis[j, q], slots[j, q], pre[j, q], post[j, q] = op.axis, op.slot, op.pre, op.post
         layers.append(OneQLayer(axis, slots, pre, post))
     return Program(tuple(qubits), layers)
+
+
+def distinct_rows(flat: np.ndarray, slots: np.ndarray, dedup: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``flat (B, G)`` whose angles differ on ``slots``: the first row of each distinct
+    one ``(R',)`` and, per original row, its distinct row ``(B,)``.
+
+    A parameter-shift request shifts one slot per row, so for an observable whose light cone
+    holds a quarter of the slots, three quarters of its rows repeat the unshifted one.
+    Only for values: under autograd a deduplicated row would take its twins' gradients, so
+    differentiable callers pass ``dedup=False`` (every row distinct)."""
+    if not dedup:
+        idx = np.arange(flat.shape[0])
+        return idx, idx
+    sub = flat[:, slots]
+    # Rows are keyed by one generic projection (a 1-D sort, not a row-wise one), then
+    # verified: equal keys must mean equal rows, else the exact row-wise unique decides.
+    key = sub @ np.cos(np.arange(1, len(slots) + 1) * 0.7548776662) if len(slots) else np.zeros(len(sub))
+    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+    if not np.array_equal(sub[first[inv.reshape(-1)]], sub):
+        _, first, inv = np.unique(sub, axis=0, return_index=True, return_inverse=True)
+    return first, inv.reshape(-1)

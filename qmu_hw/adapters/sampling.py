@@ -40,6 +40,20 @@ def pauli_stderr(mean: np.ndarray, shots: np.ndarray) -> np.ndarray:
     return np.sqrt(var / n)
 
 
+def sample_parities(expectations: np.ndarray, shots, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and stderr ``(B, O)`` of ``shots`` ±1 outcomes per row (an int or ``(B,)``) of each
+    observable with exact expectation ``expectations (B, O)`` (readout included).
+
+    The mean of N shots of one ±1 parity is ``2k/N − 1`` with ``k ~ Binomial(N, (1 + ⟨P⟩)/2)``
+    whatever the rest of the register does, so each observable's (value, stderr) has exactly
+    the distribution it has when counted from the joint outcomes; only the correlation between
+    observables of one row (one shot measures them all) is not reproduced."""
+    n = np.broadcast_to(np.asarray(shots, dtype=np.int64).reshape(-1, 1), expectations.shape)
+    p = np.clip((1.0 + np.asarray(expectations, dtype=np.float64)) / 2.0, 0.0, 1.0)
+    mean = 2.0 * rng.binomial(n, p) / n - 1.0
+    return mean, pauli_stderr(mean, n[:, :1])
+
+
 def confusion(p01: float, p10: float | None = None) -> np.ndarray:
     """Readout confusion matrix ``M[read, prepared]``; ``p01`` = P(read 1 | prepared 0)."""
     p10 = p01 if p10 is None else p10

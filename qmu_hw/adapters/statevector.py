@@ -13,9 +13,11 @@ from ..core.contract import Capabilities, EstimateRequest
 from ..core.exceptions import ProfileError
 from ..core.observables import PauliTerm, measurement_groups
 from ..core.profiles import Profile
+from . import sv_cones
 from . import torch_engine as te
 from .registry import register_adapter
 from .sampling import estimates_by_group
+from .threads import engine_threads
 
 
 @register_adapter("statevector")
@@ -47,14 +49,14 @@ class StatevectorBackend(BaseBackend):
 
     def _run(self, request: EstimateRequest) -> RunOutput:
         circuit = request.circuit
-        with torch.no_grad():
+        with torch.no_grad(), engine_threads(circuit.n_qubits):
             angles = torch.as_tensor(circuit.angles(request.params), dtype=self.dtype)
-            state = te.simulate(te.compile_plan(circuit), angles)
-            if request.shots is None:
+            if request.shots is None:  # each observable on its light cone, rows deduplicated
                 labels = tuple(t.label for t in request.observables)
                 coeffs = torch.tensor([t.coeff for t in request.observables], dtype=self.dtype)
-                vals = te.pauli_expectations(state, labels, coeffs).to(torch.float64).numpy()
+                vals = (sv_cones.expectations(circuit, angles, labels) * coeffs).to(torch.float64).numpy()
                 return RunOutput(vals, np.zeros_like(vals), "exact", request.batch_size)
+            state = te.simulate(te.compile_plan(circuit), angles)
             vals, errs = self._sample(state, request)
         groups = self.n_groups(request)
         return RunOutput(vals, errs, "sampled", request.batch_size * groups)
@@ -81,15 +83,15 @@ class StatevectorBackend(BaseBackend):
     ) -> torch.Tensor:
         """Exact ``(B, O)`` expectations, differentiable in ``inputs (B, n_in)`` and ``weights``.
 
-        The trainable layers do not depend on the row, so they fuse into one matrix.
+        Each observable runs on its light cone; on the full register the trainable layers,
+        which do not depend on the row, fuse into one matrix when that pays.
         """
         obs = self._backprop_observables(circuit, observables)
         t0 = time.perf_counter()
         B = inputs.shape[0]
-        angles, shared, shared_slots = te.torch_angles(circuit, inputs.to(self.dtype), weights)
-        state = te.simulate(te.compile_plan(circuit), angles, shared, shared_slots)
-        out = te.pauli_expectations(
-            state, tuple(t.label for t in obs), torch.tensor([t.coeff for t in obs], dtype=self.dtype)
-        )
+        with engine_threads(circuit.n_qubits):
+            angles, shared, shared_slots = te.torch_angles(circuit, inputs.to(self.dtype), weights)
+            out = sv_cones.expectations(circuit, angles, tuple(t.label for t in obs), shared, shared_slots)
+            out = out * torch.tensor([t.coeff for t in obs], dtype=self.dtype)
         self._record_backprop(phase, B, t0)
         return out

@@ -212,6 +212,9 @@ def run(config: str | Path | dict, *, output: str | Path | None = None, executor
     else:
         raise ConfigError(f"study config must be a path or a dict, got {type(config).__name__}")
     _check_billed(cfg, confirm_billed)
+    from ..adapters.threads import apply_thread_policy
+
+    apply_thread_policy(cfg.tables.execution.threads)  # before any work; workers inherit it
     show = _interactive() if progress is None else bool(progress)
     runner = StudyRunner(cfg, progress=show,
                          log=(lambda m: print(m, file=sys.stderr)) if show else (lambda *_: None))

@@ -69,9 +69,10 @@ FLAT: dict[str, tuple[str, str]] = {
     **{k: ("budget", k) for k in ("max_total_shots", "max_cost", "per_phase")},
     "compare_with": ("report", "compare_with"), "title": ("report", "title"),
     "primary": ("analysis", "primary"), "min_teacher_accuracy": ("analysis", "min_teacher_accuracy"),
+    "threads": ("execution", "threads"),
 }
 # Not part of what decides results (kept out of the digest, hence out of cell ids).
-_NOT_RESULTS = ("output", "name", "compare_with", "title", "primary", "min_teacher_accuracy")
+_NOT_RESULTS = ("output", "name", "compare_with", "title", "primary", "min_teacher_accuracy", "threads")
 
 
 @dataclass(frozen=True)

@@ -222,9 +222,18 @@ class AnalysisTable:
                                              f"expected an accuracy in (0, 1], got {v!r}")
 
 
+@dataclass(frozen=True)
+class ExecutionTable:
+    # Intra-op threads of this study's processes: a positive integer, or "auto" (single-threaded
+    # below the register size where threads pay; qmu_hw.adapters.threads). When set it wins over
+    # the QMU_HW_THREADS environment variable. Not part of the results digest.
+    threads: int | str | None = key(None, (int, str), lambda v: None if v == "auto" or (_is_int(v) and v > 0)
+                                    else f"expected a positive integer or \"auto\", got {v!r}")
+
+
 TABLES: dict[str, type] = {"study": StudyTable, "data": DataTable, "model": ModelTable, "training": TrainingTable,
                            "grid": GridTable, "budget": BudgetTable, "report": ReportTable,
-                           "analysis": AnalysisTable}
+                           "analysis": AnalysisTable, "execution": ExecutionTable}
 
 
 @dataclass(frozen=True)
@@ -237,4 +246,5 @@ class Tables:
     budget: BudgetTable = field(default_factory=BudgetTable)
     report: ReportTable = field(default_factory=ReportTable)
     analysis: AnalysisTable = field(default_factory=AnalysisTable)
+    execution: ExecutionTable = field(default_factory=ExecutionTable)
     methods: dict[str, dict] = field(default_factory=dict)  # [methods.NAME] hyperparameter overrides

@@ -57,7 +57,11 @@ class LocalExecutor:
     def start(self) -> None:
         import multiprocessing as mp
 
-        self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+        from ..adapters.threads import apply_thread_policy
+
+        # Each worker applies the thread policy (QMU_HW_THREADS, exported by the parent's policy).
+        self._pool = cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"),
+                                            initializer=apply_thread_policy)
 
     def submit(self, fn, args: tuple, deps: list, resources: dict) -> cf.Future:
         handle: cf.Future = cf.Future()
@@ -166,14 +170,19 @@ class RayExecutor:
 
         import ray
 
+        from ..adapters.threads import ENV
+
+        # Ray workers see the driver's thread policy through their environment; a process-wide
+        # setup hook applies it before the first task.
+        env = {"env_vars": {ENV: os.environ.get(ENV, "auto")}, "worker_process_setup_hook": "qmu_hw.adapters.threads.apply_thread_policy"}
         if self.address:
-            ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False)
+            ray.init(address=self.address, logging_level=logging.WARNING, log_to_driver=False, runtime_env=env)
         else:  # "local" never joins a cluster found through RAY_ADDRESS or a running `ray start`
             # Loopback only: a local Ray needs no network interface.
             with _loopback_ray():
                 ray.init(address="local", num_cpus=self.workers, include_dashboard=False,
                          logging_level=logging.WARNING, _node_ip_address="127.0.0.1",
-                         log_to_driver=False, object_store_memory=128 * 2 ** 20)
+                         log_to_driver=False, object_store_memory=128 * 2 ** 20, runtime_env=env)
         self._started = True
 
     def submit(self, fn, args: tuple, deps: list, resources: dict):

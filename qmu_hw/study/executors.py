@@ -154,11 +154,12 @@ _STATE: dict = {}  # per worker process: one task runner per combination, reused
 def _worker(cfg):
     """The worker's task runner of ``cfg`` (one axis combination's config).
 
-    Hook point: the worker's thread policy is set here."""
-    import torch
-
-    torch.set_num_threads(1)  # one core per task
+    The worker follows the study's thread policy (``[execution] threads``, else
+    ``QMU_HW_THREADS``, else single-threaded below the size where threads pay)."""
+    from ..adapters.threads import apply_thread_policy
     from .tasks import Backends, TaskRunner
+
+    apply_thread_policy(cfg.tables.execution.threads)
 
     key = (cfg.digest(), str(cfg.output))
     if _STATE.get("key") != key:

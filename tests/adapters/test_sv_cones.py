@@ -1,0 +1,169 @@
+"""The exact engine on light cones equals the full statevector (values and gradients)."""
+
+import numpy as np
+import pytest
+import torch
+
+from qmu_hw import Circuit, EstimateRequest, Gate, get_backend
+from qmu_hw.adapters import sv_cones
+from qmu_hw.adapters import torch_engine as te
+from qmu_hw.circuits import hqml
+
+ROT = ("RX", "RY", "RZ")
+FIXED = ("H", "S", "SDG", "X", "Y", "Z")
+
+
+def random_circuit(rng, n, layers, entangler):
+    """Random layered circuit: affine rotations of inputs/weights, constant rotations, fixed
+    gates, and CZ/CNOT entanglers of the given pattern."""
+    n_inputs, n_params = n, n + 3 * n
+    gates = []
+    for layer in range(layers):
+        for q in range(n):
+            for _ in range(rng.integers(1, 3)):
+                kind = rng.random()
+                name = ROT[rng.integers(3)]
+                if kind < 0.15:
+                    gates.append(Gate(FIXED[rng.integers(len(FIXED))], (q,)))
+                elif kind < 0.3:  # a constant rotation (no parameter)
+                    gates.append(Gate(name, (q,), offset=float(rng.uniform(-3, 3))))
+                else:
+                    p = int(rng.integers(n_params)) if layer else q
+                    gates.append(Gate(name, (q,), param=p, coeff=float(rng.uniform(-2, 2)),
+                                      offset=float(rng.uniform(-1, 1))))
+        if entangler == "ring":
+            pairs = [(q, (q + 1) % n) for q in range(n)]
+        elif entangler == "linear":
+            pairs = [(q, q + 1) for q in range(n - 1)]
+        else:
+            pairs = [(a, b) for a in range(n) for b in range(a + 1, n)]
+        for a, b in pairs:
+            if rng.random() < 0.5:
+                a, b = b, a
+            gates.append(Gate("CZ" if rng.random() < 0.5 else "CNOT", (a, b)))
+    return Circuit(n, tuple(gates), n_params=n_params, n_inputs=n_inputs)
+
+
+def random_labels(rng, n, count=6):
+    labels = ["".join("Z" if i == q else "I" for i in range(n)) for q in range(n)]
+    for _ in range(count):
+        lab = ["I"] * n
+        for q in rng.choice(n, size=int(rng.integers(1, 3)), replace=False):
+            lab[q] = "XYZ"[rng.integers(3)]
+        labels.append("".join(lab))
+    return tuple(labels + ["I" * n])
+
+
+def full_reference(circuit, angles, labels):
+    state = te.simulate(te.compile_plan(circuit), angles)
+    return te._expectations(state, labels, circuit.n_qubits)
+
+
+def shifted_rows(circuit, rng, B=3):
+    """A parameter-shift-like batch: base rows, and each with one slot shifted by ±π/2."""
+    base = circuit.angles(rng.uniform(-np.pi, np.pi, (B, circuit.n_params)))
+    rows = [base]
+    for s in range(circuit.n_slots):
+        for sign in (1, -1):
+            r = base.copy()
+            r[:, s] += sign * np.pi / 2
+            rows.append(r)
+    return np.concatenate(rows)
+
+
+CASES = [(n, L, e) for n, L in [(6, 1), (7, 2), (7, 3), (8, 2), (6, 4), (8, 6)] for e in ("ring", "linear", "all")]
+
+
+@pytest.mark.parametrize("n, layers, ent", CASES)
+def test_cone_values_and_gradients_equal_full_statevector(n, layers, ent, monkeypatch):
+    rng = np.random.default_rng(1000 * n + 10 * layers + len(ent))
+    c = random_circuit(rng, n, layers, ent)
+    labels = random_labels(rng, n)
+    # exercise the cones even where one full-register pass would be cheaper
+    monkeypatch.setattr(sv_cones, "CONES_MAX_COST", float("inf"))
+    sv_cones.cone_plan.cache_clear()
+    plan = sv_cones.cone_plan(c, labels)
+    if ent != "all" and layers <= 2:  # deeper, or "all": the cones are the register
+        assert plan.groups
+    flat = shifted_rows(c, rng)
+    a1 = torch.tensor(flat, requires_grad=True)
+    a2 = torch.tensor(flat, requires_grad=True)
+    ours = sv_cones.expectations(c, a1, labels)
+    ref = full_reference(c, a2, labels)
+    np.testing.assert_allclose(ours.detach().numpy(), ref.detach().numpy(), atol=1e-10)
+    # without autograd: rows deduplicated per cone and sharing their prefix
+    np.testing.assert_allclose(sv_cones.expectations(c, torch.tensor(flat), labels).numpy(),
+                               ref.detach().numpy(), atol=1e-10)
+    w = torch.tensor(rng.normal(size=ref.shape))
+    (ours * w).sum().backward()
+    (ref * w).sum().backward()
+    np.testing.assert_allclose(a1.grad.numpy(), a2.grad.numpy(), atol=1e-10)
+    sv_cones.cone_plan.cache_clear()
+
+
+def test_deep_circuits_run_on_the_full_register():
+    c = hqml(12, 6, "ring")
+    labels = tuple("".join("Z" if i == q else "I" for i in range(12)) for q in range(12))
+    plan = sv_cones.cone_plan(c, labels)
+    assert plan.full == tuple(range(12)) and not plan.groups
+
+
+def test_cones_batch_members_and_small_cones_on_hqml():
+    c = hqml(10, 2, "ring")
+    labels = tuple("".join("Z" if i == q else "I" for i in range(10)) for q in range(10))
+    plan = sv_cones.cone_plan(c, labels)
+    assert not plan.full
+    assert all(g.k == 3 for g in plan.groups)
+    assert sum(g.slot_maps.shape[0] for g in plan.groups) == 10  # one member per ⟨Z_q⟩
+    assert len(plan.groups) < 10  # same-structure cones share a batch
+
+
+@pytest.mark.parametrize("n", [6, 9])
+def test_backend_backprop_and_parameter_shift_agree_with_full(n):
+    """Through the backend: exact values (a shifted-row request) and backprop gradients."""
+    c = hqml(n, 2, "ring")
+    be = get_backend("exact")
+    rng = np.random.default_rng(n)
+    p = rng.uniform(-np.pi, np.pi, (5, c.n_params))
+    p[:, c.n_inputs:] = p[0, c.n_inputs:]  # weights are shared by the rows of a batch
+    vals = be.estimate(EstimateRequest(c, p)).values
+    labels = tuple(t.label for t in EstimateRequest(c, p).observables)
+    ref = full_reference(c, torch.tensor(c.angles(p)), labels).numpy()
+    np.testing.assert_allclose(vals, ref, atol=1e-10)
+    x = torch.tensor(p[:, : c.n_inputs], requires_grad=True)
+    w = torch.tensor(p[0, c.n_inputs:], requires_grad=True)
+    out = be.torch_expectation(c, x, w)
+    out.sum().backward()
+    x2 = x.detach().clone().requires_grad_()
+    w2 = w.detach().clone().requires_grad_()
+    angles, _, _ = te.torch_angles(c, x2, w2)
+    full_reference(c, angles, labels).sum().backward()
+    np.testing.assert_allclose(out.detach().numpy(), ref, atol=1e-10)
+    np.testing.assert_allclose(x.grad.numpy(), x2.grad.numpy(), atol=1e-10)
+    np.testing.assert_allclose(w.grad.numpy(), w2.grad.numpy(), atol=1e-10)
+
+
+def test_chunked_rows_equal_one_pass(monkeypatch):
+    rng = np.random.default_rng(5)
+    c = random_circuit(rng, 7, 3, "ring")
+    labels = random_labels(rng, 7)
+    flat = torch.tensor(shifted_rows(c, rng, B=2))
+    whole = sv_cones.expectations(c, flat, labels)
+    monkeypatch.setattr(sv_cones, "CHUNK_BYTES", 16 * sv_cones._COPIES * 2**7 * 3)  # 3 full-register rows
+    np.testing.assert_allclose(sv_cones.expectations(c, flat, labels).numpy(), whole.numpy(), atol=1e-12)
+    np.testing.assert_allclose(whole.numpy(), full_reference(c, flat, labels).numpy(), atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["exact", "dm-depol-0.01"])
+def test_repeated_samples_keep_their_own_input_gradients(backend):
+    """Row deduplication is for values only: under autograd each repeated sample gets its
+    gradient (a deduplicated row would take its twin's)."""
+    c = hqml(7, 2, "ring")
+    be = get_backend(backend)
+    x0 = np.random.default_rng(2).uniform(-np.pi, np.pi, (2, c.n_inputs))
+    x = torch.tensor(np.stack([x0[0], x0[0], x0[1]]), requires_grad=True)
+    w = torch.tensor(np.linspace(-1, 1, c.n_weights), requires_grad=True)
+    be.torch_expectation(c, x, w).sum().backward()
+    g = x.grad.numpy()
+    assert np.abs(g[0]).max() > 1e-3
+    np.testing.assert_allclose(g[0], g[1], atol=1e-12)

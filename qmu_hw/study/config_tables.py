@@ -18,6 +18,7 @@ from ..core.exceptions import InvalidRequestError
 from ..data.datasets import DATASETS
 from ..data.splits import parse_scenario
 from .endpoints import DEFAULT_PRIMARY, ORACLE_METRICS, PLAIN_METRICS
+from .per_example_settings import PerExampleSettings
 
 # Models by the inputs they take; [model] name is checked against both, the match with
 # the dataset's kind in config._check_across.
@@ -191,9 +192,20 @@ class AnalysisTable:
                                              f"expected an accuracy in (0, 1], got {v!r}")
 
 
+@dataclass(frozen=True)
+class EvaluationTable:
+    """``[evaluation.per_example]``: populations of ``n_models`` retrained models and method
+    runs per cell (:mod:`.populations`); absent (None): no populations. Decides results (the
+    per-example columns of every cell), so it is in the digest. The sub-table is read by
+    config._per_example with :class:`.per_example_settings.PerExampleSettings`'s check."""
+
+    per_example: PerExampleSettings | None = field(default=None, metadata={"types": (), "check": None,
+                                                                             "toml": False})
+
+
 TABLES: dict[str, type] = {"study": StudyTable, "data": DataTable, "model": ModelTable, "training": TrainingTable,
                            "grid": GridTable, "budget": BudgetTable, "report": ReportTable,
-                           "analysis": AnalysisTable}
+                           "analysis": AnalysisTable, "evaluation": EvaluationTable}
 
 
 @dataclass(frozen=True)
@@ -206,4 +218,5 @@ class Tables:
     budget: BudgetTable = field(default_factory=BudgetTable)
     report: ReportTable = field(default_factory=ReportTable)
     analysis: AnalysisTable = field(default_factory=AnalysisTable)
+    evaluation: EvaluationTable = field(default_factory=EvaluationTable)
     methods: dict[str, dict] = field(default_factory=dict)  # [methods.NAME] hyperparameter overrides

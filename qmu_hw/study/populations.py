@@ -44,6 +44,7 @@ import torch
 from ..core.exceptions import InvalidRequestError
 from ..data.tensors import Split
 from ..metrics.per_example import logit_confidence_from_logits
+from .per_example_settings import DEFAULT_MODELS, MIN_MODELS, PerExampleSettings  # noqa: F401  (re-exported)
 from .protocol import (
     Prepared,
     TrainSettings,
@@ -55,24 +56,7 @@ from .protocol import (
 )
 
 KINDS = ("retrained", "unlearned")
-MIN_MODELS = 8
-DEFAULT_MODELS = 32
 CALIBRATION_PARTS = ("pool", "test")  # never trained on, never used for selection
-
-
-@dataclass(frozen=True)
-class PerExampleSettings:
-    """``[evaluation.per_example]``: ``n_models`` retrained models and ``n_models`` method runs
-    per (scenario, backend arm). Below 8 the Clopper–Pearson bounds cannot certify any ε
-    above 0.52, so the evaluation could not tell ``identity`` from ``retrain``."""
-
-    n_models: int = DEFAULT_MODELS
-
-    def __post_init__(self) -> None:
-        n = self.n_models
-        if not isinstance(n, int) or isinstance(n, bool) or n < MIN_MODELS:
-            raise InvalidRequestError(
-                f"[evaluation.per_example] n_models: expected an integer ≥ {MIN_MODELS}, got {n!r}")
 
 
 def model_kwargs(backend, shots: int | None, gradient: str, grad_shots: Any) -> dict:
@@ -250,7 +234,10 @@ def _prepared(spec: PopulationSpec) -> Prepared:
     key = ("prep", spec.dataset, spec.data_seed, spec.prepare_kw)
     if _CACHE.get("prep_key") != key:
         _CACHE.clear()
-        _CACHE.update(prep_key=key, prep=prepare(spec.dataset, spec.data_seed, **dict(spec.prepare_kw)))
+        kw = dict(spec.prepare_kw)
+        if "model_extra" in kw:  # stored as (name, tuple) pairs so that the spec stays hashable
+            kw["model_extra"] = {k: list(v) for k, v in kw["model_extra"]}
+        _CACHE.update(prep_key=key, prep=prepare(spec.dataset, spec.data_seed, **kw))
     return _CACHE["prep"]
 
 

@@ -97,9 +97,12 @@ class StudyRunner:
             skipped = len(cells) - len(todo)
             if max_cells is not None:
                 todo = todo[:max_cells]
+            pop_cells = self._population_cells(cells, ids, statuses, todo)
             if dry_run:
                 for c in todo:
                     self.log(f"would run: {c.label}")
+                if pop_cells:
+                    self.log(f"would run the populations of {len(pop_cells)} cells")
                 return RunSummary(len(cells), skipped, 0, 0, time.perf_counter() - t0, output=cfg.output)
             try:
                 self._connect_cloud(todo)
@@ -110,11 +113,20 @@ class StudyRunner:
             self._save_config()
             self.store.set_meta("current_cells", sorted(ids.values()))
             self._charge_previous_runs(ids)
-            summary = run_tasks(self, plan.for_cells(todo), pool)
+            summary = run_tasks(self, plan.for_cells(todo, pop_cells), pool)
         summary.total_cells, summary.skipped = len(cells), skipped
         summary.wall_time_s = time.perf_counter() - t0
         summary.phases = self.ledger.by_phase()
         return summary
+
+    def _population_cells(self, cells: list[Cell], ids: dict, statuses: dict, todo: list[Cell]) -> list[Cell]:
+        """``[evaluation.per_example]``: cells (finished or about to run) whose population metrics
+        are not stored yet; their models already stored are skipped by the executors' driver."""
+        if self.cfg.per_example is None:
+            return []
+        have = set(self.store.population_metrics())
+        run = set(todo)
+        return [c for c in cells if ids[c] not in have and (statuses.get(ids[c]) == "done" or c in run)]
 
     def _save_config(self) -> None:
         if self.cfg.path and Path(self.cfg.path).is_file():

@@ -96,6 +96,18 @@ def write_per_example(folder: str | Path, store, rows: list[dict], ids: set | No
         plot_epsilon_ecdf(examples, method, folder / name)
         plots[method] = name
     lines = per_example_section(summary, examples, effects, plots=plots)
-    with open(report, "a") as f:
-        f.write("\n" + "\n".join(lines) + "\n")
+    text = report.read_text() if report.exists() else ""
+    report.write_text(_headline(text, lines) + "\n" + "\n".join(lines) + "\n")
     return effects
+
+
+def _headline(text: str, lines: list[str]) -> str:
+    """The report with the per-example sanity failures ("`identity` ... is NOT detected") also
+    at the top of its Findings: a study whose evaluation cannot see a model that did not
+    unlearn must say so first, not only in its per-example section."""
+    bad = [ln for ln in lines if "is NOT detected" in ln]
+    head = "## Findings\n\n"
+    if not bad or head not in text:
+        return text
+    i = text.index(head) + len(head)
+    return text[:i] + "\n".join(bad) + "\n\n" + text[i:]

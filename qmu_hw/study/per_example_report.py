@@ -60,9 +60,11 @@ def _summaries(summary_rows: list[dict]) -> dict[tuple, dict]:
 def identity_detected(summary: dict, eps: np.ndarray | None, retrain_eps: np.ndarray | None) -> bool:
     """``identity`` counts as detected when its median ε is above retraining's and U-LiRA's
     95 % CI lies above chance."""
-    if eps is None or retrain_eps is None:
+    if eps is None:
         return False
-    return bool(np.median(eps) > np.median(retrain_eps) and summary.get("ulira_ci_low", 0.0) > 0.5)
+    # Without a `retrain` row, retraining's ε is 0 by construction (a population against itself).
+    base = float(np.median(retrain_eps)) if retrain_eps is not None else 0.0
+    return bool(np.median(eps) > base and summary.get("ulira_ci_low", 0.0) > 0.5)
 
 
 def per_example_section(summary_rows: list[dict], example_rows: list[dict], effect_rows: list[dict],
@@ -103,9 +105,10 @@ def per_example_section(summary_rows: list[dict], example_rows: list[dict], effe
                                 "evaluation (its median ε is not above retraining's, or U-LiRA's CI includes "
                                 "chance); its numbers for other methods cannot certify forgetting.")
             else:
+                retrain_txt = "–" if sanity["retrain"] is None else _fmt(float(np.median(sanity["retrain"])))
                 findings.append(f"- {scenario}, {arm}: `identity` is detected (median ε "
                                 f"{_fmt(float(np.median(sanity['identity'])))} vs retrain "
-                                f"{_fmt(float(np.median(sanity['retrain'])))}; ε_max "
+                                f"{retrain_txt}; ε_max "
                                 f"{_fmt(summ[(scenario, arm, 'identity')]['epsilon_max'])}).")
         elif "retrain" not in methods:
             findings.append(f"- {scenario}, {arm}: neither `retrain` nor `identity` ran, so the evaluation is unchecked.")

@@ -100,6 +100,7 @@ def test_the_report_has_the_per_example_section_and_ecdf_plots(study):
     report = (out / "report.md").read_text()
     assert "## Per-example forgetting quality" in report
     assert "ε̃ retrain | ε̃ identity" in report
+    assert report.count("`identity` is detected") == 2 and "NOT detected" not in report  # one per backend arm
     for m in ("identity", "retrain"):
         assert (out / f"per_example_ecdf_{m}.png").stat().st_size > 0
         assert f"per_example_ecdf_{m}.png" in report
@@ -187,3 +188,15 @@ def test_a_process_pool_gives_the_same_per_example_results(study, tmp_path):
         ref = inline[(r["method"], r["backend"])]
         for c in ("epsilon_median", "epsilon_p90", "forgetting_score", "ulira_balanced_accuracy"):
             assert r[c] == pytest.approx(ref[c]), c
+
+
+def test_an_undetected_identity_is_said_first_in_the_findings():
+    from qmu_hw.study.per_example_outputs import _headline
+
+    text = "# t\n\n## Findings\n\n- seed-level finding\n"
+    section = ["## Per-example", "- class:0, exact@exact: `identity` (no unlearning) is NOT detected by the ...",
+               "- class:0, dm@exact: `identity` is detected (median ε 0.9 ...)"]
+    out = _headline(text, section)
+    assert out.index("is NOT detected") < out.index("- seed-level finding")
+    assert "is detected (median" not in out
+    assert _headline(text, section[2:]) == text

@@ -1,6 +1,7 @@
 """The report's per-example section: the challenge's ε per method and backend, U-LiRA, the
 per-example noise effects, the built-in sanity check (``retrain`` ≈ 0, ``identity`` high)
-and one ECDF plot of ε per backend for each method. Not yet wired into report.py.
+and one ECDF plot of ε per backend for each method. Appended to the report by
+:mod:`.per_example_outputs` (called by ``finish_study``).
 
 Inputs are plain rows: ``summary_rows`` (one per (scenario, method, backend, shots, seed),
 the columns of :func:`qmu_hw.study.populations.population_metrics`), ``example_rows``

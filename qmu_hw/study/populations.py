@@ -23,11 +23,13 @@ with ``SeedSequence([data_seed, 1, k])`` (distinct streams; the study's K oracle
 A task's :attr:`ModelTask.key` is a digest of everything that determines its result, for
 the driver's resume ("done" = the key is in the store).
 
-Integration (the study runner is being restructured): a driver calls
-``population_tasks(spec, n)``, submits ``run_model_task(task, teacher_state)`` for the keys
-not yet stored (``teacher_state`` = the cell's teacher checkpoint's state dict), stores each
-:class:`ModelOutputs` as it arrives (``as_record()``), and calls :func:`collect` once a
-population is complete.
+Integration: with ``[evaluation.per_example]`` the study's plan (:mod:`.plan`,
+``population_spec``) holds one spec per cell and the distinct tasks; the executors
+(:mod:`.executors`, ``population_task`` and ``_PopulationDriver``) run ``run_model_task``
+for the keys not yet in the results store (``population_outputs``), with the cell's teacher
+checkpoint as ``teacher_state``, store each output as it arrives and, once a cell's pair is
+complete, :func:`collect` and :func:`population_metrics` into the ``populations`` and
+``per_example`` tables. :func:`build_populations` is the same loop for use outside a study.
 """
 
 from __future__ import annotations

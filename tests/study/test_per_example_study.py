@@ -178,10 +178,13 @@ def test_the_population_size_enters_the_digest_and_absence_keeps_old_digests(tmp
 
 
 @pytest.mark.slow
-def test_a_process_pool_gives_the_same_per_example_results(study, tmp_path):
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_pool_gives_the_same_per_example_results(study, tmp_path, executor):
+    if executor == "ray":
+        pytest.importorskip("ray")
     cfg, _, _, runner = study
     pooled = parse_config(_doc(tmp_path, per_example={"n_models": N_MODELS}))
-    summary = StudyRunner(pooled, log=lambda *_: None).run(workers=2)
+    summary = StudyRunner(pooled, log=lambda *_: None).run(workers=2, executor=executor)
     assert summary.tasks["population"] == StudyPlan.of(pooled).task_counts()["population"]
     inline = {(r["method"], r["backend"]): r for r in runner.store.rows()}
     for r in StudyRunner(pooled, log=lambda *_: None).store.rows():

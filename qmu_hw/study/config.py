@@ -195,7 +195,7 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
     r = _Reader(text, path)
     base = Path(base_dir) if base_dir is not None else (Path(path).parent if path != "<config>" else Path.cwd())
     data, axes = _axes(data, r)
-    data, per_example = _per_example(data, r)
+    whole, (data, per_example) = data, _per_example(data, r)  # combinations are parsed from the whole document
     for section in data:
         if section not in TABLES and section != "methods":
             raise r.err(section, None, f"unknown section; expected one of {sorted([*TABLES, 'methods'])}")
@@ -230,7 +230,7 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
         parsed["grid"] = dataclasses.replace(parsed["grid"], axes=tuple((f"{t}.{k}", tuple(v)) for t, k, v in axes))
     cfg = StudyConfig(Tables(**parsed), path=path)
     if axes:
-        return dataclasses.replace(cfg, combos=_combinations(cfg, data, axes, text, path, output, base))
+        return dataclasses.replace(cfg, combos=_combinations(cfg, whole, axes, text, path, output, base))
     _check_across(cfg, r)
     return cfg
 

@@ -203,3 +203,18 @@ def test_an_undetected_identity_is_said_first_in_the_findings():
     assert out.index("is NOT detected") < out.index("- seed-level finding")
     assert "is detected (median" not in out
     assert _headline(text, section[2:]) == text
+
+
+def test_every_axis_combination_has_its_own_populations(tmp_path):
+    doc = _doc(tmp_path, per_example={"n_models": N_MODELS})
+    doc["grid"]["model"] = {"n_layers": [1, 2]}
+    cfg = parse_config(doc)
+    assert all(c.per_example == cfg.per_example for _, c in cfg.combinations())
+    plan = StudyPlan.of(cfg)
+    assert plan.task_counts()["population"] == 2 * 2 * (N_MODELS + 2 * N_MODELS)
+    # a deeper circuit is another model: no population model is shared across combinations
+    by_axes = {}
+    for key, cell in plan.population_owner.items():
+        by_axes.setdefault(cell.axes, set()).add(key)
+    a, b = by_axes.values()
+    assert not a & b

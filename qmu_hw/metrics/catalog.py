@@ -31,6 +31,9 @@ class Metric:
     reference: bool  # compared with an oracle ensemble: one column per reference (same, exact)
     description: str
     compute: Callable | None = None  # fn(probs, labels) -> float; None: computed by evaluation itself
+    # the config table a metric needs ("" = every cell has it; "evaluation.per_example": only
+    # studies with populations have the column)
+    requires: str = ""
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -85,8 +88,8 @@ def computed() -> list[Metric]:
     return [m for m in CATALOG.values() if m.compute is not None]
 
 
-def _m(name, label_, bounds, direction, reference, description) -> None:
-    register(Metric(name, label_, bounds, direction, reference, description))
+def _m(name, label_, bounds, direction, reference, description, requires: str = "") -> None:
+    register(Metric(name, label_, bounds, direction, reference, description, requires=requires))
 
 
 LN2 = math.log(2)
@@ -126,6 +129,28 @@ _m("mia_conf_auc", "MIA confidence AUC", (0.0, 1.0), "match", False,
    "(0.5: indistinguishable, as for a model that never saw them).")
 _m("mia_pop_auc", "MIA AUC", (0.0, 1.0), "match", False,
    "AUC of a population membership-inference attack on forget samples vs class-matched non-members.")
+# [evaluation.per_example]: from populations of method runs and retrained models (study.populations).
+PE = "evaluation.per_example"
+_m("epsilon_median", "ε̃ (challenge)", (0.0, INF), "lower", False,
+   "Median over forget examples of the unlearning challenge's per-example ε (Triantafillou et al. 2024): "
+   "threshold attacks on logit-scaled confidences of method runs vs retrained models, Clopper-Pearson 95 % "
+   "bounds; 0 = indistinguishable from retraining, capped at epsilon_max.", PE)
+_m("epsilon_p90", "ε p90 (challenge)", (0.0, INF), "lower", False,
+   "90th percentile over forget examples of the challenge's per-example ε.", PE)
+_m("forgetting_score", "F (challenge)", (0.0, 1.0), "higher", False,
+   "The challenge's bucketed forgetting score: mean over forget examples of 2/2^bucket(ε); 1 = every "
+   "example indistinguishable from retraining.", PE)
+_m("challenge_score", "challenge score", (0.0, INF), "higher", False,
+   "F · RA/RA_retrain · TA/TA_retrain (the challenge's final score, utilities as population means).", PE)
+_m("epsilon_calibration_median", "ε̃ calibration", (0.0, INF), "lower", False,
+   "Median ε on held-out examples no model trained on: the evaluation's own control, ≈ 0 expected.", PE)
+_m("ulira_balanced_accuracy", "U-LiRA bal. acc.", (0.0, 1.0), "match", False,
+   "Balanced accuracy of U-LiRA (Hayes et al. 2024): per-example Gaussian likelihood ratio telling method "
+   "runs from retrained models; 0.5 = chance (as for retraining).", PE)
+_m("ulira_ci_low", "U-LiRA CI low", (0.0, 1.0), "match", False,
+   "Lower end of the 95 % CI of ulira_balanced_accuracy over target models.", PE)
+_m("ulira_ci_high", "U-LiRA CI high", (0.0, 1.0), "match", False,
+   "Upper end of the 95 % CI of ulira_balanced_accuracy over target models.", PE)
 
 # Columns that are not metrics: the cell's key and what it cost (results.csv).
 KEY_COLUMNS = {
@@ -153,6 +178,10 @@ FAMILIES = {
     "n_oracles": "Oracles per reference ensemble (K).",
     "mia_pop_*": "Further outputs of the population attack (TPR at fixed FPR, sample sizes).",
     "detail_*": "Numbers a method reports about its own run.",
+    "ulira_tpr_at_fpr_*": "U-LiRA's TPR at the FPRs the population size resolves (per-example evaluation).",
+    "epsilon_n_* / ulira_n_*": "Forget examples and models per population behind the per-example columns.",
+    "epsilon_max": "The largest ε the population size can certify (the ceiling of epsilon_median).",
+    "population_wall_s": "Summed wall time of the cell's population models (seconds).",
     "cost_*": "What the cell spent: circuits, shots, submissions, cost, wall time of unlearning "
               "(unsuffixed) and evaluation (eval_), steps, surrogate and reference backends.",
     "<table>.<key>": "A study-axis value of the cell's combination (e.g. model.n_layers).",
@@ -167,8 +196,9 @@ def column_dictionary() -> str:
     for m in CATALOG.values():
         lo, hi = (("-inf" if math.isinf(b) and b < 0 else "inf" if math.isinf(b) else f"{b:.3g}") for b in m.bounds)
         better = {"match": "closer to the oracles"}.get(m.direction, m.direction)
+        when = f" Only with [{m.requires}]." if m.requires else ""
         lines.append(f"| `{m.name}` | {m.label} | [{lo}, {hi}] | {better} | {'yes' if m.reference else 'no'} | "
-                     f"{m.description} |")
+                     f"{m.description}{when} |")
     lines += ["", "| column family | meaning |", "|---|---|"]
     lines += [f"| `{k}` | {v} |" for k, v in FAMILIES.items()]
     return "\n".join(lines) + "\n"

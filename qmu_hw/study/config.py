@@ -47,6 +47,7 @@ from .config_tables import (  # noqa: F401  (re-exported: callers import the tab
     AnalysisTable,
     BudgetTable,
     DataTable,
+    EvaluationTable,
     GridTable,
     ModelTable,
     ReportTable,
@@ -54,6 +55,7 @@ from .config_tables import (  # noqa: F401  (re-exported: callers import the tab
     Tables,
     TrainingTable,
 )
+from .per_example_settings import PerExampleSettings
 
 # Flat attribute -> (table, key), for code that reads ``cfg.seeds`` etc.
 FLAT: dict[str, tuple[str, str]] = {
@@ -70,6 +72,7 @@ FLAT: dict[str, tuple[str, str]] = {
     "compare_with": ("report", "compare_with"), "title": ("report", "title"),
     "primary": ("analysis", "primary"), "min_teacher_accuracy": ("analysis", "min_teacher_accuracy"),
     "threads": ("execution", "threads"),
+    "per_example": ("evaluation", "per_example"),
 }
 # Not part of what decides results (kept out of the digest, hence out of cell ids).
 _NOT_RESULTS = ("output", "name", "compare_with", "title", "primary", "min_teacher_accuracy", "threads")
@@ -118,13 +121,15 @@ class StudyConfig:
     def digest(self) -> str:
         """sha256 of everything that determines results (not the output folder or name)."""
         d = {k: getattr(self, k) for k in FLAT if k not in _NOT_RESULTS}
-        for added_later in ("shots_for", "model_inputs", "model_weights"):
+        for added_later in ("shots_for", "model_inputs", "model_weights", "per_example"):
             if not d[added_later]:  # studies without these keys keep their digests (and checkpoints)
                 del d[added_later]
         del d["model_factory"], d["model_circuit"]  # already in the model name
         if str(self.model).startswith("circuit:"):  # the file's content decides results, not its path
             d["model"] = "circuit"
             d["model_circuit_sha256"] = hashlib.sha256(Path(self.model[len("circuit:"):]).read_bytes()).hexdigest()
+        if self.per_example is not None:  # populations add the per-example columns to every cell
+            d["per_example"] = {"n_models": self.per_example.n_models}
         d["hyperparameters"] = self.hyperparameters
         if self.axes:  # studies without axes keep their digests (and checkpoints, cell ids)
             d["axes"] = [[name, list(values)] for name, values in self.axes]
@@ -191,11 +196,13 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
     r = _Reader(text, path)
     base = Path(base_dir) if base_dir is not None else (Path(path).parent if path != "<config>" else Path.cwd())
     data, axes = _axes(data, r)
+    whole, (data, per_example) = data, _per_example(data, r)  # combinations are parsed from the whole document
     for section in data:
         if section not in TABLES and section != "methods":
             raise r.err(section, None, f"unknown section; expected one of {sorted([*TABLES, 'methods'])}")
     parsed = {name: _parse_table(cls, name, data.get(name, {}), r) for name, cls in TABLES.items()}
     parsed["methods"] = _parse_methods(data.get("methods", {}), r)
+    parsed["evaluation"] = dataclasses.replace(parsed["evaluation"], per_example=per_example)
     study, grid = parsed["study"], parsed["grid"]
     name = study.name or Path(path).stem
     parsed["study"] = dataclasses.replace(study, name=name, output=output or study.output or f"runs/{name}")
@@ -225,11 +232,36 @@ def parse_config(data: dict, text: str = "", path: str = "<config>", output: str
         parsed["grid"] = dataclasses.replace(parsed["grid"], axes=tuple((f"{t}.{k}", tuple(v)) for t, k, v in axes))
     cfg = StudyConfig(Tables(**parsed), path=path)
     if axes:
-        return dataclasses.replace(cfg, combos=_combinations(cfg, data, axes, text, path, output, base))
+        return dataclasses.replace(cfg, combos=_combinations(cfg, whole, axes, text, path, output, base))
     _check_across(cfg, r)
     if parsed["model"].factory is not None:
         _import_factory(parsed["model"].factory, r)
     return cfg
+
+
+def _per_example(data: dict, r: _Reader) -> tuple[dict, PerExampleSettings | None]:
+    """``[evaluation.per_example]`` (the document without it, and its settings): a table with
+    ``n_models`` (default 32, at least 8: :class:`PerExampleSettings`' check)."""
+    ev = data.get("evaluation")
+    if ev is None:
+        return data, None
+    if not isinstance(ev, dict):
+        raise r.err("evaluation", None, "must be a table (e.g. [evaluation.per_example])")
+    ev = dict(ev)
+    pe = ev.pop("per_example", None)
+    if pe is None:
+        return {**data, "evaluation": ev}, None
+    section = "evaluation.per_example"
+    if not isinstance(pe, dict):
+        raise r.err("evaluation", "per_example", f"expected a table [evaluation.per_example], got {pe!r}")
+    for k in pe:
+        if k != "n_models":
+            raise r.err(section, k, "unknown key; expected one of ['n_models']")
+    try:
+        settings = PerExampleSettings(**pe)
+    except InvalidRequestError as exc:
+        raise r.err(section, "n_models", str(exc).split(": ", 1)[-1]) from None
+    return {**data, "evaluation": ev}, settings
 
 
 # -- study axes ----------------------------------------------------------------------------

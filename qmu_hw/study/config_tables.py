@@ -19,6 +19,7 @@ from ..core.exceptions import InvalidRequestError
 from ..data.datasets import DATASETS
 from ..data.splits import parse_scenario
 from .endpoints import DEFAULT_PRIMARY, ORACLE_METRICS, PLAIN_METRICS
+from .per_example_settings import PerExampleSettings
 
 # Models by the inputs they take; [model] name is checked against both, the match with
 # the dataset's kind in config._check_across.
@@ -231,9 +232,20 @@ class ExecutionTable:
                                     else f"expected a positive integer or \"auto\", got {v!r}")
 
 
+@dataclass(frozen=True)
+class EvaluationTable:
+    """``[evaluation.per_example]``: populations of ``n_models`` retrained models and method
+    runs per cell (:mod:`.populations`); absent (None): no populations. Decides results (the
+    per-example columns of every cell), so it is in the digest. The sub-table is read by
+    config._per_example with :class:`.per_example_settings.PerExampleSettings`'s check."""
+
+    per_example: PerExampleSettings | None = field(default=None, metadata={"types": (), "check": None,
+                                                                             "toml": False})
+
+
 TABLES: dict[str, type] = {"study": StudyTable, "data": DataTable, "model": ModelTable, "training": TrainingTable,
                            "grid": GridTable, "budget": BudgetTable, "report": ReportTable,
-                           "analysis": AnalysisTable, "execution": ExecutionTable}
+                           "analysis": AnalysisTable, "execution": ExecutionTable, "evaluation": EvaluationTable}
 
 
 @dataclass(frozen=True)
@@ -247,4 +259,5 @@ class Tables:
     report: ReportTable = field(default_factory=ReportTable)
     analysis: AnalysisTable = field(default_factory=AnalysisTable)
     execution: ExecutionTable = field(default_factory=ExecutionTable)
+    evaluation: EvaluationTable = field(default_factory=EvaluationTable)
     methods: dict[str, dict] = field(default_factory=dict)  # [methods.NAME] hyperparameter overrides

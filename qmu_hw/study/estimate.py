@@ -419,6 +419,8 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
                                              shape, trained, add_row, backprop, epochs)
             bar.update(1)
         kinds["oracle"] += _add_oracles(cfg, cells, sizes, shape, add_row, backprop, epochs)
+        if cfg.per_example is not None:
+            add_populations(cfg, cells, sizes, shape, add_row, backprop)
     finally:
         bar.close()
     est.tasks_by_kind = kinds
@@ -464,6 +466,50 @@ def _add_oracles(cfg, cells: list[Cell], sizes: dict, shape: ModelShape, add_row
                "task": ("oracle", seed, scenario, backend)}
         add_row(row, (work, prof, backend, None))
     return sum(ensembles.values())
+
+
+def add_populations(cfg, cells: list[Cell], sizes: dict, shape: ModelShape, add_row, backprop) -> None:
+    """``[evaluation.per_example]``: every distinct population model the cells need (the
+    plan's ``population`` tasks: retrained models shared by a group's methods), one row per
+    (seed, scenario, backend arm, kind, method) with ``population_models`` = its count. A
+    retrained model costs an oracle training on the same-noise reference, a method run the
+    method's cost on its work backend; each is then evaluated on the target (forget, retain,
+    test and pool parts)."""
+    from ..unlearning import method_cost, method_defaults
+    from .plan import population_spec
+    from .populations import population_tasks
+
+    groups: dict[tuple, list] = {}
+    seen: set = set()
+    for c in cells:
+        spec = population_spec(cfg, c)
+        for t in population_tasks(spec, cfg.per_example.n_models):
+            if t.key not in seen:
+                seen.add(t.key)
+                groups.setdefault((c.seed, c.scenario, c.backend, c.shots, t.kind,
+                                   c.method if t.kind == "unlearned" else "-"), []).append(spec)
+    for (seed, scenario, backend, shots, kind, method), specs in groups.items():
+        s, n = sizes[scenario], len(specs)
+        spec = specs[0]
+        fit, evals = _Work(), _Work()
+        if kind == "retrained":
+            fit_name, fit_shots = spec.reference, None
+            mc = _training(s.retain, s.val, cfg.epochs, cfg.batch_size)
+            phase = "population/retrained"
+        else:
+            fit_name, fit_shots = spec.work, shots
+            hp = {**method_defaults(method), **cfg.hyperparameters.get(method, {})}
+            mc = method_cost(method, CostContext(s, hp, cfg.batch_size, cfg.epochs, shape.n_blocks,
+                                                 shape.quantum_block, shape.n_classes))
+            phase = f"population/{method}"
+        fit_prof = profile_of(fit_name)
+        for _ in range(n):
+            _charge(fit, phase, mc, shape, cfg, fit_shots, backprop(fit_prof, fit_shots))
+            evals.add("eval", s.retain + s.forget + s.test + s.pool, 5, shots)
+        row = {"cell": f"{n} population models {kind} {method} seed {seed} {scenario} on {backend}@{shots or 'exact'}",
+               "backend": backend, "shots": shots, "method": f"(population {kind})", "scenario": scenario,
+               "seed": seed, "population_models": n}
+        add_row(row, (fit, fit_prof, fit_name, fit_shots), (evals, profile_of(backend), backend, shots))
 
 
 def _summed(parts: list[Estimate]) -> Estimate:

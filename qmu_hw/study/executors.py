@@ -208,6 +208,23 @@ def cell_task(cfg, cell: Cell, lease: int | None = None, *_prerequisites) -> dic
     return out
 
 
+def _teacher_state(runner, teacher) -> dict | None:
+    """The weights of a population's teacher (its checkpoint, written by the teacher task)."""
+    if teacher is None:
+        return None
+    model = runner.teacher(runner.prep(teacher.seed), teacher.seed, teacher.backend, teacher.shots)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def population_task(cfg, task, teacher, *_prerequisites) -> dict:
+    """One model of a population (:func:`.populations.run_model_task`) from its teacher's
+    checkpoint; returns its per-example outputs as a plain record (the driver stores it)."""
+    from .populations import run_model_task
+
+    runner = _worker(cfg)
+    return run_model_task(task, _teacher_state(runner, teacher)).as_record()
+
+
 # -- choosing an executor (the classes are in executor_backends) ---------------------------
 def make_executor(name: str, workers: int, address: str | None = None):
     """The executor for ``--executor``/``--workers``/``--address``, not yet started; local
@@ -251,14 +268,20 @@ def run_tasks(runner, plan: StudyPlan, executor) -> RunSummary:
         cells = {executor.submit(cell_task, (plan.config_of(c), c, leases.grant(c, bounds.get(("cell", c.label)))),
                                  [train[d] for d in plan.needs[c]], res): c
                  for c in theirs}
-        pending = dict.fromkeys([*train.values(), *cells])  # ordered set of handles in flight
+        pops = _PopulationDriver(runner, plan, state)
+        popped = {} if executor.inline else {
+            executor.submit(population_task, (plan.config_of(plan.population_owner[t.key]), t, pops.teacher(t)),
+                            [train[d] for d in (pops.teacher(t),) if d in train], res): t for t in pops.todo}
+        pending = dict.fromkeys([*train.values(), *cells, *popped])  # ordered set of handles in flight
 
         def drain(timeout: float) -> None:
             if not pending:
                 return
             for h in executor.wait(list(pending), timeout):
                 del pending[h]
-                if h in cells:
+                if h in popped:
+                    pops.record(popped[h], h, executor)
+                elif h in cells:
                     c = cells[h]
                     broken = [d.label for d in plan.needs[c] if d in state["broken"]]
                     _record_cell(runner, plan, c, h, executor, state, prog, broken)
@@ -286,6 +309,11 @@ def run_tasks(runner, plan: StudyPlan, executor) -> RunSummary:
                 runner.log(f"cell failed: {error[0]}: {error[1]}")
             prog.advance()
             drain(0.0)
+        if executor.inline:  # population models here, in order, after every cell
+            for t in pops.todo:
+                if state["stop"] is not None:
+                    break
+                pops.run_here(t)
         while pending and state["stop"] is None:
             drain(1.0)
     finally:
@@ -293,8 +321,81 @@ def run_tasks(runner, plan: StudyPlan, executor) -> RunSummary:
         executor.close()
     if state["stop"] is not None:
         raise state["stop"]
+    kinds = ("teacher", "oracle", "cell", *(("population",) if cfg.per_example is not None else ()))
     return RunSummary(0, 0, state["ran"], state["failed"], 0.0, output=cfg.output, failures=state["failures"],
-                      tasks={k: state["tasks"][k] for k in ("teacher", "oracle", "cell")})
+                      tasks={k: state["tasks"][k] for k in kinds})
+
+
+class _PopulationDriver:
+    """The driver's side of ``[evaluation.per_example]``: which population models are still to
+    train (stored keys are skipped, so a killed run resumes without training a model twice),
+    storing each model's outputs as it arrives, and a cell's population metrics and
+    per-example ε once its population pair is complete."""
+
+    def __init__(self, runner, plan: StudyPlan, state: dict) -> None:
+        self.runner, self.plan, self.state = runner, plan, state
+        if not plan.population_tasks:
+            self.todo, self.waiting = [], {}
+            return
+        stored = runner.store.population_keys()
+        self.todo = [t for t in plan.population_tasks if t.key not in stored]
+        self.waiting = {c: set(plan.population_keys(c)) - stored for c in plan.population_cells}
+        for c in [c for c, keys in self.waiting.items() if not keys]:  # complete, but not summarised yet
+            self._finish(c)
+
+    def teacher(self, task):
+        return self.plan.population_needs[task.key]
+
+    def run_here(self, task) -> None:
+        """A population model in the driver (the inline executor)."""
+        from .populations import run_model_task
+
+        cell = self.plan.population_owner[task.key]
+        try:
+            work = self.runner.work(cell)
+            rec = run_model_task(task, _teacher_state(work, self.teacher(task))).as_record()
+        except QmuHwError:
+            raise
+        except Exception as exc:
+            self._failed(task, f"{type(exc).__name__}: {exc}")
+            return
+        self._stored(task, rec, "inline")
+
+    def record(self, task, handle, executor) -> None:
+        try:
+            rec = executor.result(handle)
+        except Exception as exc:
+            self._failed(task, f"{type(exc).__name__}: {exc}")
+            return
+        self._stored(task, rec, executor.name)
+
+    def _failed(self, task, why: str) -> None:
+        self.state["failures"].append((task.label, why))
+        self.runner.log(f"population model failed: {task.label}: {why} (rerun to retry it)")
+
+    def _stored(self, task, rec: dict, where: str) -> None:
+        _charge(self.runner, {"phases": rec.get("phases", {})}, where, label=task.label)
+        self.runner.store.put_population_output(rec)
+        self.state["tasks"]["population"] += 1
+        for c, keys in self.waiting.items():
+            if task.key in keys:
+                keys.discard(task.key)
+                if not keys:
+                    self._finish(c)
+
+    def _finish(self, cell) -> None:
+        """Stack a complete population pair, compute its metrics and store them with the cell."""
+        from .per_example_effect import per_example_rows
+        from .populations import ModelOutputs, collect, population_metrics
+
+        keys = self.plan.population_keys(cell)
+        recs = self.runner.store.population_outputs(keys)
+        pops = collect([ModelOutputs.from_record(recs[k]) for k in keys])
+        metrics, eps = population_metrics(pops, seed=cell.seed)
+        n = self.plan.config_of(cell).per_example.n_models
+        rows = per_example_rows(cell.scenario, cell.method, cell.backend, cell.shots, cell.seed, pops.forget_ids, eps, n)
+        self.runner.store.put_population(self.plan.ids[cell], metrics, rows, dict(cell.axes) or None)
+
 
 
 def _train_here(runner, plan: StudyPlan, task, state: dict) -> None:

@@ -4,7 +4,9 @@
 the Python API write the same files: ``results.csv`` (the current grid's finished cells),
 ``noise_effect.csv`` and ``noise_slope.csv`` (with the store's derived tables),
 ``noise_interaction.csv`` (the noise effect along each study axis, :mod:`.interaction`) and
-``report.md`` with its plots.
+``report.md`` with its plots; with ``[evaluation.per_example]`` also ``per_example.csv``,
+the per-example rows of ``noise_effect.csv`` and the report's per-example section
+(:mod:`.per_example_outputs`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from .interaction import report_lines, write_interactions
 from .noise_effect import write_noise_effects
+from .per_example_outputs import write_per_example
 from .store import ResultsStore
 
 OUTPUTS = ("results.csv", "noise_effect.csv", "noise_slope.csv", "noise_interaction.csv", "report.md")
@@ -27,6 +30,7 @@ class Finished:
     report: Path
     effects: list = field(default_factory=list)
     slopes: list = field(default_factory=list)
+    example_effects: list = field(default_factory=list)  # per-example noise effects (unit = example)
 
 
 def finish_study(folder: str | Path, cfg=None, *, store: ResultsStore | None = None,
@@ -57,5 +61,6 @@ def finish_study(folder: str | Path, cfg=None, *, store: ResultsStore | None = N
     if extra:
         with open(report, "a") as f:
             f.write("\n".join(extra) + "\n")
+    example_effects = write_per_example(folder, store, rows, ids, report)
     store.to_csv(folder / "results.csv", ids)
-    return Finished(rows, report, effects, slopes)
+    return Finished(rows, report, effects, slopes, example_effects)

@@ -58,7 +58,9 @@ from .pairing import AXIS_TABLES, _Index, axis_columns, exact_twin, exclusions  
 from .validity import Exclusion  # noqa: F401 (re-exported)
 
 BASELINES = ("identity", "retrain")
-COLUMNS = ("scenario", "method", "backend", "shots", "estimand", "baseline", "metric", "reference", "n_seeds",
+# ``unit``: what the test pairs and ``n_seeds`` counts: "seed" here; "example" for the
+# per-example rows (:mod:`.per_example_outputs`) appended to noise_effect.csv.
+COLUMNS = ("scenario", "method", "backend", "shots", "estimand", "baseline", "metric", "reference", "unit", "n_seeds",
            "n_excluded", "valid", "reason", "exact_mean", "mean", "delta", "ci_low", "ci_high", "p_value", "min_p",
            "p_adj", "adjustment")
 SLOPE_COLUMNS = ("scenario", "method", "shots", "estimand", "baseline", "metric", "reference", "n_seeds",
@@ -90,6 +92,7 @@ class Effect:
     p_adj: float = NAN
     adjustment: str = ""
     axes: tuple = ()  # ((column, value), ...) of the axis columns, in column order
+    unit: str = "seed"  # the paired unit: seeds here, examples in the per-example rows
 
 
 @dataclass(frozen=True)

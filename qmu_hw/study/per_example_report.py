@@ -1,6 +1,7 @@
 """The report's per-example section: the challenge's ε per method and backend, U-LiRA, the
 per-example noise effects, the built-in sanity check (``retrain`` ≈ 0, ``identity`` high)
-and one ECDF plot of ε per backend for each method. Not yet wired into report.py.
+and one ECDF plot of ε per backend for each method. Appended to the report by
+:mod:`.per_example_outputs` (called by ``finish_study``).
 
 Inputs are plain rows: ``summary_rows`` (one per (scenario, method, backend, shots, seed),
 the columns of :func:`qmu_hw.study.populations.population_metrics`), ``example_rows``
@@ -60,9 +61,11 @@ def _summaries(summary_rows: list[dict]) -> dict[tuple, dict]:
 def identity_detected(summary: dict, eps: np.ndarray | None, retrain_eps: np.ndarray | None) -> bool:
     """``identity`` counts as detected when its median ε is above retraining's and U-LiRA's
     95 % CI lies above chance."""
-    if eps is None or retrain_eps is None:
+    if eps is None:
         return False
-    return bool(np.median(eps) > np.median(retrain_eps) and summary.get("ulira_ci_low", 0.0) > 0.5)
+    # Without a `retrain` row, retraining's ε is 0 by construction (a population against itself).
+    base = float(np.median(retrain_eps)) if retrain_eps is not None else 0.0
+    return bool(np.median(eps) > base and summary.get("ulira_ci_low", 0.0) > 0.5)
 
 
 def per_example_section(summary_rows: list[dict], example_rows: list[dict], effect_rows: list[dict],
@@ -103,9 +106,10 @@ def per_example_section(summary_rows: list[dict], example_rows: list[dict], effe
                                 "evaluation (its median ε is not above retraining's, or U-LiRA's CI includes "
                                 "chance); its numbers for other methods cannot certify forgetting.")
             else:
+                retrain_txt = "–" if sanity["retrain"] is None else _fmt(float(np.median(sanity["retrain"])))
                 findings.append(f"- {scenario}, {arm}: `identity` is detected (median ε "
                                 f"{_fmt(float(np.median(sanity['identity'])))} vs retrain "
-                                f"{_fmt(float(np.median(sanity['retrain'])))}; ε_max "
+                                f"{retrain_txt}; ε_max "
                                 f"{_fmt(summ[(scenario, arm, 'identity')]['epsilon_max'])}).")
         elif "retrain" not in methods:
             findings.append(f"- {scenario}, {arm}: neither `retrain` nor `identity` ran, so the evaluation is unchecked.")

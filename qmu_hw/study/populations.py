@@ -23,11 +23,13 @@ with ``SeedSequence([data_seed, 1, k])`` (distinct streams; the study's K oracle
 A task's :attr:`ModelTask.key` is a digest of everything that determines its result, for
 the driver's resume ("done" = the key is in the store).
 
-Integration (the study runner is being restructured): a driver calls
-``population_tasks(spec, n)``, submits ``run_model_task(task, teacher_state)`` for the keys
-not yet stored (``teacher_state`` = the cell's teacher checkpoint's state dict), stores each
-:class:`ModelOutputs` as it arrives (``as_record()``), and calls :func:`collect` once a
-population is complete.
+Integration: with ``[evaluation.per_example]`` the study's plan (:mod:`.plan`,
+``population_spec``) holds one spec per cell and the distinct tasks; the executors
+(:mod:`.executors`, ``population_task`` and ``_PopulationDriver``) run ``run_model_task``
+for the keys not yet in the results store (``population_outputs``), with the cell's teacher
+checkpoint as ``teacher_state``, store each output as it arrives and, once a cell's pair is
+complete, :func:`collect` and :func:`population_metrics` into the ``populations`` and
+``per_example`` tables. :func:`build_populations` is the same loop for use outside a study.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import torch
 from ..core.exceptions import InvalidRequestError
 from ..data.tensors import Split
 from ..metrics.per_example import logit_confidence_from_logits
+from .per_example_settings import DEFAULT_MODELS, MIN_MODELS, PerExampleSettings  # noqa: F401  (re-exported)
 from .protocol import (
     Prepared,
     TrainSettings,
@@ -55,24 +58,7 @@ from .protocol import (
 )
 
 KINDS = ("retrained", "unlearned")
-MIN_MODELS = 8
-DEFAULT_MODELS = 32
 CALIBRATION_PARTS = ("pool", "test")  # never trained on, never used for selection
-
-
-@dataclass(frozen=True)
-class PerExampleSettings:
-    """``[evaluation.per_example]``: ``n_models`` retrained models and ``n_models`` method runs
-    per (scenario, backend arm). Below 8 the Clopper–Pearson bounds cannot certify any ε
-    above 0.52, so the evaluation could not tell ``identity`` from ``retrain``."""
-
-    n_models: int = DEFAULT_MODELS
-
-    def __post_init__(self) -> None:
-        n = self.n_models
-        if not isinstance(n, int) or isinstance(n, bool) or n < MIN_MODELS:
-            raise InvalidRequestError(
-                f"[evaluation.per_example] n_models: expected an integer ≥ {MIN_MODELS}, got {n!r}")
 
 
 def model_kwargs(backend, shots: int | None, gradient: str, grad_shots: Any) -> dict:
@@ -250,7 +236,10 @@ def _prepared(spec: PopulationSpec) -> Prepared:
     key = ("prep", spec.dataset, spec.data_seed, spec.prepare_kw)
     if _CACHE.get("prep_key") != key:
         _CACHE.clear()
-        _CACHE.update(prep_key=key, prep=prepare(spec.dataset, spec.data_seed, **dict(spec.prepare_kw)))
+        kw = dict(spec.prepare_kw)
+        if "model_extra" in kw:  # stored as (name, tuple) pairs so that the spec stays hashable
+            kw["model_extra"] = {k: list(v) for k, v in kw["model_extra"]}
+        _CACHE.update(prep_key=key, prep=prepare(spec.dataset, spec.data_seed, **kw))
     return _CACHE["prep"]
 
 

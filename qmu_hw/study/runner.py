@@ -125,9 +125,12 @@ class StudyRunner:
             except QmuHwError:
                 self._discard_new_output()
                 raise
+            pop_cells = self._population_cells(cells, ids, statuses, todo)
             if dry_run:
                 for c in todo:
                     self.log(f"would run: {c.label}")
+                if pop_cells:
+                    self.log(f"would run the populations of {len(pop_cells)} cells")
                 return RunSummary(len(cells), skipped, 0, 0, time.perf_counter() - t0, output=cfg.output)
             try:
                 self._connect_cloud(todo)
@@ -139,7 +142,7 @@ class StudyRunner:
             self._charge_previous_runs(ids, earlier)
             run_mark = len(self.ledger)
             self.record.attach(self.ledger)
-            summary = run_tasks(self, plan.for_cells(todo), pool)
+            summary = run_tasks(self, plan.for_cells(todo, pop_cells), pool)
         summary.total_cells, summary.skipped = len(cells), skipped
         summary.wall_time_s = time.perf_counter() - t0
         summary.phases = self.ledger.since(run_mark).by_phase()
@@ -176,6 +179,15 @@ class StudyRunner:
         """A run refused before any work leaves no folder behind (if it created one)."""
         if self._created_output:
             shutil.rmtree(self.cfg.output, ignore_errors=True)
+
+    def _population_cells(self, cells: list[Cell], ids: dict, statuses: dict, todo: list[Cell]) -> list[Cell]:
+        """``[evaluation.per_example]``: cells (finished or about to run) whose population metrics
+        are not stored yet; their models already stored are skipped by the executors' driver."""
+        if self.cfg.per_example is None:
+            return []
+        have = set(self.store.population_metrics())
+        run = set(todo)
+        return [c for c in cells if ids[c] not in have and (statuses.get(ids[c]) == "done" or c in run)]
 
     def _save_config(self) -> None:
         """Called under the study lock, never before it (a refused run writes nothing)."""

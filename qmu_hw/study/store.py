@@ -33,6 +33,14 @@ CREATE TABLE IF NOT EXISTS noise_effect (
     scenario TEXT, method TEXT, backend TEXT, shots INTEGER, metric TEXT, reference TEXT, n_seeds INTEGER,
     exact_mean REAL, mean REAL, delta REAL, ci_low REAL, ci_high REAL, p_value REAL, p_holm REAL
 );
+CREATE TABLE IF NOT EXISTS population_outputs (
+    key TEXT PRIMARY KEY, kind TEXT, k INTEGER, record TEXT, finished REAL
+);
+CREATE TABLE IF NOT EXISTS populations (cell_id TEXT PRIMARY KEY, metrics TEXT, finished REAL);
+CREATE TABLE IF NOT EXISTS per_example (
+    cell_id TEXT, scenario TEXT, method TEXT, backend TEXT, shots INTEGER, seed INTEGER, example_id INTEGER,
+    epsilon REAL, bucket INTEGER, bucket_score REAL, n_models INTEGER, axes TEXT
+);
 CREATE TABLE IF NOT EXISTS noise_slope (
     scenario TEXT, method TEXT, shots INTEGER, metric TEXT, reference TEXT, n_seeds INTEGER, levels TEXT,
     slope REAL, ci_low REAL, ci_high REAL, p_value REAL, p_holm REAL
@@ -176,6 +184,63 @@ class ResultsStore:
             d.update(json.loads(r["axes"] or "{}"))
             d.update(json.loads(r["metrics"] or "{}"))
             d.update({f"cost_{k}": v for k, v in json.loads(r["cost"] or "{}").items()})
+            out.append(d)
+        pops = self.population_metrics()
+        for d in out:  # [evaluation.per_example]: the cell's population columns (epsilon_median, ...)
+            d.update(pops.get(d["cell_id"], {}))
+        return out
+
+    # -- [evaluation.per_example] populations ------------------------------------------------
+    # One row per population model (its per-example outputs as JSON lists of floats, never
+    # pickle), written as each model arrives: a rerun skips the stored keys. A cell's
+    # population metrics and per-example ε are written in one transaction once its population
+    # pair is complete.
+    def put_population_output(self, record: dict) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO population_outputs VALUES (?, ?, ?, ?, ?)",
+                       (record["key"], record["kind"], int(record["k"]), json.dumps(record, default=float),
+                        time.time()))
+
+    def population_keys(self) -> set[str]:
+        with self._connect() as db:
+            return {r["key"] for r in db.execute("SELECT key FROM population_outputs")}
+
+    def population_outputs(self, keys) -> dict[str, dict]:
+        """Stored model outputs by key (the ``ModelOutputs.as_record()`` dicts) for ``keys``."""
+        want = list(keys)
+        out = {}
+        with self._connect() as db:
+            for i in range(0, len(want), 500):
+                chunk = want[i:i + 500]
+                q = f"SELECT key, record FROM population_outputs WHERE key IN ({', '.join('?' * len(chunk))})"
+                out.update({r["key"]: json.loads(r["record"]) for r in db.execute(q, chunk)})
+        return out
+
+    def put_population(self, cell_id: str, metrics: dict, example_rows: list[dict], axes: dict | None = None) -> None:
+        """A cell's population metrics and per-example ε, replacing earlier ones, in one transaction."""
+        ax = json.dumps(axes) if axes else None
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO populations VALUES (?, ?, ?)",
+                       (cell_id, json.dumps(metrics, default=float), time.time()))
+            db.execute("DELETE FROM per_example WHERE cell_id = ?", (cell_id,))
+            db.executemany("INSERT INTO per_example VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(cell_id, r["scenario"], r["method"], r["backend"], r["shots"], r["seed"], r["example_id"],
+                             r["epsilon"], r["bucket"], r["bucket_score"], r["n_models"], ax) for r in example_rows])
+
+    def population_metrics(self) -> dict[str, dict]:
+        with self._connect() as db:
+            return {r["cell_id"]: json.loads(r["metrics"]) for r in db.execute("SELECT * FROM populations")}
+
+    def per_example_rows(self, cell_ids: set[str] | None = None) -> list[dict]:
+        """``per_example.csv`` rows (with the axis values as ``<table>.<key>`` columns)."""
+        with self._connect() as db:
+            raw = db.execute("SELECT * FROM per_example ORDER BY rowid").fetchall()
+        out = []
+        for r in raw:
+            if cell_ids is not None and r["cell_id"] not in cell_ids:
+                continue
+            d = {k: r[k] for k in r.keys() if k != "axes"}
+            d.update(json.loads(r["axes"] or "{}"))
             out.append(d)
         return out
 

@@ -40,12 +40,13 @@ def test_engines_run_with_the_policy_and_restore_the_callers_threads(monkeypatch
     import numpy as np
 
     from qmu_hw import EstimateRequest, get_backend
-    from qmu_hw.adapters import torch_engine as te
+    from qmu_hw.adapters import sv_cones
     from qmu_hw.circuits import hqml
 
     seen = []
-    real = te.simulate
-    monkeypatch.setattr(te, "simulate", lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
+    real = sv_cones.expectations  # what the exact engine runs (cones, or one full-register pass)
+    monkeypatch.setattr(sv_cones, "expectations",
+                        lambda *a, **k: seen.append(torch.get_num_threads()) or real(*a, **k))
     torch.set_num_threads(2)
     c = hqml(4, 1)
     get_backend("exact").estimate(EstimateRequest(c, np.zeros((2, c.n_params))))

@@ -162,7 +162,7 @@ class StudyRunner:
         try:
             self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
         except (Exception, SystemExit) as exc:  # SystemExit: a user model factory calling sys.exit
-            if isinstance(exc, QmuHwError) or capped:
+            if capped:
                 # a cap that cannot be checked is not a cap: refuse rather than spend blind
                 raise BudgetExceededError(f"refused before training: a budget cap applies but the study's upper "
                                           f"bound cannot be computed ({type(exc).__name__}: {exc})") from None

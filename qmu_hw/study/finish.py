@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .interaction import report_lines, write_interactions
+from .interaction import plot_interactions, report_lines, write_interactions
 from .noise_effect import write_noise_effects
 from .per_example_outputs import write_per_example
 from .store import ResultsStore
@@ -59,6 +59,9 @@ def finish_study(folder: str | Path, cfg=None, *, store: ResultsStore | None = N
     interactions = write_interactions(folder, rows, dict(cfg.axes) if cfg is not None else None, analysis)
     extra = report_lines(interactions)  # "Does noise sensitivity grow with depth / entanglement?"
     if extra:
+        plot = plot_interactions(rows, folder, dict(cfg.axes) if cfg is not None else None, analysis)
+        if plot is not None:
+            extra.append(f"\n![noise effect on unlearning by study axis]({plot.name})\n")
         with open(report, "a") as f:
             f.write("\n".join(extra) + "\n")
     example_effects = write_per_example(folder, store, rows, ids, report)

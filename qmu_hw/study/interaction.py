@@ -61,19 +61,16 @@ def _shots(s):
     return None if s is None or (isinstance(s, float) and math.isnan(s)) else int(s)
 
 
-def interaction_effects(rows: list[dict], order: dict | None = None,
-                        analysis: AnalysisTable | None = None) -> list[Interaction]:
-    """Every axis interaction of the finished cells ``rows`` (store rows with axis columns),
-    for both estimands: ``model`` (Δ = noisy - exact twin) and ``unlearning`` (the same Δ of
-    method - identity: what noise does to unlearning, not to how a fixed model's outputs
-    look). Cells failing the validity gate (:mod:`.validity`, a teacher or oracles at chance
-    on their backend) are left out, as in :mod:`.noise_effect`. ``order``: axis -> its values
-    as the config lists them (the first level of a categorical axis is the baseline of its
-    contrasts); default: the order the cells ran in."""
+def _per_seed_deltas(rows: list[dict], order: dict | None, analysis: AnalysisTable | None):
+    """For every (axis, scenario, method, backend, shots, other axes' values, estimand, metric):
+    the axis levels, whether they are numeric, and the seeds' noise effects at each level,
+    ``D`` of shape (n_seeds, n_levels) (seeds with every level valid). Δ for the estimand
+    ``model`` is noisy - exact twin; for ``unlearning`` the same of method - identity. Cells
+    failing the validity gate (:mod:`.validity`) are left out, as in :mod:`.noise_effect`."""
     ix = _Index(rows, analysis or AnalysisTable())
     axes = ix.axes
     if not axes or ix.twin is None:
-        return []
+        return
 
     def cell(scenario, method, backend, shots, axv, seed):
         got = ix.cells.get((scenario, method, backend, shots, axv, seed))
@@ -89,10 +86,10 @@ def interaction_effects(rows: list[dict], order: dict | None = None,
         v = [float(c[col]) for c in pair]
         return v[0] - v[1] if baseline is None else (v[0] - v[2]) - (v[1] - v[3])
 
-    out: list[Interaction] = []
+    seeds = sorted({key[5] for key in ix.cells})
     for k, axis in enumerate(axes):
         others = [j for j in range(len(axes)) if j != k]
-        seen = list(dict.fromkeys(key[4][k] for key in ix.groups))
+        seen = list(dict.fromkeys(ix.axv(r)[k] for r in ix.rows))  # the order the cells ran in
         given = [v for v in (order or {}).get(axis, ()) if v in seen]
         levels = given + [v for v in seen if v not in given]
         if len(levels) < 2:
@@ -102,27 +99,88 @@ def interaction_effects(rows: list[dict], order: dict | None = None,
         for scenario, method, backend, shots, axv in ix.groups:
             if not (backend == ix.twin and shots is None):
                 groups[(scenario, method, backend, shots, tuple(axv[j] for j in others))].add(axv)
-        seeds = sorted({key[5] for key in ix.cells})
         for (scenario, method, backend, shots, fixed), present in sorted(groups.items(), key=lambda kv: str(kv[0])):
             by_level = {axv[k]: axv for axv in present}
             if not all(v in by_level for v in levels):
                 continue
+            where = ", ".join(f"{axes[j]}={v}" for j, v in zip(others, fixed, strict=True))
             estimands = [("model", None)] + ([("unlearning", "identity")] if method != "identity" else [])
             for metric, reference, col in metric_columns():
                 for estimand, baseline in estimands:
                     D = [[delta(scenario, method, backend, shots, by_level[v], s, col, baseline) for v in levels]
                          for s in seeds]
                     D = np.array([d for d in D if all(x is not None for x in d)], dtype=float)
-                    if not len(D):
-                        continue
-                    where = ", ".join(f"{axes[j]}={v}" for j, v in zip(others, fixed, strict=True))
-                    tests = [("slope", per_unit_slopes([float(v) for v in levels], D))] if numeric else \
-                        [(f"{v} - {levels[0]}", D[:, j] - D[:, 0]) for j, v in enumerate(levels) if j]
-                    for contrast, d in tests:
-                        t = paired_test(d)
-                        out.append(Interaction(scenario, method, backend, shots, estimand, metric, reference, axis,
-                                               where, contrast, t.n, t.mean, t.ci_low, t.ci_high, t.p_value))
+                    if len(D):
+                        yield (axis, scenario, method, backend, shots, where, estimand, metric, reference,
+                               levels, numeric, D)
+
+
+def interaction_effects(rows: list[dict], order: dict | None = None,
+                        analysis: AnalysisTable | None = None) -> list[Interaction]:
+    """Every axis interaction of the finished cells ``rows`` (store rows with axis columns),
+    for both estimands: ``model`` (Δ = noisy - exact twin) and ``unlearning`` (the same Δ of
+    method - identity: what noise does to unlearning, not to how a fixed model's outputs
+    look). ``order``: axis -> its values as the config lists them (the first level of a
+    categorical axis is the baseline of its contrasts); default: the order the cells ran in."""
+    out: list[Interaction] = []
+    for (axis, scenario, method, backend, shots, where, estimand, metric, reference, levels, numeric,
+         D) in _per_seed_deltas(rows, order, analysis):
+        tests = [("slope", per_unit_slopes([float(v) for v in levels], D))] if numeric else \
+            [(f"{v} - {levels[0]}", D[:, j] - D[:, 0]) for j, v in enumerate(levels) if j]
+        for contrast, d in tests:
+            t = paired_test(d)
+            out.append(Interaction(scenario, method, backend, shots, estimand, metric, reference, axis,
+                                   where, contrast, t.n, t.mean, t.ci_low, t.ci_high, t.p_value))
     return _with_holm(out)
+
+
+def plot_interactions(rows: list[dict], folder: str | Path, order: dict | None = None,
+                      analysis: AnalysisTable | None = None, metric: tuple[str, str] = ("js_forget", "same")):
+    """``<folder>/noise_interaction.png``: the noise effect on unlearning (headline metric)
+    at each level of each study axis, one panel per (axis, scenario, noisy backend @ shots,
+    other axes' values), one line per method: mean over seeds with its 95 % CI (sign-flip
+    inversion; no bar where the seeds cannot bound it). None when there is nothing to plot."""
+    panels: dict[tuple, list] = defaultdict(list)
+    for (axis, scenario, method, backend, shots, where, estimand, m, ref, levels, _numeric,
+         D) in _per_seed_deltas(rows, order, analysis):
+        if estimand == "unlearning" and (m, ref) == metric:
+            panels[(axis, scenario, backend, shots, where)].append((method, levels, D))
+    if not panels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(panels, key=str)[:12]  # a readable page; every number is in noise_interaction.csv
+    cols = min(3, len(keys))
+    nrows = -(-len(keys) // cols)
+    fig, axs = plt.subplots(nrows, cols, figsize=(4.2 * cols, 3.2 * nrows), squeeze=False, layout="constrained")
+    for ax, key in zip(list(axs.flat)[:len(keys)], keys, strict=True):
+        axis, scenario, backend, shots, where = key
+        for method, levels, D in sorted(panels[key], key=lambda t: t[0]):
+            x = np.arange(len(levels))
+            tests = [paired_test(D[:, j]) for j in range(len(levels))]
+            mean = np.array([t.mean for t in tests])
+            lo = np.array([t.mean - t.ci_low if math.isfinite(t.ci_low) else 0.0 for t in tests])
+            hi = np.array([t.ci_high - t.mean if math.isfinite(t.ci_high) else 0.0 for t in tests])
+            ax.errorbar(x, mean, yerr=[lo, hi], marker="o", ms=4, capsize=2, label=method)
+            ax.set_xticks(x)
+            ax.set_xticklabels([str(v) for v in levels])
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xlabel(axis)
+        ax.set_title(f"{scenario}, {backend} @{'exact' if shots is None else shots}"
+                     + (f"\n{where}" if where else ""), fontsize=9)
+    for ax in list(axs.flat)[len(keys):]:
+        ax.set_visible(False)
+    axs.flat[0].set_ylabel(f"Δ_unlearning {metric[0]} (vs identity)")
+    handles, labels = axs.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    fig.suptitle("Noise effect on unlearning by study axis: mean over seeds, 95 % CI", fontsize=10)
+    path = Path(folder) / "noise_interaction.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _with_holm(items: list[Interaction]) -> list[Interaction]:

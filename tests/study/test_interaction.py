@@ -68,3 +68,15 @@ def test_a_categorical_axis_gives_contrasts_with_its_first_level():
 def test_no_axis_no_interaction():
     rows = [{k: v for k, v in r.items() if k != "model.n_layers"} for r in _rows(lambda layers: 0.0, levels=(1,))]
     assert interaction_effects(rows) == [] and report_lines([]) == []
+
+
+def test_the_interaction_plot_shows_the_effect_on_unlearning_per_level(tmp_path):
+    from qmu_hw.study.interaction import plot_interactions
+
+    rows = _rows(lambda layers: 0.05 * layers)
+    for r in rows:  # the headline metric of the plot
+        r["js_forget"] = r["acc_forget"]
+    path = plot_interactions(rows, tmp_path)
+    assert path == tmp_path / "noise_interaction.png" and path.stat().st_size > 1000
+    # no axis or no identity baseline: nothing to plot
+    assert plot_interactions([r for r in rows if r["method"] == "ga"], tmp_path / "none") is None

@@ -46,10 +46,17 @@ def _study(tmp_path, backend: str) -> str:
 def test_a_missing_sdk_exits_4_with_the_pip_line(tmp_path, monkeypatch, capsys):
     # A real adapter module whose SDK is not installed (on this machine every shipped SDK is;
     # scripts/check_wheel.py checks the shipped aer profile in a venv without the extra).
+    # (registered in-process: a profile names an adapter, never a module path)
+    import importlib
+
+    from qmu_hw.core import adapter_registry
+
     (tmp_path / "frictions_adapter.py").write_text(ADAPTER)
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(adapter_registry, "_ADAPTERS", dict(adapter_registry._ADAPTERS))
+    importlib.import_module("frictions_adapter")
     prof = tmp_path / "needs.toml"
-    prof.write_text('schema_version = 1\nname = "needs"\nadapter = "frictions_adapter:needs-sdk"\n')
+    prof.write_text('schema_version = 1\nname = "needs"\nadapter = "needs-sdk"\n')
     for argv in (["run", _study(tmp_path, str(prof))], ["estimate", _study(tmp_path, str(prof)), "--no-timing"]):
         assert main(argv) == EXIT_UNAVAILABLE
         err = capsys.readouterr().err

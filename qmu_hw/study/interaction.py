@@ -219,10 +219,15 @@ def report_lines(items: list[Interaction]) -> list[str]:
     """The report section (markdown lines); empty when the study has no axis interaction."""
     # the noise effect on unlearning leads (the noise effect on the model moves identity too)
     shown = [i for i in items if (i.metric, i.reference) in REPORT_METRICS and i.estimand == "unlearning"]
-    if not shown:
+    if not items:
         return []
-    axes = sorted({i.axis for i in shown})
-    lines = [f"\n## Does noise sensitivity grow with {' / '.join(a.split('.', 1)[1] for a in axes)}?\n",
+    axes = sorted({i.axis for i in items})
+    title = f"\n## Does noise sensitivity grow with {' / '.join(a.split('.', 1)[1] for a in axes)}?\n"
+    if not shown:
+        return [title, "No method other than `identity` ran on both exact and noisy backends, so there is no "
+                       "noise effect on unlearning to relate to the axes; the noise effect on the model "
+                       "(estimand `model`) is in `noise_interaction.csv`.\n"]
+    lines = [title,
              "Per seed: the paired noise effect on unlearning, Δ = (method - identity)_noisy - "
              "(method - identity)_exact, within each axis combination (cells whose teacher or oracles are at "
              "chance on their backend left out); along a numeric "

@@ -96,7 +96,7 @@ def test_executor_ray_without_ray_names_the_install_command(tmp_path, monkeypatc
         make_executor("ray", 2)
     from qmu_hw.cli import main
 
-    assert main(["run", str(_write(tmp_path, "x")), "--executor", "ray"]) == 2
+    assert main(["run", str(_write(tmp_path, "x")), "--executor", "ray"]) == 4  # a missing SDK: exit 4
     assert "pip install 'qmu-hw[ray]'" in capsys.readouterr().err
     assert not (tmp_path / "x" / "checkpoints").exists()  # refused before any training
 

@@ -119,7 +119,9 @@ def test_suite() -> dict:
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=ROOT,
                           env=_env(), capture_output=True, text=True)
     wall = time.perf_counter() - t0
-    summary = next((ln for ln in reversed(proc.stdout.splitlines()) if " in " in ln and "=" in ln), "")
+    # pytest -q ends with "888 passed, 31 skipped, ... in 600.57s (0:10:00)" (no "=" banner)
+    summary = next((ln for ln in reversed(proc.stdout.splitlines())
+                    if " in " in ln and re.search(r"\d+ (?:passed|failed)", ln)), "")
     n = sum(int(x) for x in re.findall(r"(\d+) (?:passed|failed|skipped|xfailed|xpassed|error)", summary))
     return {"wall": wall, "tests": n, "summary": summary.strip("= "), "loads": (before, _load()),
             "rc": proc.returncode}

@@ -7,8 +7,6 @@ import difflib
 import re
 from collections.abc import Iterable
 
-_NOISE_WORDS = {"v", "v1", "v2", "ibm", "ibmq"}
-
 
 def unknown_name_message(kind: str, name: str, known: Iterable[str], expected: str) -> str:
     """``unknown KIND 'x' (did you mean 'y'?); expected EXPECTED: a, b, …``: the closest known
@@ -19,7 +17,10 @@ def unknown_name_message(kind: str, name: str, known: Iterable[str], expected: s
     if not close:
         # A device name rather than a profile name ('ibm_brisbane', 'FakeManilaV2'): offer the
         # profiles whose name holds all of its words.
-        words = [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|\d+(?:\.\d+)?", name) if w.lower() not in _NOISE_WORDS]
+        # profiles whose name holds every word of it that any profile name holds at all (a word
+        # no profile uses, such as a version suffix "V2", cannot help and is dropped)
+        vocab = {w for k in known for w in k.lower().split("-")}
+        words = [w for w in (x.lower() for x in re.findall(r"[A-Z]?[a-z]+|\d+(?:\.\d+)?", name)) if w in vocab]
         close = [k for k in known if words and all(w in k.lower().split("-") for w in words)][:3]
     hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
     return f"unknown {kind} {name!r}{hint}; expected {expected}: {', '.join(known)}"

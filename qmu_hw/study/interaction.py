@@ -14,7 +14,6 @@ backend, shots, metric, reference, axis, contrast, other axes' values). Written 
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ import numpy as np
 
 from ..metrics.stats import holm, paired_test, per_unit_slopes
 from .config_tables import AnalysisTable
-from .noise_effect import metric_columns
+from .noise_effect import metric_columns, write_rows
 from .pairing import _Index
 
 COLUMNS = ("scenario", "method", "backend", "shots", "estimand", "metric", "reference", "axis", "fixed", "contrast", "n_seeds",
@@ -198,16 +197,7 @@ def write_interactions(folder: str | Path, rows: list[dict], order: dict | None 
                        analysis: AnalysisTable | None = None) -> list[Interaction]:
     """``<folder>/noise_interaction.csv`` (header only when the study has no axis or no pair)."""
     items = interaction_effects(rows, order, analysis)
-    path = Path(folder) / "noise_interaction.csv"
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(COLUMNS))
-        w.writeheader()
-        for it in items:
-            d = asdict(it)
-            d["shots"] = "exact" if d["shots"] is None else d["shots"]
-            w.writerow(d)
-    tmp.replace(path)
+    write_rows(Path(folder) / "noise_interaction.csv", COLUMNS, (asdict(it) for it in items))
     return items
 
 

@@ -305,17 +305,21 @@ def _columns(base: tuple, items) -> list[str]:
     return [*base[:i], *axes, *base[i:]]
 
 
-def _write_csv(path: Path, columns, items) -> Path:
+def write_rows(path: Path, columns, rows) -> Path:
+    """Write dict ``rows`` as ``path`` (CSV, ``columns`` in order, shots None as "exact"),
+    replacing it atomically: the derived CSVs of a study (noise effects, slopes, interactions)."""
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(columns))
         w.writeheader()
-        for it in items:
-            d = _flat(it)
-            d["shots"] = "exact" if d["shots"] is None else d["shots"]
-            w.writerow({k: d[k] for k in columns})
+        for d in rows:
+            w.writerow({k: ("exact" if k == "shots" and d[k] is None else d[k]) for k in columns})
     tmp.replace(path)
     return path
+
+
+def _write_csv(path: Path, columns, items) -> Path:
+    return write_rows(path, columns, (_flat(it) for it in items))
 
 
 def _store(store, effects: list[Effect], slopes: list[Slope]) -> None:

@@ -72,6 +72,7 @@ class Plan:
     final_live: np.ndarray  # (T,) bool: the string is I/Z only (⟨P⟩ = 1 on |0…0⟩)
     max_terms: int  # the largest term count on the way (memory plan)
     max_entries: int
+    total_entries: int  # summed over steps: what autograd keeps per row
     tensors: object = None  # the run's torch form, built on first use (pauli_prop)
 
 
@@ -173,10 +174,10 @@ def compile_plan(circuit: Circuit, noise: PTMNoise, labels: tuple[str, ...], max
     init_obs, init_coeff = obs, coeff
     steps, runs = [], []
     pending: dict[int, list] = {}  # qubit → its single-qubit ops since the last flush (reverse time order)
-    max_terms, max_entries = len(obs), 0
+    max_terms, max_entries, total = len(obs), 0, 0
 
     def flush(q):
-        nonlocal terms, max_terms, max_entries
+        nonlocal terms, max_terms, max_entries, total
         ops = pending.pop(q, [])
         if not ops:
             return
@@ -188,7 +189,7 @@ def compile_plan(circuit: Circuit, noise: PTMNoise, labels: tuple[str, ...], max
         terms, dst = _merge(terms, src, nx, nz)
         runs.append(run)
         steps.append(Step(src, dst, len(terms.x), run=len(runs) - 1, entry=entry))
-        max_terms, max_entries = max(max_terms, len(terms.x)), max(max_entries, len(src))
+        max_terms, max_entries, total = max(max_terms, len(terms.x)), max(max_entries, len(src)), total + len(src)
 
     for op in reversed(circuit_ops(circuit, noise)):
         if isinstance(op, Op1):
@@ -205,7 +206,7 @@ def compile_plan(circuit: Circuit, noise: PTMNoise, labels: tuple[str, ...], max
         keep = ~heavy
         terms, dst = _merge(terms, src[keep], nx[keep], nz[keep])
         steps.append(Step(src[keep], dst, len(terms.x), const=val[keep], **drop))
-        max_terms, max_entries = max(max_terms, len(terms.x)), max(max_entries, len(src))
+        max_terms, max_entries, total = max(max_terms, len(terms.x)), max(max_entries, len(src)), total + len(src)
     for q in sorted(pending):
         flush(q)
-    return Plan(len(labels), init_obs, init_coeff, steps, runs, terms.obs, terms.x == 0, max_terms, max_entries)
+    return Plan(len(labels), init_obs, init_coeff, steps, runs, terms.obs, terms.x == 0, max_terms, max_entries, total)

@@ -78,17 +78,23 @@ class PauliChooser:
         s = self.settings
         if s.method != "auto":
             return s.method == "pauli"
-        if (circuit, noise, labels) in self._failed:
+        if (circuit, noise, labels) in self._failed or not self._fits(circuit.n_qubits, len(labels)):
             return False
         cones, _ = dm.observable_cones(circuit, noise, labels)
         return max((len(c) for c in cones), default=0) >= AUTO_MIN_CONE
+
+    def _entries(self, n: int, n_obs: int) -> int:
+        return 16 * term_bound(n, self.settings.max_weight, n_obs)  # a 2-qubit gate: ≤ 16 branches per string
+
+    def _fits(self, n: int, n_obs: int) -> bool:
+        return self._entries(n, n_obs) * _COMPILE_BYTES_PER_ENTRY <= self.memory_limit
 
     def plan(self, circuit, noise, labels: tuple[str, ...], what: str, rows: int = 1):
         """The compiled walk, refused before compiling or running when it needs more memory
         than the limit (``rows``: rows walked at once)."""
         s = self.settings
-        entries = 16 * term_bound(circuit.n_qubits, s.max_weight, len(labels))  # a 2-qubit gate: ≤ 16 branches
-        if entries * _COMPILE_BYTES_PER_ENTRY > self.memory_limit:
+        if not self._fits(circuit.n_qubits, len(labels)):
+            entries = self._entries(circuit.n_qubits, len(labels))
             raise InvalidRequestError(
                 f"{what}: Pauli propagation with pauli_max_weight={s.max_weight} on {circuit.n_qubits} qubits may "
                 f"hold {entries:,} string entries, more than the memory limit of {self.memory_limit / 2**30:.1f} GiB "

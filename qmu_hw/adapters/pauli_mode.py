@@ -30,7 +30,7 @@ import torch
 from ..core.exceptions import InvalidRequestError, ProfileError
 from . import dm_engine as dm
 from .pauli_compile import compile_plan
-from .pauli_prop import pauli_expectations, plan_bytes
+from .pauli_prop import chunk_rows, pauli_expectations, plan_bytes
 
 METHODS = ("auto", "ptm", "pauli")
 AUTO_MIN_CONE = 7  # from 7-qubit cones (4^7 numbers per row) the exact engine slows down; measured 8q×6L ring
@@ -117,7 +117,7 @@ class PauliChooser:
         grad = angles.requires_grad
         rows = angles.shape[0] if grad else 1
         plan = self.plan(circuit, noise, labels, what, rows)
-        chunk = max(1, self.memory_limit // max(1, plan_bytes(plan, 1)))
+        chunk = chunk_rows(plan)
         if grad:  # autograd keeps every step's gathered coefficients and values
             need = 2 * 8 * plan.total_entries * angles.shape[0]
             if need > self.memory_limit:

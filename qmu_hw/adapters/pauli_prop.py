@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ..core.circuit import Circuit
@@ -30,6 +31,9 @@ from .pauli_compile import Plan, compile_plan
 from .ptm_noise import PTMNoise
 
 _BYTES_PER_ENTRY = 8 * 3  # gathered coefficients, values and their product, per row and entry
+# Rows walked at once for values: a step's temporaries stay in cache (measured on 2,304 rows of
+# 8q x 6L at weight 4: 64-128 rows per pass 1.7 s, all rows at once 6.0 s).
+CHUNK_BYTES = 8 * 2**20
 
 
 @dataclass
@@ -59,27 +63,37 @@ def _tensors(plan: Plan) -> _Tensors:
             C[:, i, j] = torch.as_tensor(c)
     steps = []
     for st in plan.steps:
-        flat = None if st.run < 0 else torch.as_tensor(st.run * 16 + st.entry)
-        const = None if st.const is None else torch.as_tensor(st.const)
-        steps.append((torch.as_tensor(st.src), torch.as_tensor(st.dst), st.n_out, const, flat,
-                      torch.as_tensor(st.drop_src), torch.as_tensor(abs(st.drop_val)), torch.as_tensor(st.drop_obs)))
+        src, entry, const = st.src, st.entry, st.const
+        dst = st.dst
+        if len(dst) == st.n_out and st.n_out and (np.bincount(dst, minlength=st.n_out) == 1).all():
+            # every new string has one source (Clifford gates with Pauli noise): a gather in
+            # the new order, no index_add
+            order = np.argsort(dst)
+            src, dst = src[order], None
+            entry = None if entry is None else entry[order]
+            const = None if const is None else const[order]
+        flat = None if st.run < 0 else torch.as_tensor(st.run * 16 + entry)
+        const = None if const is None else torch.as_tensor(const)[:, None]
+        steps.append((torch.as_tensor(src), None if dst is None else torch.as_tensor(dst), st.n_out, const, flat,
+                      torch.as_tensor(st.drop_src), torch.as_tensor(abs(st.drop_val))[:, None],
+                      torch.as_tensor(st.drop_obs)))
     plan.tensors = _Tensors(torch.as_tensor(plan.init_obs), torch.as_tensor(plan.init_coeff), steps, slots, C,
                             torch.as_tensor(plan.final_obs), torch.as_tensor(plan.final_live))
     return plan.tensors
 
 
 def _run_matrices(t: _Tensors, ang: torch.Tensor) -> torch.Tensor:
-    """Every fused single-qubit run's PTM for every row, flattened: ``(B, N·16)``."""
+    """Every fused single-qubit run's PTM for every row, flattened: ``(N·16, B)``."""
     B = ang.shape[0]
     N, P = t.run_slots.shape
     if N == 0:
-        return ang.new_zeros(B, 0)
+        return ang.new_zeros(0, B)
     theta = ang[:, t.run_slots][..., None, None]  # (B, N, P, 1, 1)
     R = t.run_c[0] + torch.sin(theta) * t.run_c[1] + (1 - torch.cos(theta)) * t.run_c[2]
     M = R[:, :, 0]
     for j in range(1, P):
         M = R[:, :, j] @ M
-    return M.reshape(B, N * 16)
+    return M.reshape(B, N * 16).T.contiguous()
 
 
 def propagate(plan: Plan, angles: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,16 +103,24 @@ def propagate(plan: Plan, angles: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     ang = torch.cat([angles.to(torch.float64), angles.new_zeros(angles.shape[0], 1, dtype=torch.float64)], dim=1)
     B = ang.shape[0]
     mats = _run_matrices(t, ang)
-    c = t.init_coeff.to(ang.dtype).expand(B, -1)
-    bound = torch.zeros(B, plan.n_obs, dtype=torch.float64)
+    # Strings along dim 0, rows along dim 1: a gather or index_add moves whole rows of B
+    # contiguous numbers (measured 2.2 s instead of 3.8 s for 2,304 rows of 8q x 6L).
+    c = t.init_coeff.to(ang.dtype)[:, None].expand(-1, B)
+    bound = torch.zeros(plan.n_obs, B, dtype=torch.float64)
     for src, dst, n_out, const, flat, drop_src, drop_val, drop_obs in t.steps:
         if drop_src.numel():
             with torch.no_grad():
-                bound.index_add_(1, drop_obs, c.detach()[:, drop_src].abs() * drop_val)
-        w = const if flat is None else mats[:, flat]
-        c = c.new_zeros(B, n_out).index_add(1, dst, c[:, src] * w)
-    vals = c.new_zeros(B, plan.n_obs).index_add(1, t.final_obs[t.live], c[:, t.live])
+                bound.index_add_(0, drop_obs, c.detach()[drop_src].abs() * drop_val)
+        w = const if flat is None else mats[flat]
+        moved = c[src] * w
+        c = moved if dst is None else c.new_zeros(n_out, B).index_add(0, dst, moved)
+    vals = c.new_zeros(plan.n_obs, B).index_add(0, t.final_obs[t.live], c[t.live])
+    vals, bound = vals.T, bound.T
     return vals, bound
+
+
+def chunk_rows(plan: Plan) -> int:
+    return max(1, CHUNK_BYTES // (8 * max(plan.max_entries, plan.max_terms, 1)))
 
 
 def plan_bytes(plan: Plan, rows: int) -> int:

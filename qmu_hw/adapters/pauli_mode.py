@@ -33,7 +33,7 @@ from .pauli_compile import compile_plan
 from .pauli_prop import chunk_rows, pauli_expectations, plan_bytes
 
 METHODS = ("auto", "ptm", "pauli")
-AUTO_MIN_CONE = 7  # from 7-qubit cones (4^7 numbers per row) the exact engine slows down; measured 8q×6L ring
+AUTO_MIN_CONE = 7  # 4^7 = 16,384 numbers per row and cone: where the exact engine starts to cost (issue 22)
 DEFAULT_MAX_WEIGHT = 4
 DEFAULT_TOLERANCE = 1e-3
 _COMPILE_BYTES_PER_ENTRY = 96  # numpy index arrays alive while one step is compiled

@@ -28,6 +28,7 @@ from functools import lru_cache
 import numpy as np
 
 from ..core.circuit import Circuit
+from ..core.exceptions import InvalidRequestError
 from .dm_compile import _readout_weights
 from .light_cone import Op1, Op2, circuit_ops
 from .ptm import K2_TABLE, K_TABLE
@@ -94,9 +95,18 @@ def _set_letter(x, z, q, n, letters):
     return (x & mask) | (_XBIT[letters] << s), (z & mask) | (_ZBIT[letters] << s)
 
 
+_POPCOUNT = np.array([bin(i).count("1") for i in range(1 << 16)], dtype=np.int64)
+
+
 def _weight(x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Pauli weight of every string (popcount of x | z, 16 bits per table lookup; numpy >= 1.24
+    has no bitwise_count)."""
     v = x | z
-    return np.array([int(b).bit_count() for b in v.tolist()], dtype=np.int64) if v.size else v
+    w = np.zeros(len(v), dtype=np.int64)
+    while v.any():
+        w += _POPCOUNT[v & 0xFFFF]
+        v = v >> 16
+    return w
 
 
 class _Terms:
@@ -148,7 +158,7 @@ def _branch(terms: _Terms, qubits: tuple, pattern: np.ndarray):
 def _merge(terms: _Terms, src, x, z):
     obs = terms.obs[src]
     key = terms.key(obs, x, z)
-    uniq, first, dst = np.unique(key, return_index=True, return_inverse=True)
+    _, first, dst = np.unique(key, return_index=True, return_inverse=True)
     return _Terms(obs[first], x[first], z[first], terms.n), dst.reshape(-1)
 
 
@@ -169,6 +179,8 @@ def compile_plan(circuit: Circuit, noise: PTMNoise, labels: tuple[str, ...], max
     """The backward walk of ``labels`` through ``circuit`` with ``noise``, strings heavier than
     ``max_weight`` dropped after two-qubit gates (``max_weight ≥ n``: exact)."""
     n = circuit.n_qubits
+    if 2 * n + max(len(labels), 1).bit_length() > 62:  # a string's merge key is one int64
+        raise InvalidRequestError(f"Pauli propagation supports up to ~30 qubits, got {n}; use method=\"ptm\"")
     obs, x, z, coeff = _initial_terms(labels, noise, n)
     terms = _Terms(obs, x, z, n)
     init_obs, init_coeff = obs, coeff

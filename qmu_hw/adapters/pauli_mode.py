@@ -11,13 +11,15 @@ Options (``DensityMatrixBackend``):
   dropped, exact).
 * ``pauli_tolerance``: the largest accepted rigorous bound on ``|value − exact|`` (default
   1e-3). A user never gets a number further from the exact one than this without being told:
-  ``"pauli"`` raises :class:`InvalidRequestError` naming the options, ``"auto"`` recomputes on
-  the exact engine (and remembers the circuit, so later requests skip the attempt).
+  ``"pauli"`` raises :class:`InvalidRequestError` naming the options, ``"auto"`` recomputes the
+  rows over it on the exact engine (when every row is over it, it remembers the circuit, so
+  later requests skip the attempt).
 
 The bound is reported in the result metadata (``result.metadata["raw"]``):
 ``method`` ("ptm" or "pauli"), ``truncation_error_bound`` (max over rows and observables)
-and ``truncation_error_bound_per_observable`` (max over rows), and, after an ``auto``
-fallback, ``pauli_fallback`` (why).
+and ``truncation_error_bound_per_observable`` (max over rows; both over the rows Pauli
+propagation served), ``pauli_fallback_rows`` (rows recomputed exactly, if any) and, when
+``auto`` ran everything exactly, ``pauli_fallback`` (why).
 """
 
 from __future__ import annotations
@@ -111,8 +113,9 @@ class PauliChooser:
         return plan
 
     def expectations(self, circuit, angles: torch.Tensor, terms, noise, what: str):
-        """``(values, raw metadata)`` on Pauli propagation; ``(None, raw)`` when ``auto`` falls
-        back (``raw`` then says why, for the exact run's metadata)."""
+        """``(values, redo, raw metadata)`` on Pauli propagation, ``redo`` the rows (``auto``)
+        whose bound exceeds the tolerance, to recompute exactly (None: none); ``(None, None, raw)``
+        when every row does (``raw`` then says why, for the exact run's metadata)."""
         labels = tuple(t.label for t in terms)
         grad = angles.requires_grad
         rows = angles.shape[0] if grad else 1
@@ -126,19 +129,25 @@ class PauliChooser:
                     f"{angles.shape[0]} rows, more than the memory limit; lower 'pauli_max_weight' or the batch, "
                     "or raise 'max_memory_gb'")
         vals, bound = pauli_expectations(circuit, angles, terms, noise, self.settings.max_weight, chunk)
-        worst = float(bound.max()) if bound.numel() else 0.0
-        raw = {"method": "pauli", "pauli_max_weight": self.settings.max_weight,
-               "truncation_error_bound": worst,
-               "truncation_error_bound_per_observable": bound.max(dim=0).values.tolist() if bound.numel() else []}
-        if worst <= self.settings.tolerance:
-            return vals, raw
-        if self.settings.method == "pauli":
+        tol = self.settings.tolerance
+        bad = bound.max(dim=1).values > tol if bound.numel() else torch.zeros(angles.shape[0], dtype=torch.bool)
+        if bad.any() and self.settings.method == "pauli":
             raise InvalidRequestError(
-                f"{what}: Pauli propagation's truncation error bound is {worst:.3g}, above pauli_tolerance="
-                f"{self.settings.tolerance:g}; raise 'pauli_max_weight' (now {self.settings.max_weight}), accept a "
+                f"{what}: Pauli propagation's truncation error bound is {float(bound.max()):.3g}, above "
+                f"pauli_tolerance={tol:g}; raise 'pauli_max_weight' (now {self.settings.max_weight}), accept a "
                 "larger 'pauli_tolerance', or use method=\"ptm\" (exact)"
             )
-        self._failed.add((circuit, noise, labels))
-        return None, {"method": "ptm", "pauli_fallback": (
-            f"Pauli propagation's bound {worst:.3g} exceeded pauli_tolerance={self.settings.tolerance:g} at "
-            f"pauli_max_weight={self.settings.max_weight}; computed exactly instead")}
+        if bad.all():
+            self._failed.add((circuit, noise, labels))
+            return None, None, {"method": "ptm", "pauli_fallback": (
+                f"Pauli propagation's bound {float(bound.max()):.3g} exceeded pauli_tolerance={tol:g} at "
+                f"pauli_max_weight={self.settings.max_weight}; computed exactly instead")}
+        good = bound[~bad]
+        raw = {"method": "pauli", "pauli_max_weight": self.settings.max_weight,
+               "truncation_error_bound": float(good.max()) if good.numel() else 0.0,
+               "truncation_error_bound_per_observable": good.max(dim=0).values.tolist() if good.numel() else []}
+        if not bad.any():
+            return vals, None, raw
+        # only the rows over the tolerance are recomputed exactly (their error is then 0)
+        raw["pauli_fallback_rows"] = int(bad.sum())
+        return vals, torch.nonzero(bad).reshape(-1), raw

@@ -208,3 +208,20 @@ def test_calibrated_device_noise_untruncated_equals_exact_engine():
     got = get_backend("dm-cal-fake-manila", method="pauli", pauli_max_weight=5).estimate(EstimateRequest(c, params, obs))
     assert got.metadata["raw"]["method"] == "pauli" and got.metadata["raw"]["truncation_error_bound"] == 0.0
     np.testing.assert_allclose(got.values, ref.values, atol=1e-10)
+
+
+def test_auto_recomputes_only_the_rows_over_the_tolerance():
+    c = hqml(8, 6)
+    params = np.random.default_rng(8).uniform(-3, 3, (6, c.n_params))
+    noise = get_backend("dm-depol-0.05").noise_for(8)
+    _, bound = pauli_expectations(c, torch.as_tensor(c.angles(params)), _z_terms(8), noise, 5)
+    rows = bound.max(dim=1).values.numpy()
+    tol = float(np.median(rows))  # about half the rows over it
+    assert (rows > tol).any() and (rows <= tol).any()
+    r = get_backend("dm-depol-0.05", pauli_max_weight=5, pauli_tolerance=tol).estimate(EstimateRequest(c, params))
+    raw = r.metadata["raw"]
+    assert raw["method"] == "pauli" and raw["pauli_fallback_rows"] == int((rows > tol).sum())
+    assert raw["truncation_error_bound"] <= tol
+    exact = get_backend("dm-depol-0.05", method="ptm").estimate(EstimateRequest(c, params)).values
+    np.testing.assert_allclose(r.values[rows > tol], exact[rows > tol], atol=1e-12)
+    assert np.all(np.abs(r.values - exact).max(axis=1) <= np.where(rows > tol, 1e-12, rows + 1e-12))

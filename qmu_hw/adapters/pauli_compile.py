@@ -174,7 +174,7 @@ def _run_matrix(run: list) -> np.ndarray:
     return pat
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=8)  # an untruncated 8-qubit plan holds ~10^7 indices: keep few
 def compile_plan(circuit: Circuit, noise: PTMNoise, labels: tuple[str, ...], max_weight: int) -> Plan:
     """The backward walk of ``labels`` through ``circuit`` with ``noise``, strings heavier than
     ``max_weight`` dropped after two-qubit gates (``max_weight ≥ n``: exact)."""

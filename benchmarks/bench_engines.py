@@ -42,9 +42,14 @@ import qmu_hw  # noqa: E402
 from qmu_hw.circuits import hqml  # noqa: E402
 from qmu_hw.core.toml_write import toml_table  # noqa: E402
 
-ENGINES = ["qmu exact bp", "qmu exact ps", "qmu dm bp", "qmu dm ps", "qmu dm sampled ps",
+ENGINES = ["qmu exact bp", "qmu exact ps", "qmu dm bp", "qmu dm ps", "qmu dm sampled ps", "qmu dm pauli bp",
+           "qmu dm pauli ps",
            "PennyLane default.qubit bp", "PennyLane lightning adjoint", "Qiskit Aer (forward only)"]
 DM_MAX_QUBITS = 10  # the density-matrix engine's default register limit
+# Pauli propagation (dm-depol-0.01, method = "pauli"): strings above this weight dropped, any
+# bound accepted, so the row measures the walk's speed; its error against the exact engine and
+# its reported bound are printed beside it (pauli_accuracy).
+PAULI_OPTIONS = {"method": "pauli", "pauli_max_weight": 4, "pauli_tolerance": float("inf")}
 
 
 def qmu_step(n, L, engine, x):
@@ -52,9 +57,11 @@ def qmu_step(n, L, engine, x):
         "qmu exact bp": ("exact", "backprop", None), "qmu exact ps": ("exact", "parameter-shift", None),
         "qmu dm bp": ("dm-depol-0.01", "backprop", None), "qmu dm ps": ("dm-depol-0.01", "parameter-shift", None),
         "qmu dm sampled ps": ("dm-depol-0.01", "parameter-shift", 1024),
+        "qmu dm pauli bp": ("dm-depol-0.01", "backprop", None), "qmu dm pauli ps": ("dm-depol-0.01", "parameter-shift", None),
     }[engine]
-    layer = qmu_hw.QuantumLayer(hqml(n, L), qmu_hw.get_backend(backend, seed=0), gradient=grad, shots=shots,
-                                seed=0 if shots else None).double()
+    options = PAULI_OPTIONS if "pauli" in engine else {}
+    layer = qmu_hw.QuantumLayer(hqml(n, L), qmu_hw.get_backend(backend, seed=0, **options), gradient=grad,
+                                shots=shots, seed=0 if shots else None).double()
 
     def step():
         layer.zero_grad()
@@ -105,8 +112,10 @@ def aer_step(n, L, x):
 
 def make_step(engine, n, L, x):
     if engine.startswith("qmu"):
-        if engine.startswith("qmu dm") and (n > DM_MAX_QUBITS or (L > 2 and n > 8)):
-            return None  # beyond the engine's register limit / minutes per step (deep cones, 4^k)
+        if engine.startswith("qmu dm") and n > DM_MAX_QUBITS:
+            return None  # beyond the engine's register limit
+        if engine.startswith("qmu dm") and "pauli" not in engine and L > 2 and n > 8:
+            return None  # minutes per step (deep cones, 4^k)
         return qmu_step(n, L, engine, x)
     try:
         if engine == "PennyLane default.qubit bp":
@@ -118,9 +127,29 @@ def make_step(engine, n, L, x):
         return None
 
 
+def x_of(n, B):
+    return torch.as_tensor(np.random.default_rng(n).uniform(-np.pi, np.pi, (B, n)))
+
+
+def pauli_accuracy(n, L, x) -> str:
+    """Max |Pauli − exact| of the forward values and the largest reported bound (exact
+    reference only up to 8 qubits at depth > 2: the exact engine's limit here)."""
+    from qmu_hw import EstimateRequest
+
+    c = hqml(n, L)
+    params = np.concatenate([x.numpy(), np.broadcast_to(np.linspace(-1, 1, c.n_weights), (x.shape[0], c.n_weights))],
+                            axis=1)
+    r = qmu_hw.get_backend("dm-depol-0.01", **PAULI_OPTIONS).estimate(EstimateRequest(c, params))
+    note = f"bound {r.metadata['raw']['truncation_error_bound']:.2g}"
+    if n <= 8 or L <= 2:
+        exact = qmu_hw.get_backend("dm-depol-0.01", method="ptm").estimate(EstimateRequest(c, params)).values
+        note = f"max |err| {np.abs(r.values - exact).max():.2g}, " + note
+    return note
+
+
 def time_case(n, L, B, repeats, budget, skip):
     """Median step time of every engine on one case (interleaved repeats)."""
-    x = torch.as_tensor(np.random.default_rng(n).uniform(-np.pi, np.pi, (B, n)))
+    x = x_of(n, B)
     fns, times = {}, {}
     for e in ENGINES:
         if (e, L) in skip:
@@ -155,6 +184,8 @@ def engines_section(sizes, depths, repeats, budget) -> str:
             for e in ENGINES:
                 if e in med:
                     ratio = f"{med[e] / base:.1f}×" if base else "–"
+                    if "pauli" in e:
+                        ratio += f" ({pauli_accuracy(n, L, x_of(n, B))})"
                     rows.append([f"{n}q×{L}L B={B}", e, f"{med[e] * 1e3:,.1f}", ratio, str(count[e])])
                     print(f"{n}q×{L}L B={B} {e:30s} {med[e] * 1e3:10.1f} ms  {ratio}", flush=True)
                 else:
@@ -241,11 +272,18 @@ def main() -> None:
     ap.add_argument("--no-engines", action="store_true")
     ap.add_argument("--budget", type=float, default=20.0, help="seconds per step beyond which larger sizes are skipped")
     ap.add_argument("--note", default="", help="a sentence on the machine's state, written with the results")
+    ap.add_argument("--sizes", type=int, nargs="+", help="qubit counts (default 8 10 12 14; --quick: 8 10)")
+    ap.add_argument("--depths", type=int, nargs="+", help="layer counts (default 2 6; --quick: 2)")
+    ap.add_argument("--engines", nargs="+", help="run only engines whose name contains one of these words "
+                                                 "(qmu exact bp always runs: the ratios' base)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     where = machine() + (f". {args.note}" if args.note else "")
     if not args.no_engines:
         sizes, depths, reps = ([8, 10], [2], 1) if args.quick else ([8, 10, 12, 14], [2, 6], 3)
+        sizes, depths = args.sizes or sizes, args.depths or depths
+        if args.engines:
+            ENGINES[:] = [e for e in ENGINES if e == "qmu exact bp" or any(w in e for w in args.engines)]
         table = engines_section(sizes, depths, reps, args.budget)
         print(table)
         update_results(

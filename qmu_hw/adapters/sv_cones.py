@@ -24,6 +24,7 @@ from ..core.circuit import Circuit
 from . import torch_engine as te
 from .light_cone import circuit_ops, distinct_rows, light_cone
 from .ptm_noise import PTMNoise
+from .sv_active import active_ops
 
 _NOISELESS = PTMNoise()
 # Up to this width the whole register in one pass beats several cone passes (python overhead
@@ -98,6 +99,7 @@ class ConeGroup:
     slot_maps: np.ndarray  # (M, S) global slot of each local slot, per member
     labels: tuple[str, ...]  # local labels measured on the group (union over members)
     readout: tuple[tuple[int, int, int], ...]  # (member, index into labels, observable)
+    entries: tuple = ()  # the gates as (name, local qubits, local slot or None), in time order
 
 
 @dataclass(frozen=True)
@@ -107,14 +109,15 @@ class ConePlan:
     constant: tuple[int, ...]  # all-identity observables (value 1)
 
 
-def _reduced(circuit: Circuit, cone: tuple[int, ...]) -> tuple[tuple, np.ndarray]:
-    """The cone's gates as ``(name, local qubits, local slot)`` and its global slots."""
+def _reduced(circuit: Circuit, cone: tuple[int, ...], active: np.ndarray) -> tuple[tuple, np.ndarray]:
+    """The cone's gates that act on its observables (``active``, per gate) as ``(name, local
+    qubits, local slot)``, and its global slots."""
     local = {q: i for i, q in enumerate(cone)}
     slot_of = {gi: s for s, gi in enumerate(circuit.slots)}
     entries, slots = [], []
     for gi, g in enumerate(circuit.gates):
-        if not all(q in local for q in g.qubits):
-            continue  # outside, or a CZ/CNOT half outside (acts as the identity there)
+        if not active[gi] or not all(q in local for q in g.qubits):
+            continue  # the identity on the evolved observables (a CZ/CNOT half outside is one)
         s = slot_of.get(gi)
         if s is not None:
             slots.append(s)
@@ -145,7 +148,8 @@ def cone_plan(circuit: Circuit, labels: tuple[str, ...]) -> ConePlan:
         by_cone = {}
     by_structure: dict[tuple, list] = {}
     for cone, obs in by_cone.items():
-        entries, slots = _reduced(circuit, cone)
+        active = np.logical_or.reduce([active_ops(ops, n, labels[o]) for o in obs])
+        entries, slots = _reduced(circuit, cone, active)
         by_structure.setdefault((len(cone), entries), []).append((cone, slots, obs))
     groups = []
     for (k, entries), members in by_structure.items():
@@ -159,7 +163,7 @@ def cone_plan(circuit: Circuit, labels: tuple[str, ...]) -> ConePlan:
                 readout.append((m, local_labels.index(lab), o))
         n_slots = len(members[0][1])
         groups.append(ConeGroup(k, te.plan_of(k, n_slots, entries), np.stack([s for _, s, _ in members]),
-                                tuple(local_labels), tuple(readout)))
+                                tuple(local_labels), tuple(readout), entries))
     return ConePlan(tuple(groups), tuple(full), tuple(constant))
 
 

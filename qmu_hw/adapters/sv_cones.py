@@ -24,6 +24,7 @@ from ..core.circuit import Circuit
 from . import torch_engine as te
 from .light_cone import circuit_ops, distinct_rows, light_cone
 from .ptm_noise import PTMNoise
+from . import sv_shift, sv_spawn
 from .sv_active import active_ops
 
 _NOISELESS = PTMNoise()
@@ -186,7 +187,16 @@ def expectations(
             cols[o] = vals[:, j]
     flat = angles.detach().cpu().numpy() if plan.groups else None
     grad = angles.requires_grad
+    # A parameter-shift request (rows = base rows with one slot shifted): each base row's
+    # prefix once per cone, the shifted rows from their gate on (sv_spawn).
+    shift = None if grad or not plan.groups else sv_shift.shift_rows(flat)
     for g in plan.groups:
+        if shift is not None:
+            vals = sv_spawn.group_values(g.entries, g.k, g.slot_maps, g.labels, flat, shift, angles.dtype,
+                                         CHUNK_BYTES)  # (M, R, L)
+            for m, li, o in g.readout:
+                cols[o] = vals[m, :, li]
+            continue
         parts, inverses, offset = [], [], 0
         for m in range(g.slot_maps.shape[0]):
             first, inv = distinct_rows(flat, g.slot_maps[m], dedup=not grad)

@@ -33,7 +33,8 @@ class ShiftPlan:
         B, Gs = self.batch_size, len(self.slots)
         v = values.reshape(B, Gs, 2, -1)
         d_angle = 0.5 * (v[:, :, 0] - v[:, :, 1])  # (B, G', O)
-        jac = np.einsum("bso,sp->bop", d_angle, self.slot_to_param)
+        # matmul, not einsum: numpy's unoptimised einsum loop took ms on (32, 84, 14) × (84, 140)
+        jac = np.matmul(d_angle.transpose(0, 2, 1), self.slot_to_param)
         if stderr is None:
             return jac, None
         e = stderr.reshape(B, Gs, 2, -1)

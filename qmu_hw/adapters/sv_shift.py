@@ -27,6 +27,7 @@ class ShiftRows:
     slot: np.ndarray  # (R,)
     variant: np.ndarray  # (R,) rank among the rows of the same block and slot (the ± of a shift)
     n_variants: int
+    values: np.ndarray  # (Bb, G, V): each variant's angle at each slot (the base's where none)
 
 
 def _block_size(flat: np.ndarray) -> int | None:
@@ -67,4 +68,8 @@ def shift_rows(flat: np.ndarray) -> ShiftRows | None:
     run_start = np.repeat(starts, np.diff(np.r_[starts, R]))
     variant = np.empty(R, dtype=np.int64)
     variant[order] = np.arange(R) - run_start
-    return ShiftRows(base, block, slot, variant, int(variant.max()) + 1)
+    V = int(variant.max()) + 1
+    values = np.repeat(base[:, :, None], V, axis=2)
+    rows = np.flatnonzero(slot >= 0)
+    values[block[rows], slot[rows], variant[rows]] = flat[rows, slot[rows]]
+    return ShiftRows(base, block, slot, variant, V, values)

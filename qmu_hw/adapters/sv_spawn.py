@@ -38,37 +38,56 @@ def _apply(state: torch.Tensor, mat: torch.Tensor, q: int, k: int) -> torch.Tens
     return out.reshape(X, N, D)
 
 
-def _spawn_slots(sr: ShiftRows, slot_maps: np.ndarray, G: int) -> tuple[np.ndarray, np.ndarray]:
+def _spawn_slots(sr: ShiftRows, slot_maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``rank (S,)``: each local slot's spawn index (in gate order; -1: no row shifts it in any
-    member), and ``local (M, G)``: each member's local slot of every global slot (-1: none)."""
+    member), and ``code (M, G + 1)``: the state row (N index) a row shifted at global slot
+    ``g`` reads in member ``m`` is ``code[m, g + 1]`` plus its variant, or the base row (0)
+    where ``code`` is 0 (the slot is outside the member's cone; column 0: an unshifted row)."""
     M, S = slot_maps.shape
+    G = sr.base.shape[1]
     shifted = np.zeros(G, dtype=bool)
     shifted[sr.slot[sr.slot >= 0]] = True
     spawn = np.flatnonzero(shifted[slot_maps].any(axis=0))
     rank = -np.ones(S, dtype=np.int64)
     rank[spawn] = np.arange(len(spawn))
-    local = -np.ones((M, G), dtype=np.int64)
-    local[np.arange(M)[:, None], slot_maps] = np.arange(S)
-    return rank, local
+    code = np.zeros((M, G + 1), dtype=np.int64)
+    code[np.arange(M)[:, None], slot_maps + 1] = np.where(rank >= 0, 1 + rank * sr.n_variants, 0)
+    return rank, code
 
 
-def _spawn_angles(sr: ShiftRows, flat: np.ndarray, slot_maps: np.ndarray, bases: np.ndarray, rank, local):
-    """Each spawn's angles ``(n_spawn, V, M, b)`` for base rows ``bases`` (padded with the
-    base's angle where a member or base row has fewer variants), and the base rows' own
-    ``(M, b, S)``."""
-    M = slot_maps.shape[0]
-    spawn = np.flatnonzero(rank >= 0)
-    base_local = sr.base[bases][:, slot_maps]  # (b, M, S)
-    V = sr.n_variants
-    W = np.broadcast_to(base_local[:, :, spawn].transpose(2, 0, 1)[:, None], (len(spawn), V, len(bases), M)).copy()
-    pos = -np.ones(len(sr.base), dtype=np.int64)
-    pos[bases] = np.arange(len(bases))
-    rows = np.flatnonzero((sr.slot >= 0) & (pos[sr.block] >= 0))
-    J = local[:, sr.slot[rows]]  # (M, rows)
-    mm, ri = np.nonzero(J >= 0)
-    r = rows[ri]
-    W[rank[J[mm, ri]], sr.variant[r], pos[sr.block[r]], mm] = flat[r, sr.slot[r]]
-    return W.transpose(0, 1, 3, 2), base_local.transpose(1, 0, 2)
+def _product_prefix(entries: tuple, k: int, base_m, spawn_m, rank: np.ndarray, cdtype, X: int):
+    """The gates before the first two-qubit gate act on a product state: each qubit's rows
+    are 2-vectors (its base and the variants spawned on it), ``2^k / 2`` times less work per
+    gate than on the register. Returns the states ``(X, N, 2^k)`` after them and the number
+    of entries consumed."""
+    zero = torch.zeros(X, 1, 2, 1, dtype=cdtype)
+    zero[:, :, 0] = 1
+    vecs = [zero] * k  # per qubit (X, rows on it, 2, 1)
+    owner: list[list[int]] = [[] for _ in range(k)]  # per qubit: the spawn rows its rows 1.. belong to
+    n_rows, used = 1, 0
+    for name, qubits, slot in entries:
+        if len(qubits) == 2:
+            break
+        used += 1
+        q = qubits[0]
+        if slot is None:
+            vecs[q] = torch.matmul(torch.as_tensor(FIXED_MATRICES[name]).to(cdtype), vecs[q])
+            continue
+        before = vecs[q][:, :1]
+        vecs[q] = torch.matmul(base_m[:, slot, None], vecs[q])
+        if rank[slot] >= 0:
+            V = spawn_m.shape[1]
+            sp = torch.matmul(spawn_m[rank[slot]].transpose(0, 1), before)  # (X, V, 2, 1)
+            vecs[q] = torch.cat([vecs[q], sp], dim=1)
+            owner[q] += range(1 + rank[slot] * V, 1 + (rank[slot] + 1) * V)
+            n_rows = 1 + (rank[slot] + 1) * V
+    state = None
+    for q in range(k):
+        idx = np.zeros(n_rows, dtype=np.int64)  # a row not spawned on q has q's base vector
+        idx[owner[q]] = np.arange(1, len(owner[q]) + 1)
+        v = vecs[q][:, torch.as_tensor(idx), :, 0]  # (X, N, 2)
+        state = v if state is None else (state[..., None] * v[:, :, None, :]).reshape(X, n_rows, -1)
+    return state, used
 
 
 def _simulate(entries: tuple, k: int, base_half: torch.Tensor, spawn_half: torch.Tensor, rank: np.ndarray,
@@ -77,9 +96,8 @@ def _simulate(entries: tuple, k: int, base_half: torch.Tensor, spawn_half: torch
     X = base_half.shape[0]
     base_m = _rotations(gens, base_half, cdtype)  # (X, S, 2, 2)
     spawn_m = _rotations(gens[torch.as_tensor(np.flatnonzero(rank >= 0))][:, None, None], spawn_half, cdtype)
-    state = torch.zeros(X, 1, 2**k, dtype=cdtype)
-    state[:, :, 0] = 1
-    for name, qubits, slot in entries:
+    state, used = _product_prefix(entries, k, base_m, spawn_m, rank, cdtype, X)
+    for name, qubits, slot in entries[used:]:
         if len(qubits) == 2:
             perm, phase = two_qubit_phase_perm(Gate(name, tuple(qubits)), k)
             state = state[..., torch.as_tensor(perm)] * torch.as_tensor(phase).to(cdtype)
@@ -110,23 +128,23 @@ def group_values(entries: tuple, k: int, slot_maps: np.ndarray, labels: tuple[st
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     gens = torch.as_tensor(np.stack([ROTATION_GENERATORS[e[0]] for e in entries if e[2] is not None])
                            if S else np.zeros((0, 2, 2), complex))
-    rank, local = _spawn_slots(sr, slot_maps, flat.shape[1])
-    N = 1 + V * int(np.count_nonzero(rank >= 0))
+    rank, code = _spawn_slots(sr, slot_maps)
+    spawn = np.flatnonzero(rank >= 0)
+    N = 1 + V * len(spawn)
     per_base = M * N * 2**k * 16 * 4  # state, spawn copy, matmul output and gather alive at once
     chunk = max(1, max_bytes // per_base)
-    vals_rows = torch.empty(M, R, len(labels), dtype=dtype)
+    c = code[:, sr.slot + 1]  # (M, R)
+    n_idx = c + (c > 0) * sr.variant
+    parts = []
     for c0 in range(0, Bb, chunk):
-        bases = np.arange(c0, min(Bb, c0 + chunk))
-        W, base_local = _spawn_angles(sr, flat, slot_maps, bases, rank, local)
-        b = len(bases)
-        base_half = torch.as_tensor(base_local.reshape(M * b, S), dtype=dtype) * 0.5
-        spawn_half = torch.as_tensor(W.reshape(W.shape[0], V, M * b), dtype=dtype) * 0.5
+        b = min(Bb, c0 + chunk) - c0
+        vals = sr.values[c0 : c0 + b][:, slot_maps]  # (b, M, S, V)
+        base = sr.base[c0 : c0 + b][:, slot_maps]  # (b, M, S)
+        base_half = torch.as_tensor(base.transpose(1, 0, 2).reshape(M * b, S), dtype=dtype) * 0.5
+        spawn_half = torch.as_tensor(vals[:, :, spawn].transpose(2, 3, 1, 0).reshape(len(spawn), V, M * b),
+                                     dtype=dtype) * 0.5
         state = _simulate(entries, k, base_half, spawn_half, rank, gens, cdtype)  # (M·b, N, D)
-        vals = te._expectations(state.reshape(-1, 2**k), labels, k).reshape(M, b, N, len(labels))
-        rows = np.flatnonzero((sr.block >= c0) & (sr.block < c0 + b))
-        slot = sr.slot[rows]
-        j = np.where(slot[None, :] >= 0, local[:, np.maximum(slot, 0)], -1)  # (M, rows)
-        n_idx = np.where(j >= 0, 1 + rank[np.maximum(j, 0)] * V + sr.variant[rows][None, :], 0)
-        flat_idx = (np.arange(M)[:, None] * b + (sr.block[rows] - c0)[None, :]) * N + n_idx
-        vals_rows[:, rows] = vals.reshape(M * b * N, -1)[torch.as_tensor(flat_idx)]
-    return vals_rows
+        parts.append(te._expectations(state.reshape(-1, 2**k), labels, k).reshape(M, b * N, len(labels)))
+    vals = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (M, Bb·N, L)
+    idx = torch.as_tensor(sr.block * N + n_idx)  # (M, R)
+    return torch.gather(vals, 1, idx[:, :, None].expand(-1, -1, len(labels)))

@@ -26,6 +26,7 @@ from .light_cone import circuit_ops, distinct_rows, light_cone
 from .ptm_noise import PTMNoise
 from . import sv_shift, sv_spawn
 from .sv_active import active_ops
+from .sv_canon import reduced
 
 _NOISELESS = PTMNoise()
 # Up to this width the whole register in one pass beats several cone passes (python overhead
@@ -110,23 +111,6 @@ class ConePlan:
     constant: tuple[int, ...]  # all-identity observables (value 1)
 
 
-def _reduced(circuit: Circuit, cone: tuple[int, ...], active: np.ndarray) -> tuple[tuple, np.ndarray]:
-    """The cone's gates that act on its observables (``active``, per gate) as ``(name, local
-    qubits, local slot)``, and its global slots."""
-    local = {q: i for i, q in enumerate(cone)}
-    slot_of = {gi: s for s, gi in enumerate(circuit.slots)}
-    entries, slots = [], []
-    for gi, g in enumerate(circuit.gates):
-        if not active[gi] or not all(q in local for q in g.qubits):
-            continue  # the identity on the evolved observables (a CZ/CNOT half outside is one)
-        s = slot_of.get(gi)
-        if s is not None:
-            slots.append(s)
-            s = len(slots) - 1
-        entries.append((g.name, tuple(local[q] for q in g.qubits), s))
-    return tuple(entries), np.array(slots, dtype=np.int64)
-
-
 @lru_cache(maxsize=64)
 def cone_plan(circuit: Circuit, labels: tuple[str, ...]) -> ConePlan:
     """Which observables run on which cone group (cached per circuit and labels)."""
@@ -150,8 +134,8 @@ def cone_plan(circuit: Circuit, labels: tuple[str, ...]) -> ConePlan:
     by_structure: dict[tuple, list] = {}
     for cone, obs in by_cone.items():
         active = np.logical_or.reduce([active_ops(ops, n, labels[o]) for o in obs])
-        entries, slots = _reduced(circuit, cone, active)
-        by_structure.setdefault((len(cone), entries), []).append((cone, slots, obs))
+        entries, slots, order = reduced(circuit, cone, active)
+        by_structure.setdefault((len(cone), entries), []).append((order, slots, obs))
     groups = []
     for (k, entries), members in by_structure.items():
         local_labels: list[str] = []

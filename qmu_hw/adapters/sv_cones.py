@@ -37,6 +37,9 @@ CONES_MAX_COST = 1.0
 # Without autograd, rows run in chunks of about this many bytes of state (a parameter-shift
 # request on a wide, deep circuit is ~10^4 rows: 2.5 GiB of 14-qubit states at once).
 CHUNK_BYTES = 32 * 2**20
+# Requests up to this many rows without shift structure run as their own bases in sv_spawn;
+# larger ones are deduplicated per member (rows equal on a cone's slots are simulated once).
+SMALL_REQUEST_ROWS = 1024
 _COPIES = 4  # state, gathered copy and einsum temporaries alive at once
 
 
@@ -172,8 +175,14 @@ def expectations(
     flat = angles.detach().cpu().numpy() if plan.groups else None
     grad = angles.requires_grad
     # A parameter-shift request (rows = base rows with one slot shifted): each base row's
-    # prefix once per cone, the shifted rows from their gate on (sv_spawn).
-    shift = None if grad or not plan.groups else sv_shift.shift_rows(flat)
+    # prefix once per cone, the shifted rows from their gate on (sv_spawn). A small request
+    # of other rows (a forward batch) runs there too, each row its own base: all members in
+    # one pass beat deduplicating per member (hqml(14, 2), 32 rows: 1.5 ms against 3.3 ms).
+    shift = None
+    if not grad and plan.groups:
+        shift = sv_shift.shift_rows(flat)
+        if shift is None and flat.shape[0] <= SMALL_REQUEST_ROWS:
+            shift = sv_shift.unshifted(flat)
     for g in plan.groups:
         if shift is not None:
             vals = sv_spawn.group_values(g.entries, g.k, g.slot_maps, g.labels, flat, shift, angles.dtype,

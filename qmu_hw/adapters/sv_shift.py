@@ -73,3 +73,10 @@ def shift_rows(flat: np.ndarray) -> ShiftRows | None:
     rows = np.flatnonzero(slot >= 0)
     values[block[rows], slot[rows], variant[rows]] = flat[rows, slot[rows]]
     return ShiftRows(base, block, slot, variant, V, values)
+
+
+def unshifted(flat: np.ndarray) -> ShiftRows:
+    """Every row its own base (no shifts)."""
+    R = flat.shape[0]
+    return ShiftRows(flat, np.arange(R), -np.ones(R, dtype=np.int64), np.zeros(R, dtype=np.int64), 1,
+                     flat[:, :, None])

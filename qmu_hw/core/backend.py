@@ -8,6 +8,7 @@ same way, before anything is submitted.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import importlib.util
 import math
@@ -295,9 +296,11 @@ def check_options(profile: Profile, options: dict[str, Any] | None, allowed: set
 
 
 def _with_seed(request: EstimateRequest, seed: int) -> EstimateRequest:
-    return EstimateRequest(
-        request.circuit, request.params, request.observables, request.shots, seed, request.phase
-    )
+    # A copy, not a new request: validating again would copy and check the (read-only,
+    # already checked) params once more, ms on a parameter-shift request's 10^6 angles.
+    out = copy.copy(request)
+    object.__setattr__(out, "seed", check_seed(seed))
+    return out
 
 
 @runtime_checkable

@@ -68,6 +68,7 @@ def shift_rows(flat: np.ndarray) -> ShiftRows | None:
     run_start = np.repeat(starts, np.diff(np.r_[starts, R]))
     variant = np.empty(R, dtype=np.int64)
     variant[order] = np.arange(R) - run_start
+    variant[slot < 0] = 0  # unshifted rows are the base row itself
     V = int(variant.max()) + 1
     values = np.repeat(base[:, :, None], V, axis=2)
     rows = np.flatnonzero(slot >= 0)

@@ -15,6 +15,7 @@
    threads on, the old default), interleaved, median of repeats.
 
     python benchmarks/bench_engines.py [--quick] [--no-contention] [--no-engines]
+        [--engines NAME ...] [--sizes N ...] [--depths L ...]
 """
 
 from __future__ import annotations
@@ -241,11 +242,20 @@ def main() -> None:
     ap.add_argument("--no-engines", action="store_true")
     ap.add_argument("--budget", type=float, default=20.0, help="seconds per step beyond which larger sizes are skipped")
     ap.add_argument("--note", default="", help="a sentence on the machine's state, written with the results")
+    ap.add_argument("--engines", nargs="+", metavar="NAME", help=f"only these engines (of {ENGINES})")
+    ap.add_argument("--sizes", type=int, nargs="+", help="qubit counts (default 8 10 12 14)")
+    ap.add_argument("--depths", type=int, nargs="+", help="layer counts (default 2 6)")
     args = ap.parse_args()
+    if args.engines:
+        unknown = set(args.engines) - set(ENGINES)
+        if unknown:
+            ap.error(f"unknown engines {sorted(unknown)}; expected names from {ENGINES}")
+        ENGINES[:] = [e for e in ENGINES if e in args.engines]
     torch.set_num_threads(1)
     where = machine() + (f". {args.note}" if args.note else "")
     if not args.no_engines:
         sizes, depths, reps = ([8, 10], [2], 1) if args.quick else ([8, 10, 12, 14], [2, 6], 3)
+        sizes, depths = args.sizes or sizes, args.depths or depths
         table = engines_section(sizes, depths, reps, args.budget)
         print(table)
         update_results(

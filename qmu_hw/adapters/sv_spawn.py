@@ -12,6 +12,8 @@ A slot outside a member's cone is never spawned for it (its shifted rows read th
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -90,6 +92,53 @@ def _product_prefix(entries: tuple, k: int, base_m, spawn_m, rank: np.ndarray, c
     return state, used
 
 
+@lru_cache(maxsize=256)
+def _schedule(entries: tuple, k: int) -> tuple:
+    """The gates as steps: ``("pp", perm or None, phase)`` for a run of CZ/CNOTs composed into
+    one phase-permutation (``None``: diagonal, a CZ run is one multiplication), and
+    ``("1q", q, ((name, slot), ...))`` for a run of single-qubit gates on one qubit."""
+    steps: list = []
+    for name, qubits, slot in entries:
+        if len(qubits) == 2:
+            perm, phase = two_qubit_phase_perm(Gate(name, tuple(qubits)), k)
+            if steps and steps[-1][0] == "pp":
+                _, pa, pha = steps[-1]
+                pa = np.arange(2**k) if pa is None else pa
+                perm, phase = pa[perm], phase * pha[perm]  # earlier run first (as plan_of)
+                steps.pop()
+            steps.append(("pp", None if np.array_equal(perm, np.arange(2**k)) else perm, phase))
+        elif steps and steps[-1][0] == "1q" and steps[-1][1] == qubits[0]:
+            steps[-1] = ("1q", qubits[0], steps[-1][2] + ((name, slot),))
+        else:
+            steps.append(("1q", qubits[0], ((name, slot),)))
+    return tuple(steps)
+
+
+def _run_matrices(run: tuple, base_m, spawn_m, rank: np.ndarray, cdtype):
+    """One run of gates on a qubit: its matrix for the rows so far ``(X, 2, 2)`` and, for the
+    variants spawned inside it (in gate order), ``(X, n_new, 2, 2)``: the gates after the
+    spawning one, its variant, the gates before (``S_{i+1} G'_i P_{i-1}``)."""
+    X = base_m.shape[0]
+    mats = [torch.as_tensor(FIXED_MATRICES[name]).to(cdtype).expand(X, 2, 2) if slot is None else base_m[:, slot]
+            for name, slot in run]
+    prefix = [None]  # prefix[i]: the product of the gates before gate i
+    for m in mats:
+        prefix.append(m if prefix[-1] is None else m @ prefix[-1])
+    suffix = [None] * (len(mats) + 1)  # suffix[i]: the product of the gates from gate i on
+    for i in range(len(mats) - 1, -1, -1):
+        suffix[i] = mats[i] if suffix[i + 1] is None else suffix[i + 1] @ mats[i]
+    new = []
+    for i, (_, slot) in enumerate(run):
+        if slot is not None and rank[slot] >= 0:
+            sp = spawn_m[rank[slot]].transpose(0, 1)  # (X, V, 2, 2)
+            if prefix[i] is not None:
+                sp = sp @ prefix[i][:, None]
+            if suffix[i + 1] is not None:
+                sp = suffix[i + 1][:, None] @ sp
+            new.append(sp)
+    return prefix[-1], (torch.cat(new, dim=1) if new else None)
+
+
 def _simulate(entries: tuple, k: int, base_half: torch.Tensor, spawn_half: torch.Tensor, rank: np.ndarray,
               gens: torch.Tensor, cdtype) -> torch.Tensor:
     """Final states ``(X, N, 2^k)`` of the base rows (N index 0) and every spawn."""
@@ -97,23 +146,20 @@ def _simulate(entries: tuple, k: int, base_half: torch.Tensor, spawn_half: torch
     base_m = _rotations(gens, base_half, cdtype)  # (X, S, 2, 2)
     spawn_m = _rotations(gens[torch.as_tensor(np.flatnonzero(rank >= 0))][:, None, None], spawn_half, cdtype)
     state, used = _product_prefix(entries, k, base_m, spawn_m, rank, cdtype, X)
-    for name, qubits, slot in entries[used:]:
-        if len(qubits) == 2:
-            perm, phase = two_qubit_phase_perm(Gate(name, tuple(qubits)), k)
-            state = state[..., torch.as_tensor(perm)] * torch.as_tensor(phase).to(cdtype)
+    for step in _schedule(entries[used:], k):
+        if step[0] == "pp":
+            _, perm, phase = step
+            if perm is not None:
+                state = state[..., torch.as_tensor(perm)]
+            state = state * torch.as_tensor(phase).to(cdtype)
             continue
-        q = qubits[0]
-        if slot is None:
-            state = _apply(state, torch.as_tensor(FIXED_MATRICES[name]).to(cdtype), q, k)
-            continue
+        _, q, run = step
+        u, new = _run_matrices(run, base_m, spawn_m, rank, cdtype)
         before = state[:, :1]
-        state = _apply(state, base_m[:, slot], q, k)
-        if rank[slot] >= 0:
-            # spawn_m[rank] is (V, X, 2, 2): each variant through the gate from the base's state
-            V = spawn_m.shape[1]
-            sp = torch.matmul(spawn_m[rank[slot]].transpose(0, 1)[:, :, None],
-                              before.reshape(X, 1, 2**q, 2, 2 ** (k - q - 1)))
-            state = torch.cat([state, sp.reshape(X, V, 2**k)], dim=1)
+        state = _apply(state, u, q, k)
+        if new is not None:  # each variant through the run from the base's state before it
+            sp = torch.matmul(new[:, :, None], before.reshape(X, 1, 2**q, 2, 2 ** (k - q - 1)))
+            state = torch.cat([state, sp.reshape(X, new.shape[1], 2**k)], dim=1)
     return state
 
 

@@ -55,11 +55,12 @@ def shift_rows(flat: np.ndarray) -> ShiftRows | None:
     # Per slot, a value two of the first four rows share is the base's (a ± pair deviates in
     # two rows, so at most two of four differ); a wrong vote fails the check below.
     base = np.where((r0 == r1) | (r0 == r2) | (r0 == r3), r0, np.where((r1 == r2) | (r1 == r3), r1, r2))
-    dev = (X != base[:, None, :]).reshape(R, G)
-    count = np.count_nonzero(dev, axis=1)
-    if count.max() > 1:
-        return None
-    slot = np.where(count == 1, dev.argmax(axis=1), -1)
+    # flatnonzero, then divmod: 2-D np.nonzero took 10× longer on (5376, 126)
+    rows, cols = np.divmod(np.flatnonzero(X != base[:, None, :]), G)  # row-major: rows sorted
+    if len(rows) > 1 and not (rows[1:] != rows[:-1]).all():
+        return None  # a row differs from its base in two slots
+    slot = -np.ones(R, dtype=np.int64)
+    slot[rows] = cols
     block = np.repeat(np.arange(R // size), size)
     key = block * (G + 1) + slot + 1
     order = np.argsort(key, kind="stable")
@@ -71,8 +72,7 @@ def shift_rows(flat: np.ndarray) -> ShiftRows | None:
     variant[slot < 0] = 0  # unshifted rows are the base row itself
     V = int(variant.max()) + 1
     values = np.repeat(base[:, :, None], V, axis=2)
-    rows = np.flatnonzero(slot >= 0)
-    values[block[rows], slot[rows], variant[rows]] = flat[rows, slot[rows]]
+    values[block[rows], cols, variant[rows]] = flat[rows, cols]
     return ShiftRows(base, block, slot, variant, V, values)
 
 

@@ -247,7 +247,8 @@ class BaseBackend:
 
     def shots_charged(self, request: EstimateRequest) -> int:
         # Python ints: a numpy int64 sum of huge per-row shots wraps around and would pass a cap.
-        return request.total_row_shots * self.n_groups(request)
+        total = request.total_row_shots
+        return total * self.n_groups(request) if total else 0  # exact: no grouping to compute
 
     def shots_spent(self, request: EstimateRequest, out: RunOutput, charged: int) -> int:
         """Shots the ledger records once the request ran: by default what was charged before

@@ -1,13 +1,17 @@
 """Shifted rows from their shifted gate on: the exact engine's parameter-shift path.
 
 A row that differs from its base row only at slot ``s`` has the base row's state up to
-``s``'s gate. So each base row is simulated once, gate by gate, and at a shifted slot's gate
-its variants (the ± shifts) *spawn*: copies of the base state before the gate, each through
-the gate at its own angle, then carried along with every earlier row through the rest of
-the circuit (whose angles they share with the base). State ``(X, N, D)``: X = (member, base
-row) pairs of a cone group, N = the base row and the spawns so far; every gate is one
-batched matmul over all of them, its matrix per (member, base row) broadcast over N.
-A slot outside a member's cone is never spawned for it (its shifted rows read the base).
+``s``'s gate, and a rotation at another angle is the base's followed by one about the same
+axis: ``G(θ') = G(δ) G(θ) = cos(δ/2) G(θ) − i sin(δ/2) σ G(θ)`` with ``δ = θ' − θ``. The rest
+of the circuit ``W`` is linear and shared with the base, so the row's final state is
+``cos(δ/2) ψ − i sin(δ/2) W σ ψ_s`` (``ψ``: the base's final state, ``ψ_s``: the base's state
+after the gate). So each base row is simulated once, gate by gate, and at each shifted
+slot's gate one state ``σ ψ_s`` *spawns* and is carried through the rest with the base —
+one state per shifted gate whatever the number of variants (the ± of a shift); each
+variant's expectations follow from ``⟨ψ|O|ψ⟩``, ``⟨Wσψ_s|O|Wσψ_s⟩`` and ``Im ⟨ψ|O|Wσψ_s⟩``.
+State ``(X, N, D)``: X = (member, base row) pairs of a cone group, N = the base and the
+spawns so far; a gate is one batched matmul, its matrix per X broadcast over N. A slot
+outside a member's cone never spawns for it (its shifted rows read the base).
 """
 
 from __future__ import annotations
@@ -60,9 +64,9 @@ def _spawn_slots(sr: ShiftRows, slot_maps: np.ndarray) -> tuple[np.ndarray, np.n
     return rank, code
 
 
-def _product_prefix(entries: tuple, k: int, base_m, spawn_m, rank: np.ndarray, cdtype, X: int):
+def _product_prefix(entries: tuple, k: int, base_m, sig, rank: np.ndarray, cdtype, X: int):
     """The gates before the first two-qubit gate act on a product state: each qubit's rows
-    are 2-vectors (its base and the variants spawned on it), ``2^k / 2`` times less work per
+    are 2-vectors (its base and the states spawned on it), ``2^k / 2`` times less work per
     gate than on the register. Returns the states ``(X, N, 2^k)`` after them and the number
     of entries consumed."""
     zero = torch.zeros(X, 1, 2, 1, dtype=cdtype)
@@ -78,14 +82,11 @@ def _product_prefix(entries: tuple, k: int, base_m, spawn_m, rank: np.ndarray, c
         if slot is None:
             vecs[q] = torch.matmul(torch.as_tensor(FIXED_MATRICES[name]).to(cdtype), vecs[q])
             continue
-        before = vecs[q][:, :1]
         vecs[q] = torch.matmul(base_m[:, slot, None], vecs[q])
-        if rank[slot] >= 0:
-            V = spawn_m.shape[1]
-            sp = torch.matmul(spawn_m[rank[slot]].transpose(0, 1), before)  # (X, V, 2, 1)
-            vecs[q] = torch.cat([vecs[q], sp], dim=1)
-            owner[q] += range(1 + rank[slot] * V, 1 + (rank[slot] + 1) * V)
-            n_rows = 1 + (rank[slot] + 1) * V
+        if rank[slot] >= 0:  # σ on the base's vector after the gate
+            vecs[q] = torch.cat([vecs[q], torch.matmul(sig[slot], vecs[q][:, :1])], dim=1)
+            owner[q].append(1 + rank[slot])
+            n_rows = 2 + rank[slot]
     # Outer products with X innermost, (2^q, N, X): 3× faster than with the 2-vectors
     # innermost (torch's broadcast over tiny inner dims), then one transposing copy.
     state = None
@@ -119,10 +120,10 @@ def _schedule(entries: tuple, k: int) -> tuple:
     return tuple(steps)
 
 
-def _run_matrices(run: tuple, base_m, spawn_m, rank: np.ndarray, cdtype):
+def _run_matrices(run: tuple, base_m, sig, rank: np.ndarray, cdtype):
     """One run of gates on a qubit: its matrix for the rows so far ``(X, 2, 2)`` and, for the
-    variants spawned inside it (in gate order), ``(X, n_new, 2, 2)``: the gates after the
-    spawning one, its variant, the gates before (``S_{i+1} G'_i P_{i-1}``)."""
+    states spawned inside it (in gate order), ``(X, n_new, 2, 2)``: the gates after the
+    spawning one, its σ, the gates up to it (``S_{i+1} σ_i P_{i+1}``)."""
     X = base_m.shape[0]
     mats = [torch.as_tensor(FIXED_MATRICES[name]).to(cdtype).expand(X, 2, 2) if slot is None else base_m[:, slot]
             for name, slot in run]
@@ -135,22 +136,19 @@ def _run_matrices(run: tuple, base_m, spawn_m, rank: np.ndarray, cdtype):
     new = []
     for i, (_, slot) in enumerate(run):
         if slot is not None and rank[slot] >= 0:
-            sp = spawn_m[rank[slot]].transpose(0, 1)  # (X, V, 2, 2)
-            if prefix[i] is not None:
-                sp = sp @ prefix[i][:, None]
-            if suffix[i + 1] is not None:
-                sp = suffix[i + 1][:, None] @ sp
-            new.append(sp)
-    return prefix[-1], (torch.cat(new, dim=1) if new else None)
+            sp = sig[slot] @ prefix[i + 1]
+            new.append(sp if suffix[i + 1] is None else suffix[i + 1] @ sp)
+    return prefix[-1], (torch.stack(new, dim=1) if new else None)
 
 
-def _simulate(entries: tuple, k: int, base_half: torch.Tensor, spawn_half: torch.Tensor, rank: np.ndarray,
-              gens: torch.Tensor, cdtype) -> torch.Tensor:
-    """Final states ``(X, N, 2^k)`` of the base rows (N index 0) and every spawn."""
+def _simulate(entries: tuple, k: int, base_half: torch.Tensor, rank: np.ndarray, gens: torch.Tensor,
+              cdtype) -> torch.Tensor:
+    """Final states ``(X, 1 + n_spawn, 2^k)``: the base rows' (index 0) and ``W σ ψ_s`` of each
+    shifted slot in gate order."""
     X = base_half.shape[0]
     base_m = _rotations(gens, base_half, cdtype)  # (X, S, 2, 2)
-    spawn_m = _rotations(gens[torch.as_tensor(np.flatnonzero(rank >= 0))][:, None, None], spawn_half, cdtype)
-    state, used = _product_prefix(entries, k, base_m, spawn_m, rank, cdtype, X)
+    sig = gens.to(cdtype)  # (S, 2, 2): each slot's Pauli
+    state, used = _product_prefix(entries, k, base_m, sig, rank, cdtype, X)
     for step in _schedule(entries[used:], k):
         if step[0] == "pp":
             _, perm, phase = step
@@ -159,13 +157,45 @@ def _simulate(entries: tuple, k: int, base_half: torch.Tensor, spawn_half: torch
             state = state * torch.as_tensor(phase).to(cdtype)
             continue
         _, q, run = step
-        u, new = _run_matrices(run, base_m, spawn_m, rank, cdtype)
+        u, new = _run_matrices(run, base_m, sig, rank, cdtype)
         before = state[:, :1]
         state = _apply(state, u, q, k)
-        if new is not None:  # each variant through the run from the base's state before it
+        if new is not None:  # spawned inside the run, from the base's state before it
             sp = torch.matmul(new[:, :, None], before.reshape(X, 1, 2**q, 2, 2 ** (k - q - 1)))
             state = torch.cat([state, sp.reshape(X, new.shape[1], 2**k)], dim=1)
     return state
+
+
+def _cross(b: torch.Tensor, w: torch.Tensor, labels: tuple[str, ...], k: int) -> torch.Tensor:
+    """``Im ⟨b|P|w⟩`` for ``b (X, D)``, ``w (X, n, D)``: ``(X, n, L)``."""
+    from ..core.observables import pauli_phase_perm, z_signs
+
+    bc = b.conj()[:, None, :]
+    out = []
+    for lab in labels:
+        if all(c in "IZ" for c in lab):
+            signs = torch.as_tensor(z_signs([lab], k)[:, 0]).to(b.dtype)
+            out.append(((bc * signs) * w).sum(-1).imag)
+        else:
+            perm, phase = pauli_phase_perm(lab)
+            out.append((bc * torch.as_tensor(phase).to(b.dtype) * w[..., torch.as_tensor(perm)]).sum(-1).imag)
+    return torch.stack(out, dim=-1)
+
+
+def _row_values(state: torch.Tensor, half_delta: torch.Tensor, labels: tuple[str, ...], k: int) -> torch.Tensor:
+    """``(X, 1 + n_spawn·V, L)``: the base's values, then each spawn's V variants at
+    ``δ/2 = half_delta (n_spawn, V, X)``: ``c² ⟨ψ|O|ψ⟩ + s² ⟨w|O|w⟩ + 2cs Im ⟨ψ|O|w⟩``."""
+    X, N, D = state.shape
+    b, w = state[:, 0], state[:, 1:]
+    ob = te._expectations(b, labels, k)  # (X, L)
+    if N == 1:
+        return ob[:, None]
+    ow = te._expectations(w.reshape(-1, D), labels, k).reshape(X, N - 1, -1)
+    cr = _cross(b, w, labels, k)
+    hd = half_delta.permute(2, 0, 1)[..., None]  # (X, n_spawn, V, 1)
+    c, s = torch.cos(hd), torch.sin(hd)
+    var = c * c * ob[:, None, None] + s * s * ow[:, :, None] + 2 * c * s * cr[:, :, None]
+    return torch.cat([ob[:, None], var.reshape(X, -1, len(labels))], dim=1)
 
 
 def group_values(entries: tuple, k: int, slot_maps: np.ndarray, labels: tuple[str, ...], flat: np.ndarray,
@@ -182,7 +212,7 @@ def group_values(entries: tuple, k: int, slot_maps: np.ndarray, labels: tuple[st
     rank, code = _spawn_slots(sr, slot_maps)
     spawn = np.flatnonzero(rank >= 0)
     N = 1 + V * len(spawn)
-    per_base = M * N * 2**k * 16 * 4  # state, spawn copy, matmul output and gather alive at once
+    per_base = M * (1 + len(spawn)) * 2**k * 16 * 4  # state, matmul output, cross terms alive at once
     chunk = max(1, max_bytes // per_base)
     c = code[:, sr.slot + 1]  # (M, R)
     n_idx = c + (c > 0) * sr.variant
@@ -194,8 +224,9 @@ def group_values(entries: tuple, k: int, slot_maps: np.ndarray, labels: tuple[st
         base_half = torch.as_tensor(base.transpose(1, 0, 2).reshape(M * b, S), dtype=dtype) * 0.5
         spawn_half = torch.as_tensor(vals[:, :, spawn].transpose(2, 3, 1, 0).reshape(len(spawn), V, M * b),
                                      dtype=dtype) * 0.5
-        state = _simulate(entries, k, base_half, spawn_half, rank, gens, cdtype)  # (M·b, N, D)
-        parts.append(te._expectations(state.reshape(-1, 2**k), labels, k).reshape(M, b * N, len(labels)))
+        state = _simulate(entries, k, base_half, rank, gens, cdtype)  # (M·b, 1 + n_spawn, D)
+        half_delta = spawn_half - base_half[:, torch.as_tensor(spawn)].T[:, None, :]
+        parts.append(_row_values(state, half_delta, labels, k).reshape(M, b * N, len(labels)))
     vals = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (M, Bb·N, L)
     idx = torch.as_tensor(sr.block * N + n_idx)  # (M, R)
     return torch.gather(vals, 1, idx[:, :, None].expand(-1, -1, len(labels)))

@@ -91,7 +91,11 @@ def test_cone_values_and_gradients_equal_full_statevector(n, layers, ent, monkey
     ours = sv_cones.expectations(c, a1, labels)
     ref = full_reference(c, a2, labels)
     np.testing.assert_allclose(ours.detach().numpy(), ref.detach().numpy(), atol=1e-10)
-    # without autograd: rows deduplicated per cone and sharing their prefix
+    # without autograd: a small request runs each row as its own base (sv_spawn) ...
+    np.testing.assert_allclose(sv_cones.expectations(c, torch.tensor(flat), labels).numpy(),
+                               ref.detach().numpy(), atol=1e-10)
+    # ... a large one is deduplicated per cone, rows sharing their prefix
+    monkeypatch.setattr(sv_cones, "SMALL_REQUEST_ROWS", 0)
     np.testing.assert_allclose(sv_cones.expectations(c, torch.tensor(flat), labels).numpy(),
                                ref.detach().numpy(), atol=1e-10)
     w = torch.tensor(rng.normal(size=ref.shape))
@@ -311,3 +315,17 @@ def test_ring_cones_form_one_group_and_drop_idle_gates():
     assert len(plan.groups) == 1 and plan.groups[0].slot_maps.shape == (10, 18)
     names = [e[0] for e in plan.groups[0].entries]
     assert names.count("CZ") == 2 and names[-2:] == ["RX", "RY"]
+
+
+def test_float32_shift_request():
+    c = hqml(8, 2, "ring")
+    rng = np.random.default_rng(8)
+    p = rng.uniform(-np.pi, np.pi, (3, c.n_params))
+    plan = shift_plan(c, p)
+    be = get_backend("exact", dtype="float32")
+    before = sv_spawn.calls
+    vals = be.estimate(EstimateRequest(c.slot_circuit, plan.rows)).values
+    assert sv_spawn.calls > before
+    labels = tuple(t.label for t in EstimateRequest(c, p).observables)
+    ref = full_reference(c.slot_circuit, torch.tensor(c.slot_circuit.angles(plan.rows)), labels).numpy()
+    np.testing.assert_allclose(vals, ref, atol=1e-5)

@@ -329,3 +329,18 @@ def test_float32_shift_request():
     labels = tuple(t.label for t in EstimateRequest(c, p).observables)
     ref = full_reference(c.slot_circuit, torch.tensor(c.slot_circuit.angles(plan.rows)), labels).numpy()
     np.testing.assert_allclose(vals, ref, atol=1e-5)
+
+
+@pytest.mark.parametrize("small_rows", [1024, 0])
+def test_slot_circuit_rows_are_read_not_written(small_rows, monkeypatch):
+    """The exact backend shares a slot circuit's request params with torch (no copy): every
+    path (shift, deduplicated cones, full register) must leave them as they were."""
+    monkeypatch.setattr(sv_cones, "SMALL_REQUEST_ROWS", small_rows)
+    rng = np.random.default_rng(9)
+    for c in (hqml(7, 2, "ring"), hqml(4, 2, "ring"), random_circuit(rng, 6, 2, "linear")):
+        rows = c.slot_circuit.angles(shift_plan(c, rng.uniform(-3, 3, (2, c.n_params))).rows)
+        for req_rows in (rows, rows[::-1].copy()):  # shift structure, and none
+            req = EstimateRequest(c.slot_circuit, req_rows)
+            kept = np.array(req.params)
+            get_backend("exact").estimate(req)
+            np.testing.assert_array_equal(req.params, kept)

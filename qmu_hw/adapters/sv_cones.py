@@ -40,7 +40,10 @@ CHUNK_BYTES = 32 * 2**20
 # Requests up to this many rows without shift structure run as their own bases in sv_spawn;
 # larger ones are deduplicated per member (rows equal on a cone's slots are simulated once).
 SMALL_REQUEST_ROWS = 1024
-_COPIES = 4  # state, gathered copy and einsum temporaries alive at once
+_COPIES = 4
+# The shift path on the full register keeps a state per shifted slot of a base row at once:
+# 14 qubits × 6 ring layers is 253 states (265 MB with temporaries), beyond this bound.
+FULL_SPAWN_BYTES = 128 * 2**20  # state, gathered copy and einsum temporaries alive at once
 
 
 def _run_rows(plan: te.Plan, angles: torch.Tensor, labels: tuple[str, ...], shared=None,
@@ -112,6 +115,7 @@ class ConePlan:
     groups: tuple[ConeGroup, ...]
     full: tuple[int, ...]  # observables computed on the whole register
     constant: tuple[int, ...]  # all-identity observables (value 1)
+    full_group: ConeGroup | None = None  # the register's active gates, for parameter-shift requests
 
 
 @lru_cache(maxsize=64)
@@ -139,20 +143,37 @@ def cone_plan(circuit: Circuit, labels: tuple[str, ...]) -> ConePlan:
         active = np.logical_or.reduce([active_ops(ops, n, labels[o]) for o in obs])
         entries, slots, order = reduced(circuit, cone, active)
         by_structure.setdefault((len(cone), entries), []).append((order, slots, obs))
-    groups = []
-    for (k, entries), members in by_structure.items():
-        local_labels: list[str] = []
-        readout = []
-        for m, (cone, _, obs) in enumerate(members):
-            for o in obs:
-                lab = "".join(labels[o][q] for q in cone)
-                if lab not in local_labels:
-                    local_labels.append(lab)
-                readout.append((m, local_labels.index(lab), o))
-        n_slots = len(members[0][1])
-        groups.append(ConeGroup(k, te.plan_of(k, n_slots, entries), np.stack([s for _, s, _ in members]),
-                                tuple(local_labels), tuple(readout), entries))
-    return ConePlan(tuple(groups), tuple(full), tuple(constant))
+    groups = tuple(_group(k, entries, members, labels) for (k, entries), members in by_structure.items())
+    full_group = None
+    if full:  # the full register as one more group, for the shift path (sv_spawn)
+        active = np.logical_or.reduce([active_ops(ops, n, labels[o]) for o in full])
+        entries, slots, order = reduced(circuit, tuple(range(n)), active)
+        full_group = _group(n, entries, [(order, slots, full)], labels)
+    return ConePlan(groups, tuple(full), tuple(constant), full_group)
+
+
+def _group(k: int, entries: tuple, members: list, labels: tuple[str, ...]) -> ConeGroup:
+    """Members ``(qubits in local order, global slots, observables)`` of one structure."""
+    local_labels: list[str] = []
+    readout = []
+    for m, (cone, _, obs) in enumerate(members):
+        for o in obs:
+            lab = "".join(labels[o][q] for q in cone)
+            if lab not in local_labels:
+                local_labels.append(lab)
+            readout.append((m, local_labels.index(lab), o))
+    n_slots = len(members[0][1])
+    return ConeGroup(k, te.plan_of(k, n_slots, entries), np.stack([s for _, s, _ in members]),
+                     tuple(local_labels), tuple(readout), entries)
+
+
+def _full_spawn_fits(group: ConeGroup, shift: sv_shift.ShiftRows) -> bool:
+    """Whether one base row's states on the full register (itself and a spawn per shifted
+    slot) fit in :data:`FULL_SPAWN_BYTES`; beyond, the rows run deduplicated by prefix."""
+    shifted = np.zeros(shift.base.shape[1], dtype=bool)
+    shifted[shift.slot[shift.slot >= 0]] = True
+    n_states = 1 + int(np.count_nonzero(shifted[group.slot_maps[0]]))
+    return n_states * 2**group.k * 16 * 4 <= FULL_SPAWN_BYTES
 
 
 def expectations(
@@ -168,21 +189,26 @@ def expectations(
     plan = cone_plan(circuit, labels)
     B = angles.shape[0]
     cols: list = [None] * len(labels)
-    if plan.full:
-        vals = _run_rows(te.compile_plan(circuit), angles, tuple(labels[o] for o in plan.full), shared, shared_slots)
-        for j, o in enumerate(plan.full):
-            cols[o] = vals[:, j]
-    flat = angles.detach().cpu().numpy() if plan.groups else None
-    grad = angles.requires_grad
+    grad = angles.requires_grad or (shared is not None and shared.requires_grad)
+    flat = angles.detach().cpu().numpy() if plan.groups or plan.full else None
     # A parameter-shift request (rows = base rows with one slot shifted): each base row's
     # prefix once per cone, the shifted rows from their gate on (sv_spawn). A small request
     # of other rows (a forward batch) runs there too, each row its own base: all members in
     # one pass beat deduplicating per member (hqml(14, 2), 32 rows: 1.5 ms against 3.3 ms).
-    shift = None
-    if not grad and plan.groups:
-        shift = sv_shift.shift_rows(flat)
-        if shift is None and flat.shape[0] <= SMALL_REQUEST_ROWS:
-            shift = sv_shift.unshifted(flat)
+    shift = None if grad else sv_shift.shift_rows(flat)
+    if plan.full:
+        if shift is not None and _full_spawn_fits(plan.full_group, shift):
+            vals = sv_spawn.group_values(plan.full_group.entries, plan.full_group.k, plan.full_group.slot_maps,
+                                         plan.full_group.labels, flat, shift, angles.dtype, CHUNK_BYTES)
+            for _, li, o in plan.full_group.readout:
+                cols[o] = vals[0, :, li]
+        else:
+            vals = _run_rows(te.compile_plan(circuit), angles, tuple(labels[o] for o in plan.full), shared,
+                             shared_slots)
+            for j, o in enumerate(plan.full):
+                cols[o] = vals[:, j]
+    if shift is None and not grad and plan.groups and flat.shape[0] <= SMALL_REQUEST_ROWS:
+        shift = sv_shift.unshifted(flat)
     for g in plan.groups:
         if shift is not None:
             vals = sv_spawn.group_values(g.entries, g.k, g.slot_maps, g.labels, flat, shift, angles.dtype,

@@ -188,19 +188,22 @@ def layer_shift_rows(circuit, rng, B=3, slots=None):
     return circuit.slot_circuit.angles(plan.rows), plan
 
 
+@pytest.mark.parametrize("cones_cost", [float("inf"), sv_cones.CONES_MAX_COST])
 @pytest.mark.parametrize("n, layers, ent", SHIFT_CASES)
-def test_shift_path_values_equal_full_statevector(n, layers, ent, monkeypatch):
+def test_shift_path_values_equal_full_statevector(n, layers, ent, cones_cost, monkeypatch):
+    """Cones (inf: even where the register is cheaper) and the full register, both on the
+    shift path."""
     rng = np.random.default_rng(7000 + 100 * n + 10 * layers + len(ent))
     c = random_circuit(rng, n, layers, ent)
     labels = random_labels(rng, n)
-    monkeypatch.setattr(sv_cones, "CONES_MAX_COST", float("inf"))  # cones even where the register is cheaper
+    monkeypatch.setattr(sv_cones, "CONES_MAX_COST", cones_cost)
     sv_cones.cone_plan.cache_clear()
     flat, _ = layer_shift_rows(c, rng)
     sc = c.slot_circuit
     plan = sv_cones.cone_plan(sc, labels)
     before = sv_spawn.calls
     ours = sv_cones.expectations(sc, torch.tensor(flat), labels)
-    assert sv_spawn.calls - before == len(plan.groups)  # every cone group took the shift path
+    assert sv_spawn.calls - before == len(plan.groups) + bool(plan.full)  # every group took the shift path
     if plan.groups:  # some shifted slots lie outside some cone (those rows read the base row)
         outside = [np.setdiff1d(np.arange(sc.n_slots), g.slot_maps[m]) for g in plan.groups
                    for m in range(len(g.slot_maps))]
@@ -344,3 +347,21 @@ def test_slot_circuit_rows_are_read_not_written(small_rows, monkeypatch):
             kept = np.array(req.params)
             get_backend("exact").estimate(req)
             np.testing.assert_array_equal(req.params, kept)
+
+
+def test_full_register_shift_path_and_its_memory_bound(monkeypatch):
+    """A deep circuit's observables run on the full register: on the shift path while a base
+    row's states fit FULL_SPAWN_BYTES, else deduplicated by prefix; the same values."""
+    c = hqml(7, 4, "ring")
+    rng = np.random.default_rng(10)
+    flat, _ = layer_shift_rows(c, rng, B=2)
+    labels = tuple("".join("Z" if i == q else "I" for i in range(7)) for q in range(7))
+    sc = c.slot_circuit
+    assert sv_cones.cone_plan(sc, labels).full
+    ref = full_reference(sc, torch.tensor(flat), labels).numpy()
+    before = sv_spawn.calls
+    np.testing.assert_allclose(sv_cones.expectations(sc, torch.tensor(flat), labels).numpy(), ref, atol=1e-10)
+    assert sv_spawn.calls == before + 1
+    monkeypatch.setattr(sv_cones, "FULL_SPAWN_BYTES", 0)
+    np.testing.assert_allclose(sv_cones.expectations(sc, torch.tensor(flat), labels).numpy(), ref, atol=1e-10)
+    assert sv_spawn.calls == before + 1

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from ..core.circuit import Circuit
+from . import sv_shift, sv_spawn
 from . import torch_engine as te
 from .light_cone import circuit_ops, distinct_rows, light_cone
 from .ptm_noise import PTMNoise
-from . import sv_shift, sv_spawn
 from .sv_active import active_ops
 from .sv_canon import reduced
 
@@ -40,12 +40,12 @@ CHUNK_BYTES = 32 * 2**20
 # Requests up to this many rows without shift structure run as their own bases in sv_spawn;
 # larger ones are deduplicated per member (rows equal on a cone's slots are simulated once).
 SMALL_REQUEST_ROWS = 1024
-_COPIES = 4
+_COPIES = 4  # state, gathered copy and einsum temporaries alive at once
 # The shift path on the full register keeps a state per shifted slot of a base row at once.
 # hqml(12, 6), B = 8: 217 states (57 MB with temporaries), step 2.9 s against 5.7 s
 # deduplicated by prefix; hqml(14, 6): 253 states (265 MB), 30 s against 20 s and 680 MB
 # peak, so it stays beyond this bound.
-FULL_SPAWN_BYTES = 128 * 2**20  # state, gathered copy and einsum temporaries alive at once
+FULL_SPAWN_BYTES = 128 * 2**20
 
 
 def _run_rows(plan: te.Plan, angles: torch.Tensor, labels: tuple[str, ...], shared=None,

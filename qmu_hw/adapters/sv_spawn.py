@@ -205,7 +205,7 @@ def group_values(entries: tuple, k: int, slot_maps: np.ndarray, labels: tuple[st
     global calls
     calls += 1
     M, S = slot_maps.shape
-    R, Bb, V = flat.shape[0], len(sr.base), sr.n_variants
+    Bb, V = len(sr.base), sr.n_variants
     cdtype = torch.complex128 if dtype == torch.float64 else torch.complex64
     gens = torch.as_tensor(np.stack([ROTATION_GENERATORS[e[0]] for e in entries if e[2] is not None])
                            if S else np.zeros((0, 2, 2), complex))

@@ -39,14 +39,16 @@ def _normal_order(gates: list) -> list:
     return out
 
 
-def reduced(circuit: Circuit, cone: tuple[int, ...], active: np.ndarray) -> tuple[tuple, np.ndarray, tuple]:
+def reduced(circuit: Circuit, cone: tuple[int, ...], active: np.ndarray,
+            permute: bool = True) -> tuple[tuple, np.ndarray, tuple]:
     """The cone's gates that act on its observables (``active``, per gate) as ``(name, local
     qubits, local slot or None)`` in canonical form, their global slots (local slot order) and
-    the cone's qubits in local order."""
+    the cone's qubits in local order. ``permute=False``: the cone's own qubit order (a group
+    of one, e.g. the full register, has nothing to match)."""
     slot_of = {gi: s for s, gi in enumerate(circuit.slots)}
     kept = [(g.name, g.qubits, slot_of.get(gi)) for gi, g in enumerate(circuit.gates)
             if active[gi] and all(q in cone for q in g.qubits)]  # a CZ/CNOT half outside acts as the identity
-    orders = permutations(cone) if len(cone) <= MAX_PERMUTED else [cone]
+    orders = permutations(cone) if permute and len(cone) <= MAX_PERMUTED else [cone]
     best = None
     for order in orders:
         local = {q: i for i, q in enumerate(order)}

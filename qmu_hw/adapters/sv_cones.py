@@ -149,7 +149,7 @@ def cone_plan(circuit: Circuit, labels: tuple[str, ...]) -> ConePlan:
     full_group = None
     if full:  # the full register as one more group, for the shift path (sv_spawn)
         active = np.logical_or.reduce([active_ops(ops, n, labels[o]) for o in full])
-        entries, slots, order = reduced(circuit, tuple(range(n)), active)
+        entries, slots, order = reduced(circuit, tuple(range(n)), active, permute=False)
         full_group = _group(n, entries, [(order, slots, full)], labels)
     return ConePlan(groups, tuple(full), tuple(constant), full_group)
 

@@ -15,6 +15,7 @@
    threads on, the old default), interleaved, median of repeats.
 
     python benchmarks/bench_engines.py [--quick] [--no-contention] [--no-engines]
+        [--engines NAME ...] [--sizes N ...] [--depths L ...]
 """
 
 from __future__ import annotations

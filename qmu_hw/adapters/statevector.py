@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,7 @@ class StatevectorBackend(BaseBackend):
     def _run(self, request: EstimateRequest) -> RunOutput:
         circuit = request.circuit
         with torch.no_grad(), engine_threads(circuit.n_qubits):
-            angles = torch.as_tensor(circuit.angles(request.params), dtype=self.dtype)
+            angles = self._angles(request)
             if request.shots is None:  # each observable on its light cone, rows deduplicated
                 labels = tuple(t.label for t in request.observables)
                 coeffs = torch.tensor([t.coeff for t in request.observables], dtype=self.dtype)
@@ -60,6 +61,17 @@ class StatevectorBackend(BaseBackend):
             vals, errs = self._sample(state, request)
         groups = self.n_groups(request)
         return RunOutput(vals, errs, "sampled", request.batch_size * groups)
+
+    def _angles(self, request: EstimateRequest) -> torch.Tensor:
+        """The rows' slot angles. A slot circuit's (parameter-shift rows) are the request's
+        params themselves: shared, not copied (10^6 angles on wide circuits); the request's
+        array is read-only and the engine only reads the tensor (no in-place op on angles)."""
+        circuit = request.circuit
+        if not circuit.identity_angles:
+            return torch.as_tensor(circuit.angles(request.params), dtype=self.dtype)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.as_tensor(request.params, dtype=self.dtype)
 
     def _sample(self, state: torch.Tensor, request: EstimateRequest):
         groups = measurement_groups(request.observables)

@@ -21,9 +21,12 @@ import numpy as np
 import torch
 
 from ..core.circuit import Circuit
+from . import sv_shift, sv_spawn
 from . import torch_engine as te
 from .light_cone import circuit_ops, distinct_rows, light_cone
 from .ptm_noise import PTMNoise
+from .sv_active import active_ops
+from .sv_canon import reduced
 
 _NOISELESS = PTMNoise()
 # Up to this width the whole register in one pass beats several cone passes (python overhead
@@ -34,7 +37,15 @@ CONES_MAX_COST = 1.0
 # Without autograd, rows run in chunks of about this many bytes of state (a parameter-shift
 # request on a wide, deep circuit is ~10^4 rows: 2.5 GiB of 14-qubit states at once).
 CHUNK_BYTES = 32 * 2**20
+# Requests up to this many rows without shift structure run as their own bases in sv_spawn;
+# larger ones are deduplicated per member (rows equal on a cone's slots are simulated once).
+SMALL_REQUEST_ROWS = 1024
 _COPIES = 4  # state, gathered copy and einsum temporaries alive at once
+# The shift path on the full register keeps a state per shifted slot of a base row at once.
+# hqml(12, 6), B = 8: 217 states (57 MB with temporaries), step 2.9 s against 5.7 s
+# deduplicated by prefix; hqml(14, 6): 253 states (265 MB), 30 s against 20 s and 680 MB
+# peak, so it stays beyond this bound.
+FULL_SPAWN_BYTES = 128 * 2**20
 
 
 def _run_rows(plan: te.Plan, angles: torch.Tensor, labels: tuple[str, ...], shared=None,
@@ -98,6 +109,7 @@ class ConeGroup:
     slot_maps: np.ndarray  # (M, S) global slot of each local slot, per member
     labels: tuple[str, ...]  # local labels measured on the group (union over members)
     readout: tuple[tuple[int, int, int], ...]  # (member, index into labels, observable)
+    entries: tuple = ()  # the gates as (name, local qubits, local slot or None), in time order
 
 
 @dataclass(frozen=True)
@@ -105,22 +117,7 @@ class ConePlan:
     groups: tuple[ConeGroup, ...]
     full: tuple[int, ...]  # observables computed on the whole register
     constant: tuple[int, ...]  # all-identity observables (value 1)
-
-
-def _reduced(circuit: Circuit, cone: tuple[int, ...]) -> tuple[tuple, np.ndarray]:
-    """The cone's gates as ``(name, local qubits, local slot)`` and its global slots."""
-    local = {q: i for i, q in enumerate(cone)}
-    slot_of = {gi: s for s, gi in enumerate(circuit.slots)}
-    entries, slots = [], []
-    for gi, g in enumerate(circuit.gates):
-        if not all(q in local for q in g.qubits):
-            continue  # outside, or a CZ/CNOT half outside (acts as the identity there)
-        s = slot_of.get(gi)
-        if s is not None:
-            slots.append(s)
-            s = len(slots) - 1
-        entries.append((g.name, tuple(local[q] for q in g.qubits), s))
-    return tuple(entries), np.array(slots, dtype=np.int64)
+    full_group: ConeGroup | None = None  # the register's active gates, for parameter-shift requests
 
 
 @lru_cache(maxsize=64)
@@ -145,22 +142,40 @@ def cone_plan(circuit: Circuit, labels: tuple[str, ...]) -> ConePlan:
         by_cone = {}
     by_structure: dict[tuple, list] = {}
     for cone, obs in by_cone.items():
-        entries, slots = _reduced(circuit, cone)
-        by_structure.setdefault((len(cone), entries), []).append((cone, slots, obs))
-    groups = []
-    for (k, entries), members in by_structure.items():
-        local_labels: list[str] = []
-        readout = []
-        for m, (cone, _, obs) in enumerate(members):
-            for o in obs:
-                lab = "".join(labels[o][q] for q in cone)
-                if lab not in local_labels:
-                    local_labels.append(lab)
-                readout.append((m, local_labels.index(lab), o))
-        n_slots = len(members[0][1])
-        groups.append(ConeGroup(k, te.plan_of(k, n_slots, entries), np.stack([s for _, s, _ in members]),
-                                tuple(local_labels), tuple(readout)))
-    return ConePlan(tuple(groups), tuple(full), tuple(constant))
+        active = np.logical_or.reduce([active_ops(ops, n, labels[o]) for o in obs])
+        entries, slots, order = reduced(circuit, cone, active)
+        by_structure.setdefault((len(cone), entries), []).append((order, slots, obs))
+    groups = tuple(_group(k, entries, members, labels) for (k, entries), members in by_structure.items())
+    full_group = None
+    if full:  # the full register as one more group, for the shift path (sv_spawn)
+        active = np.logical_or.reduce([active_ops(ops, n, labels[o]) for o in full])
+        entries, slots, order = reduced(circuit, tuple(range(n)), active, permute=False)
+        full_group = _group(n, entries, [(order, slots, full)], labels)
+    return ConePlan(groups, tuple(full), tuple(constant), full_group)
+
+
+def _group(k: int, entries: tuple, members: list, labels: tuple[str, ...]) -> ConeGroup:
+    """Members ``(qubits in local order, global slots, observables)`` of one structure."""
+    local_labels: list[str] = []
+    readout = []
+    for m, (cone, _, obs) in enumerate(members):
+        for o in obs:
+            lab = "".join(labels[o][q] for q in cone)
+            if lab not in local_labels:
+                local_labels.append(lab)
+            readout.append((m, local_labels.index(lab), o))
+    n_slots = len(members[0][1])
+    return ConeGroup(k, te.plan_of(k, n_slots, entries), np.stack([s for _, s, _ in members]),
+                     tuple(local_labels), tuple(readout), entries)
+
+
+def _full_spawn_fits(group: ConeGroup, shift: sv_shift.ShiftRows) -> bool:
+    """Whether one base row's states on the full register (itself and a spawn per shifted
+    slot) fit in :data:`FULL_SPAWN_BYTES`; beyond, the rows run deduplicated by prefix."""
+    shifted = np.zeros(shift.base.shape[1], dtype=bool)
+    shifted[shift.slot[shift.slot >= 0]] = True
+    n_states = 1 + int(np.count_nonzero(shifted[group.slot_maps[0]]))
+    return n_states * 2**group.k * 16 * 4 <= FULL_SPAWN_BYTES
 
 
 def expectations(
@@ -176,13 +191,33 @@ def expectations(
     plan = cone_plan(circuit, labels)
     B = angles.shape[0]
     cols: list = [None] * len(labels)
+    grad = angles.requires_grad or (shared is not None and shared.requires_grad)
+    flat = angles.detach().cpu().numpy() if plan.groups or plan.full else None
+    # A parameter-shift request (rows = base rows with one slot shifted): each base row's
+    # prefix once per cone, the shifted rows from their gate on (sv_spawn). A small request
+    # of other rows (a forward batch) runs there too, each row its own base: all members in
+    # one pass beat deduplicating per member (hqml(14, 2), 32 rows: 1.5 ms against 3.3 ms).
+    shift = None if grad else sv_shift.shift_rows(flat)
     if plan.full:
-        vals = _run_rows(te.compile_plan(circuit), angles, tuple(labels[o] for o in plan.full), shared, shared_slots)
-        for j, o in enumerate(plan.full):
-            cols[o] = vals[:, j]
-    flat = angles.detach().cpu().numpy() if plan.groups else None
-    grad = angles.requires_grad
+        if shift is not None and _full_spawn_fits(plan.full_group, shift):
+            vals = sv_spawn.group_values(plan.full_group.entries, plan.full_group.k, plan.full_group.slot_maps,
+                                         plan.full_group.labels, flat, shift, angles.dtype, CHUNK_BYTES)
+            for _, li, o in plan.full_group.readout:
+                cols[o] = vals[0, :, li]
+        else:
+            vals = _run_rows(te.compile_plan(circuit), angles, tuple(labels[o] for o in plan.full), shared,
+                             shared_slots)
+            for j, o in enumerate(plan.full):
+                cols[o] = vals[:, j]
+    if shift is None and not grad and plan.groups and flat.shape[0] <= SMALL_REQUEST_ROWS:
+        shift = sv_shift.unshifted(flat)
     for g in plan.groups:
+        if shift is not None:
+            vals = sv_spawn.group_values(g.entries, g.k, g.slot_maps, g.labels, flat, shift, angles.dtype,
+                                         CHUNK_BYTES)  # (M, R, L)
+            for m, li, o in g.readout:
+                cols[o] = vals[m, :, li]
+            continue
         parts, inverses, offset = [], [], 0
         for m in range(g.slot_maps.shape[0]):
             first, inv = distinct_rows(flat, g.slot_maps[m], dedup=not grad)

@@ -45,7 +45,7 @@ class _QuantumFunction(torch.autograd.Function):
         need_x, need_w = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         up = grad_out.detach().to(torch.float64).cpu().numpy()
         jac = layer._jacobian(ctx.params, need_x, need_w, ctx.phase, ctx.forward, up)  # (B, O, P)
-        g = np.einsum("bo,bop->bp", up, jac)
+        g = np.matmul(up[:, None, :], jac)[:, 0]  # (B, P); a matmul, not numpy's slow einsum loop
         n_in = layer.circuit.n_inputs
         grad_x = torch.as_tensor(g[:, :n_in], dtype=inputs.dtype) if need_x else None
         grad_w = (

@@ -33,7 +33,8 @@ class ShiftPlan:
         B, Gs = self.batch_size, len(self.slots)
         v = values.reshape(B, Gs, 2, -1)
         d_angle = 0.5 * (v[:, :, 0] - v[:, :, 1])  # (B, G', O)
-        jac = np.einsum("bso,sp->bop", d_angle, self.slot_to_param)
+        # matmul, not einsum: numpy's unoptimised einsum loop took ms on (32, 84, 14) × (84, 140)
+        jac = np.matmul(d_angle.transpose(0, 2, 1), self.slot_to_param)
         if stderr is None:
             return jac, None
         e = stderr.reshape(B, Gs, 2, -1)
@@ -48,7 +49,8 @@ def shift_plan(circuit: Circuit, params: np.ndarray, slots: np.ndarray | None = 
     slots = np.arange(circuit.n_slots) if slots is None else np.asarray(slots, dtype=np.int64)
     angles = circuit.angles(params)  # (B, G)
     B, G = angles.shape
-    rows = np.repeat(angles[:, None, None, :], len(slots), axis=1).repeat(2, axis=2)
+    # one allocation of the (B, G', 2, G) rows (10^4 × 10^2 on wide circuits)
+    rows = np.repeat(angles[:, None, :], 2 * len(slots), axis=1).reshape(B, len(slots), 2, G)
     k = np.arange(len(slots))
     rows[:, k, 0, slots] += SHIFT
     rows[:, k, 1, slots] -= SHIFT

@@ -8,6 +8,7 @@ same way, before anything is submitted.
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import importlib.util
 import math
@@ -246,7 +247,8 @@ class BaseBackend:
 
     def shots_charged(self, request: EstimateRequest) -> int:
         # Python ints: a numpy int64 sum of huge per-row shots wraps around and would pass a cap.
-        return request.total_row_shots * self.n_groups(request)
+        total = request.total_row_shots
+        return total * self.n_groups(request) if total else 0  # exact: no grouping to compute
 
     def shots_spent(self, request: EstimateRequest, out: RunOutput, charged: int) -> int:
         """Shots the ledger records once the request ran: by default what was charged before
@@ -295,9 +297,11 @@ def check_options(profile: Profile, options: dict[str, Any] | None, allowed: set
 
 
 def _with_seed(request: EstimateRequest, seed: int) -> EstimateRequest:
-    return EstimateRequest(
-        request.circuit, request.params, request.observables, request.shots, seed, request.phase
-    )
+    # A copy, not a new request: validating again would copy and check the (read-only,
+    # already checked) params once more, ms on a parameter-shift request's 10^6 angles.
+    out = copy.copy(request)
+    object.__setattr__(out, "seed", check_seed(seed))
+    return out
 
 
 @runtime_checkable

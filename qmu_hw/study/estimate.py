@@ -283,8 +283,7 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
     holdouts[_FULL_VAL] = len(prep.tensors["val"])  # the teacher selects on the whole validation split
     est = _walk(cfg, cells, sizes, holdouts, shape, timing, cfg.epochs, measure_time, progress, progress_delay)
     typical = expected_epochs(cfg.epochs, cfg.patience)
-    est.expected = _walk(cfg, cells, sizes, holdouts, shape, timing, typical, measure_time, False, progress_delay,
-                         shared_refs=True).totals
+    est.expected = _walk(cfg, cells, sizes, holdouts, shape, timing, typical, measure_time, False, progress_delay).totals
     est.currency = _currency(cfg, cells)
     return est
 
@@ -310,27 +309,14 @@ def _holdouts(prep, scenarios) -> dict[str, int]:
     return {spec: len(prep.scenario_splits(prep.scenario(spec)).get("holdout", ())) for spec in scenarios}
 
 
-def _in_driver(cfg: StudyConfig, cell: Cell) -> bool:
-    """Cells the executors keep in the driver process (executors.cell_on_driver: billed,
-    remote, journaled or confirmation-requiring target or surrogate)."""
-    def driver(name: str) -> bool:
-        prof = profile_of(name)
-        info = adapter_info(prof)
-        return bool(info.remote or info.billed or prof.requires_confirmation or info.journaled)
-
-    return driver(cell.backend) or driver(cfg.surrogates.get(cell.backend, cell.backend))
-
-
 def _batches(rows: int) -> int:
     """Requests ``predict_proba`` sends for ``rows`` rows (batches of 256; none when empty)."""
     return math.ceil(rows / EVAL_BATCH)
 
 
 def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shape: ModelShape, timing: dict,
-          epochs: int, measure_time: bool, progress: bool, progress_delay: float, *,
-          shared_refs: bool = False) -> Estimate:
-    """One pass over the study's cells, teachers and oracles with training loops at ``epochs``;
-    ``shared_refs``: teacher/oracle reference outputs shared by a group's cells (expected)."""
+          epochs: int, measure_time: bool, progress: bool, progress_delay: float) -> Estimate:
+    """One pass over the study's cells, teachers and oracles with training loops at ``epochs``."""
     from ..unlearning import method_cost, method_defaults
 
     circuit = shape.circuit
@@ -395,15 +381,12 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
             work = _Work()
             _charge(work, f"unlearn/{cell.method}", mc, shape, cfg, cell.shots, backprop(work_prof, cell.shots))
             # Teacher and oracle outputs (exact and same-noise ensembles) are computed once per
-            # group of methods and shared.
-            # A process computes them for the first cell of a group it meets (runner.run_cell).
-            # Billed/journaled cells all run in the driver, one group after another: once per
-            # group. Other cells may run in any worker: the bound charges each of them (true
-            # for any executor); ``expected`` charges once per group.
+            # group of methods per study, by whichever cell of the group gets there first, in
+            # any executor (reference_outputs: a file next to the checkpoints): charged once.
             n_refs = len({exact_reference(cfg), same_noise_reference(cfg, cell.backend)})
             models = 1 + n_refs * max(cfg.n_oracles, 1)
             group = (cell.seed, cell.scenario, cell.backend, cell.shots)
-            share = 0 if group in ref_groups and (shared_refs or _in_driver(cfg, cell)) else models
+            share = 0 if group in ref_groups else models
             ref_groups.add(group)
             ref_parts = (s.retain, s.forget, s.test)
             own_parts = ref_parts + (s.pool, holdouts[cell.scenario])

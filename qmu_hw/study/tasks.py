@@ -26,6 +26,7 @@ from .protocol import (
     transfer,
     unlearn_data,
 )
+from . import reference_outputs
 from .references import exact_reference, same_noise_reference, train_target
 from .store import UnwritableOutputError
 
@@ -202,19 +203,27 @@ class TaskRunner:
         ref_key = (seed, cell.scenario, cell.backend, cell.shots, train_name)
         ref_from = ref_to = len(self.ledger)
         if ref_key not in self._reference:
-            T, O = reference_probs(transfer(teacher, prep, target, seed, **kw_eval),
-                                   [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)
-            OX = O if oracles_exact is oracles else oracle_probs(
-                [transfer(o, prep, target, seed, **kw_eval) for o in oracles_exact], parts)
-            self._reference = {ref_key: (T, O, OX)}
+            # Once per group per study, in whichever process gets there first (reference_outputs).
+            path = reference_outputs.path_for(self.ckpt_dir, ref_key, cfg.digest())
+            with reference_outputs.group_lock(path):
+                got = reference_outputs.load(path)
+                if got is None:
+                    T, O = reference_probs(transfer(teacher, prep, target, seed, **kw_eval),
+                                           [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)
+                    OX = O if oracles_exact is oracles else oracle_probs(
+                        [transfer(o, prep, target, seed, **kw_eval) for o in oracles_exact], parts)
+                    reference_outputs.save(path, T, O, None if OX is O else OX)
+                    got = (T, O, OX)
+            self._reference = {ref_key: got}
             ref_to = len(self.ledger)
         T, O, OX = self._reference[ref_key]
         metrics = evaluate(model_e, T, O, parts, sc, seed, exact_oracles=OX)
         t_eval = time.perf_counter() - t1
         # The teacher/oracle reference outputs are shared by the cells of one (seed, scenario,
-        # backend) and computed by whichever cell of them runs first in a process: they are
-        # not this cell's evaluation, so its eval columns leave them out (else the columns
-        # depend on the executor's order: 165 vs 507 eval circuits, sequential vs Ray).
+        # backend) and computed by whichever cell of them runs first: they are not this cell's
+        # evaluation, so its eval columns leave them out (else the columns depend on the
+        # executor's order: 165 vs 507 eval circuits, sequential vs Ray). The study's ledger
+        # charges them once per group (reference_outputs), whatever the executor.
         entries = self.ledger.entries
         spent = ShotLedger()
         spent._entries = entries[mark:ref_from] + entries[ref_to:]

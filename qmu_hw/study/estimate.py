@@ -339,6 +339,7 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
     def add_row(row: dict, *parts: tuple) -> None:
         """``parts``: (work, profile, backend name) pairs priced and timed separately."""
         vals = dict.fromkeys(keys, 0.0)
+        spend = []  # per (backend, phase): what the task can charge each cap (leases.Meter.need)
         for work, prof, name, shots in parts:
             circ, subs, sh = work.total("circuits"), work.total("requests"), work.total("shots")
             tasks = _tasks(prof, circ, subs, shots)
@@ -353,6 +354,10 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
                 vals["wall_time_s"] += subs * o + circ * r
             for phase, v in work.shots.items():
                 phases[phase] += v
+                spend.append({"backend": prof.name, "phase": phase, "shots": v, "cost": 0.0})
+            # money is priced per part, not per phase (no cap is on cost per phase)
+            spend.append({"backend": prof.name, "phase": next(iter(work.circuits), "-"), "shots": 0,
+                          "cost": price(prof.cost, sh, tasks)})
             b = est.by_backend.setdefault(prof.name, {"shots": 0, "cost": 0.0, "tasks": 0.0,
                                                       "budget": dict(prof.budget)})
             b["shots"] += int(sh)
@@ -360,7 +365,8 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
             b["tasks"] += tasks
         row.update({"circuits": int(vals["circuits"]), "shots_total": int(vals["shots"]),
                     "submissions": int(vals["submissions"]), "tasks": int(vals["tasks"]),
-                    "qpu_seconds": vals["qpu_seconds"], "wall_time_s": vals["wall_time_s"], "cost": vals["cost"]})
+                    "qpu_seconds": vals["qpu_seconds"], "wall_time_s": vals["wall_time_s"], "cost": vals["cost"],
+                    "spend": spend})
         est.cells.append(row)
         for k in keys:
             totals[k] += vals[k]

@@ -12,8 +12,9 @@ from pathlib import Path
 from ..core.exceptions import CorruptCheckpointError
 from ..core.ledger import Budgets, ShotBudget, ShotLedger
 from ..models.training import load_checkpoint, save_checkpoint
-from .accounting import LeaseBudget
+from . import reference_outputs
 from .grid import Cell, profile_of
+from .leases import LeaseBudget
 from .plan import OracleTask, TeacherTask, method_hyperparameters, train_settings
 from .protocol import (
     Prepared,
@@ -26,7 +27,6 @@ from .protocol import (
     transfer,
     unlearn_data,
 )
-from . import reference_outputs
 from .references import exact_reference, same_noise_reference, train_target
 from .store import UnwritableOutputError
 
@@ -39,7 +39,7 @@ class Backends:
     def __init__(self, cfg, journal=None) -> None:
         self.ledger = ShotLedger()
         self.budget = ShotBudget(total_shots=cfg.max_total_shots, per_phase=cfg.per_phase, max_cost=cfg.max_cost)
-        self.lease = LeaseBudget()  # in a worker: the task's share of the study's cap (accounting.Leases)
+        self.lease = LeaseBudget()  # in a worker: the task's share of every cap (leases.Leases)
         self.journal = journal
         self._made: dict = {}
 

@@ -52,6 +52,12 @@ class Estimate:
     #: the same totals assuming typical early stopping (see :func:`expected_epochs`)
     expected: dict = field(default_factory=dict)
     currency: str = "USD"
+    #: how the bound was found: "analytic" (the methods' cost models) or "dry run" (.dry_run)
+    bound_method: str = "analytic"
+    #: dry run only: the analytic model's totals, tasks it undercounts (a cost-model bug) and seconds taken
+    analytic: dict = field(default_factory=dict)
+    mismatches: list[str] = field(default_factory=list)
+    dry_run_s: float = 0.0
 
     def phase_shots(self, cap_phase: str) -> int:
         """Shots the study charges to ``cap_phase`` and its sub-phases (as a budget cap counts)."""
@@ -77,6 +83,8 @@ class Estimate:
     def as_json(self) -> dict:
         """What ``qmu-hw estimate --json`` prints and ``<output>/ledger.json`` repeats."""
         return {"bound": self.bound(), "expected": _four(self.expected or self.totals), "currency": self.currency,
+                "bound_method": self.bound_method, **({"analytic_bound": _four(self.analytic)} if self.analytic else {}),
+                **({"cost_model_mismatches": list(self.mismatches)} if self.mismatches else {}),
                 "tasks_by_kind": dict(self.tasks_by_kind),
                 "bound_by_phase": {p: {"shots": v} for p, v in self.phases.items()}}
 

@@ -15,13 +15,13 @@ import time
 import traceback
 from pathlib import Path
 
+from ..core.backend import adapter_info
 from ..core.exceptions import (
     BackendUnavailableError,
     BudgetExceededError,
     InvalidRequestError,
     QmuHwError,
 )
-from ..core.backend import adapter_info
 from ..core.journal import JobJournal
 from ..core.ledger import LedgerEntry
 from .accounting import LedgerRecord, carry_earlier, write_ledger_json

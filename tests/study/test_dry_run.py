@@ -111,3 +111,19 @@ def test_a_run_spends_at_most_the_dry_run_bound(tmp_path):
     spent = json.loads((tmp_path / "out" / "ledger.json").read_text())["actual"]["total"]
     assert spent["shots"] <= est.bound()["shots"] and spent["tasks"] <= est.bound()["tasks"]
     assert est.bound()["shots"] <= 3 * spent["shots"], (spent, est.bound())
+
+
+def test_axes_and_populations_in_the_dry_run(tmp_path):
+    """Each axis combination is walked with its own model; populations come from the model."""
+    from tests.study import test_axes, test_per_example_study
+
+    cfg = parse_config(test_axes._doc(tmp_path / "a", test_axes.AXES))
+    est = dry_run_estimate(cfg, measure_time=False, progress=False)
+    analytic = estimate_study(cfg, measure_time=False, progress=False)
+    assert not est.mismatches and est.totals["circuits"] == analytic.totals["circuits"]
+    assert sum(r["task"][0] == "teacher" for r in est.cells) == 4 and est.totals["cells"] == 8
+    cfg = parse_config(test_per_example_study._doc(tmp_path / "p", per_example={"n_models": 8}))
+    est = dry_run_estimate(cfg, measure_time=False, progress=False)
+    assert not est.mismatches
+    assert sum(r.get("population_models", 0) for r in est.cells) == 2 * 3 * 8
+    assert est.totals["circuits"] == estimate_study(cfg, measure_time=False, progress=False).totals["circuits"]

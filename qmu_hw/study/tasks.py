@@ -73,6 +73,11 @@ def model_kw(cfg, backend, shots: int | None) -> dict:
     return {"gradient": cfg.gradient, "shots": shots, "grad_shots": grad_shots}
 
 
+def prep_seed(path: Path) -> str:
+    """The seed in a checkpoint's name (``teacher-seed3-...``; see ``TaskRunner._ckpt``)."""
+    return path.name.split("-seed", 1)[1].split("-", 1)[0]
+
+
 def _save_checkpoint(model, path: Path, extra: dict) -> None:
     """A checkpoint that cannot be written (full disk, permissions) stops the study with the
     path named, instead of failing every later cell with torch's bare writer error."""
@@ -132,6 +137,9 @@ class TaskRunner:
         except CorruptCheckpointError as exc:
             self.log(f"{exc}; retraining it")
             for p in (path, Path(str(path) + ".json")):
+                p.unlink(missing_ok=True)
+            # reference outputs computed from the unreadable model are stale once it is retrained
+            for p in self.ckpt_dir.glob(f"reference-seed{prep_seed(path)}-*"):
                 p.unlink(missing_ok=True)
             return None
 

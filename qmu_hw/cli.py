@@ -83,9 +83,10 @@ def _confirm_hardware(cfg, args) -> None:
     real = [b for b in cfg.backends if profile_of(b).requires_confirmation]
     if not real or args.dry_run:
         return
-    from .study.estimate import estimate_study
+    from .study.dry_run import dry_run_estimate
 
-    est = estimate_study(cfg, measure_time=False)
+    # the bound `run` checks billed studies against (runner.StudyRunner._bound): the dry run
+    est = dry_run_estimate(cfg, measure_time=False, progress=False)
     reason = est.refusal(cfg)
     if reason:
         raise BudgetExceededError(reason)

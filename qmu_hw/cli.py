@@ -145,7 +145,12 @@ def cmd_estimate(args) -> int:
         est = estimate_study(cfg, measure_time=not args.no_timing, progress=not args.json)
     else:
         from .study.dry_run import dry_run_estimate
+        from .study.grid import expand
 
+        n = len(expand(cfg))
+        if n > 100 and not args.json:  # it trains every model's classical parts: minutes on a large grid
+            print(f"estimating {n} cells by a dry run of their request schedule (`--fast`: the analytic bound "
+                  "at once)", file=sys.stderr)
         est = dry_run_estimate(cfg, measure_time=not args.no_timing, progress=not args.json)
     for m in est.mismatches:  # the dry run charged a task more than its registered cost model says
         print(f"qmu-hw: warning: a cost model undercounts {m}; the bound shown is the dry run's "

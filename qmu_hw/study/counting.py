@@ -51,9 +51,9 @@ def _fake_values(params: np.ndarray, n_obs: int) -> np.ndarray:
 class CountingBackend(BaseBackend):
     """Counts like the adapter of ``profile``; computes nothing."""
 
-    def __init__(self, profile, *, shots=None, seed=None, ledger=None, budget=None) -> None:
+    def __init__(self, profile, *, shots=None, seed=None, ledger=None, budget=None, capabilities=None) -> None:
         super().__init__(profile, shots=shots, seed=seed, ledger=ledger, budget=budget)
-        self.capabilities = _capabilities(profile, shots, seed)
+        self.capabilities = capabilities or _capabilities(profile, shots, seed)
         self._info = adapter_info(profile)
 
     def _run(self, request: EstimateRequest) -> RunOutput:
@@ -100,5 +100,6 @@ class CountingBackends(Backends):
             prof = profile_of(name)
             caps = _capabilities(prof, shots, seed)
             cls = DifferentiableCountingBackend if caps.backprop else CountingBackend
-            self._made[key] = cls(prof, shots=shots, seed=seed, ledger=self.ledger, budget=ShotBudget())
+            self._made[key] = cls(prof, shots=shots, seed=seed, ledger=self.ledger, budget=ShotBudget(),
+                                  capabilities=caps)
         return self._made[key]

@@ -1,5 +1,10 @@
 """Cost estimates before anything runs: circuits, shots, submissions, wall time and money.
 
+This is the ANALYTIC model (``qmu-hw estimate --fast``, the up-front check of ``qmu-hw run``
+for studies without a billed profile, the basis of ``expected``); ``qmu-hw estimate`` shows
+the dry run of :mod:`.dry_run`, which walks the study's own tasks and is checked against
+this model task by task.
+
 Counts are upper bounds: every loop is assumed to run its full number of epochs (early
 stopping can only make a run cheaper). What a method sends comes from the cost model it
 registered (:mod:`qmu_hw.unlearning.cost`); this module only turns rows and requests into

@@ -164,6 +164,8 @@ def _assemble(rows: list[dict], n_cells: int, analytic: Estimate, profiles: dict
     by_task = {r["task"]: r for r in analytic.cells if "task" in r}
     for r in rows:
         a = by_task.get(r.get("task"))
+        if a is not None and "ref_spend" in a:  # the leases' share of a group's reference outputs
+            r["ref_spend"] = a["ref_spend"]
         if a is not None and (r["shots_total"] > a["shots_total"] or r["tasks"] > a["tasks"] + 1e-9):
             est.mismatches.append(f"{r['cell']}: the dry run charged {r['shots_total']:,} shots in {r['tasks']:,} "
                                   f"tasks, the registered cost models count {a['shots_total']:,} shots in "

@@ -414,6 +414,11 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
                       sum(map(_batches, own_parts)) + sum(map(_batches, ref_parts)) * share, cell.shots)
             row = {"cell": cell.label, "backend": cell.backend, "shots": cell.shots, "method": cell.method,
                    "scenario": cell.scenario, "seed": cell.seed, "task": ("cell", cell.label)}
+            if not share:
+                # Which cell of a group computes the shared outputs depends on the executor's order
+                # (or on a killed worker): the other cells' leases must be able to cover them too.
+                row["ref_spend"] = _ref_spend(prof, sum(ref_parts) * models,
+                                              sum(map(_batches, ref_parts)) * models, cell.shots)
             # Unlearning is paid on the surrogate when one is configured, evaluation on the target.
             add_row(row, (work, work_prof, work_name, cell.shots), (evals, prof, cell.backend, cell.shots))
             kinds["cell"] += 1
@@ -431,6 +436,13 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
     est.totals["cells"] = len(cells)
     est.phases = {p: int(v) for p, v in sorted(phases.items())}
     return est
+
+
+def _ref_spend(prof, circuits: int, requests: int, shots: int | None) -> list[dict]:
+    """The group's shared reference outputs as a ``spend`` list (see ``leases.Meter.need``)."""
+    sh = circuits * (shots or 0)
+    tasks = _tasks(prof, circuits, requests, shots)
+    return [{"backend": prof.name, "phase": "eval", "shots": sh, "cost": price(prof.cost, sh, tasks), "tasks": tasks}]
 
 
 def _add_teacher(cfg, seed: int, backend: str, shots: int | None, s: Sizes, val: int, shape: ModelShape,

@@ -5,8 +5,9 @@ before each submission. So, before dispatching a task, the driver grants it a *l
 every cap that applies: the study's total shots and cost, each ``[budget] per_phase`` cap,
 and each profile's ``[budget]`` (shots and cost of that backend). A lease on a cap is at
 most what is left of it (the cap, minus what the study's ledger already counts, minus every
-outstanding lease on it) and at most what the task can need (its row of the estimate). The
-worker checks each request against its lease before submission, like any budget, so no
+outstanding lease on it) and at most what the task can need (its row of the estimate, plus
+the shared reference outputs of its group, which any cell of the group may be the one to
+compute: the executor's order or a killed worker decides). The worker checks each request against its lease before submission, like any budget, so no
 worker can cross a cap even if the estimate were wrong; the sum of outstanding leases never
 exceeds what is left, so the caps hold across any number of workers. A lease is settled
 (released) once the task's spending is in the driver's ledger.
@@ -47,7 +48,10 @@ class Meter:
         the row has no breakdown (the lease is then what is left)."""
         if row is None or "spend" not in row:
             return None
-        return float(sum(s[self.what] for s in row["spend"] if self.counts(s["phase"], s["backend"])))
+        # ``ref_spend``: a group's shared reference outputs, counted once in the study's bound (on
+        # its first cell) but computed by whichever cell of the group gets there first
+        spend = [*row["spend"], *row.get("ref_spend", ())]
+        return float(sum(s[self.what] for s in spend if self.counts(s["phase"], s["backend"])))
 
     def describe(self) -> str:
         where = (f" of backend {self.backend!r}" if self.backend else "") + (
@@ -99,7 +103,8 @@ class Leases:
             need, left = meter.need(row), self.remaining(meter)
             lease[meter] = max(0.0, left if need is None else min(need, left))
         if self.TOTAL not in self.caps and row is not None and "shots_total" in row:
-            lease[self.TOTAL] = float(row["shots_total"])  # no cap: the task's bound (see module doc)
+            # no cap: the task's bound (see module doc), with the shared outputs it may compute
+            lease[self.TOTAL] = float(row["shots_total"] + sum(s["shots"] for s in row.get("ref_spend", ())))
         self.out[task] = {m: v for m, v in lease.items() if m in self.caps}
         return [{"what": m.what, "backend": m.backend, "phase": m.phase, "allow": v} for m, v in lease.items()]
 

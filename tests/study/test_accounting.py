@@ -275,3 +275,25 @@ def test_a_worker_request_over_a_per_phase_cap_is_refused_and_the_study_finishes
     assert all(r[2].startswith("budget:") and "'eval'" in r[2] for r in failed), failed
     doc = json.loads((tmp_path / "out" / "ledger.json").read_text())
     assert doc["actual"]["eval"]["shots"] <= 14000  # the cap held across both workers
+
+
+def test_any_cell_of_a_group_may_compute_the_shared_reference_outputs_within_its_lease():
+    """The estimate counts a group's reference outputs once (on its first cell), but on Ray a
+    later cell may be the one to compute them (the first one's worker was killed, or simply
+    ran later): its lease covers them (a killed Ray worker's retry was refused for this)."""
+    cfg = parse_config({"study": {"name": "t", "seeds": [0]}, "data": {"dataset": "iris", "per_class": 12},
+                        "training": {"epochs": 2, "n_oracles": 1},
+                        "grid": {"scenarios": ["class:0"], "methods": ["identity", "ga"],
+                                 "backends": ["exact-shots"], "shots": [16]}})
+    from qmu_hw.study.estimate import estimate_study
+
+    rows = [r for r in estimate_study(cfg, measure_time=False, progress=False).cells if r["task"][0] == "cell"]
+    first, second = rows
+    assert "ref_spend" not in first and second["ref_spend"][0]["shots"] > 0
+    refs = second["ref_spend"][0]["shots"]
+    leases = Leases({}, ShotLedger())
+    lease = {m["phase"]: m["allow"] for m in leases.grant("ga", second)}
+    assert lease[None] == second["shots_total"] + refs
+    capped = Leases({Meter("shots", None, "eval"): 10**9}, ShotLedger())
+    eval_need = sum(s["shots"] for s in second["spend"] if s["phase"] == "eval")
+    assert {m["phase"]: m["allow"] for m in capped.grant("ga", second)}["eval"] == eval_need + refs

@@ -127,3 +127,26 @@ def test_axes_and_populations_in_the_dry_run(tmp_path):
     assert not est.mismatches
     assert sum(r.get("population_models", 0) for r in est.cells) == 2 * 3 * 8
     assert est.totals["circuits"] == estimate_study(cfg, measure_time=False, progress=False).totals["circuits"]
+
+
+def test_early_stopping_is_off_only_inside_the_switch(tmp_path):
+    """With a counting backend the validation accuracy never improves after epoch 1 or so, so
+    patience 1 stops early; inside ``early_stopping(False)`` every epoch runs."""
+    from qmu_hw.models.training import early_stopping, early_stopping_on, fit
+    from qmu_hw.study.counting import CountingBackends
+    from qmu_hw.study.protocol import new_model
+    from qmu_hw.study.tasks import prepare_data
+
+    cfg = _cfg(tmp_path)
+    prep = prepare_data(cfg, 0)
+    be = CountingBackends(cfg).get("exact", None, 0)
+    t = prep.tensors
+
+    def epochs_ran():
+        model = new_model(prep, be, 0, gradient="backprop", shots=None)
+        return fit(model, t["train"], t["val"], epochs=12, patience=1, batch_size=64).epochs_ran
+
+    assert early_stopping_on()
+    with early_stopping(False):
+        assert not early_stopping_on() and epochs_ran() == 12
+    assert early_stopping_on() and epochs_ran() < 12

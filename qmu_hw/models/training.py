@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import json
 import time
@@ -23,6 +25,26 @@ class TrainResult:
     epochs_ran: int
     wall_time_s: float
     history: list[dict] = field(default_factory=list)
+
+
+# The study's dry run (study.dry_run) counts every epoch: early stopping depends on the values
+# a backend returns, so an upper bound of the request schedule must run every loop in full.
+_EARLY_STOPPING: contextvars.ContextVar[bool] = contextvars.ContextVar("qmu_hw_early_stopping", default=True)
+
+
+def early_stopping_on() -> bool:
+    """Whether training loops may stop early (True unless inside ``early_stopping(False)``)."""
+    return _EARLY_STOPPING.get()
+
+
+@contextlib.contextmanager
+def early_stopping(enabled: bool):
+    """Within this block, ``fit`` and the unlearning loops stop early only if ``enabled``."""
+    token = _EARLY_STOPPING.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _EARLY_STOPPING.reset(token)
 
 
 def batches(n: int, batch_size: int, rng: np.random.Generator | None):
@@ -124,7 +146,7 @@ def fit(
             best, since_best = (val_acc, epoch, copy.deepcopy(model.state_dict()), val_loss), 0
         else:
             since_best += 1
-            if since_best >= patience:
+            if since_best >= patience and early_stopping_on():
                 break
     model.load_state_dict(best[2])
     return TrainResult(best[1], best[0], epoch, time.perf_counter() - t0, history)

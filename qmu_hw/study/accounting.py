@@ -7,10 +7,11 @@ the work of a run that is later killed stays on record, and a resumed run starts
 earlier runs of the study already spent. Replayed journal results are written with their
 original charge and ``replayed = 1`` (caps do not count them twice).
 
-Workers never write here: the driver grants each task a *lease* (at most the remaining
-cap, at most the task's upper bound from the estimate) before dispatching it and settles it
-from the spending the task returns. The sum of outstanding leases never exceeds what is
-left, so a global cap holds across workers without any worker-to-driver call.
+Workers never write here: the driver grants each task a *lease* on every cap (at most what
+is left of it, at most the task's upper bound from the estimate) before dispatching it and
+settles it once the spending the task returns is recorded (:mod:`.leases`). The sum of
+outstanding leases never exceeds what is left, so every cap holds across workers without
+any worker-to-driver call.
 
 Every run ends by writing ``<output>/ledger.json`` in the shape of ``qmu-hw estimate --json``:
 ``{"bound", "expected", "actual": {phase: {shots, tasks, seconds, cost}, "total": ...},
@@ -27,9 +28,9 @@ import uuid
 from collections import defaultdict
 from pathlib import Path
 
-from ..core.exceptions import BudgetExceededError
 from ..core.journal import database_error
 from ..core.ledger import LedgerEntry, ShotLedger
+from .leases import LeaseBudget, Leases  # noqa: F401  (re-exported: they lived here)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ledger (
@@ -218,55 +219,3 @@ def write_ledger_json(output: str | Path, record: LedgerRecord, estimate=None) -
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str), encoding="utf-8")
     tmp.replace(path)
     return path
-
-
-class Leases:
-    """The driver's grants to worker tasks against one shot cap (``None``: no cap).
-
-    ``grant(task, bound)`` reserves ``min(bound, remaining)`` for the task, where remaining
-    is the cap minus what is spent and minus every outstanding lease; ``settle(task, spent)``
-    releases the reservation once the task's spending is on the ledger.
-    """
-
-    def __init__(self, cap: int | None, spent: int) -> None:
-        self.cap, self.spent = cap, int(spent)
-        self.out: dict = {}
-
-    def remaining(self) -> int | None:
-        if self.cap is None:
-            return None
-        return self.cap - self.spent - sum(self.out.values())
-
-    def grant(self, task, bound: int | None) -> int | None:
-        left = self.remaining()
-        if left is None:
-            self.out[task] = 0
-            return None if bound is None else int(bound)
-        lease = max(0, left if bound is None else min(int(bound), left))
-        self.out[task] = lease
-        return lease
-
-    def settle(self, task, spent: int) -> None:
-        self.out.pop(task, None)
-        self.spent += int(spent)
-
-
-class LeaseBudget:
-    """A worker task's lease: the shots it may spend, counted from ledger position ``mark``
-    (a worker's ledger outlives its tasks). No lease granted: no check."""
-
-    def __init__(self) -> None:
-        self.shots: int | None = None
-        self.mark = 0
-
-    def hold(self, shots: int | None, mark: int) -> None:
-        self.shots, self.mark = shots, mark
-
-    def check(self, ledger: ShotLedger, phase: str, shots: int, cost: float = 0.0, *, backend=None) -> None:
-        if self.shots is None:
-            return
-        spent = ledger.since(self.mark).paid_shots()
-        if spent + int(shots) > self.shots:
-            raise BudgetExceededError(
-                f"shot budget exceeded for phase {phase!r}: this task's lease from the study's cap is "
-                f"{self.shots}, spent {spent}, this request asks {int(shots)}. Nothing was submitted.")

@@ -247,9 +247,9 @@ def _check_billed(cfg: StudyConfig, confirmed: bool) -> None:
     billed = [b for b in cfg.backends if profile_of(b).requires_confirmation]
     if not billed or confirmed:
         return
-    from .estimate import estimate_study
+    from .dry_run import dry_run_estimate
 
-    est = estimate_study(cfg, measure_time=False)
+    est = dry_run_estimate(cfg, measure_time=False, progress=False)  # as `run` checks billed studies
     raise BudgetExceededError(
         f"this study submits to billed backends {billed}: up to {est.totals['shots']:,} shots, "
         f"{est.totals['tasks']:,} tasks/jobs, estimated cost {est.totals['cost']:.2f}; "

@@ -1,5 +1,10 @@
 """Cost estimates before anything runs: circuits, shots, submissions, wall time and money.
 
+This is the ANALYTIC model (``qmu-hw estimate --fast``, the up-front check of ``qmu-hw run``
+for studies without a billed profile, the basis of ``expected``); ``qmu-hw estimate`` shows
+the dry run of :mod:`.dry_run`, which walks the study's own tasks and is checked against
+this model task by task.
+
 Counts are upper bounds: every loop is assumed to run its full number of epochs (early
 stopping can only make a run cheaper). What a method sends comes from the cost model it
 registered (:mod:`qmu_hw.unlearning.cost`); this module only turns rows and requests into
@@ -52,6 +57,12 @@ class Estimate:
     #: the same totals assuming typical early stopping (see :func:`expected_epochs`)
     expected: dict = field(default_factory=dict)
     currency: str = "USD"
+    #: how the bound was found: "analytic" (the methods' cost models) or "dry run" (.dry_run)
+    bound_method: str = "analytic"
+    #: dry run only: the analytic model's totals, tasks it undercounts (a cost-model bug) and seconds taken
+    analytic: dict = field(default_factory=dict)
+    mismatches: list[str] = field(default_factory=list)
+    dry_run_s: float = 0.0
 
     def phase_shots(self, cap_phase: str) -> int:
         """Shots the study charges to ``cap_phase`` and its sub-phases (as a budget cap counts)."""
@@ -77,6 +88,8 @@ class Estimate:
     def as_json(self) -> dict:
         """What ``qmu-hw estimate --json`` prints and ``<output>/ledger.json`` repeats."""
         return {"bound": self.bound(), "expected": _four(self.expected or self.totals), "currency": self.currency,
+                "bound_method": self.bound_method, **({"analytic_bound": _four(self.analytic)} if self.analytic else {}),
+                **({"cost_model_mismatches": list(self.mismatches)} if self.mismatches else {}),
                 "tasks_by_kind": dict(self.tasks_by_kind),
                 "bound_by_phase": {p: {"shots": v} for p, v in self.phases.items()}}
 
@@ -283,8 +296,7 @@ def estimate_study(cfg: StudyConfig, cells: list[Cell] | None = None, measure_ti
     holdouts[_FULL_VAL] = len(prep.tensors["val"])  # the teacher selects on the whole validation split
     est = _walk(cfg, cells, sizes, holdouts, shape, timing, cfg.epochs, measure_time, progress, progress_delay)
     typical = expected_epochs(cfg.epochs, cfg.patience)
-    est.expected = _walk(cfg, cells, sizes, holdouts, shape, timing, typical, measure_time, False, progress_delay,
-                         shared_refs=True).totals
+    est.expected = _walk(cfg, cells, sizes, holdouts, shape, timing, typical, measure_time, False, progress_delay).totals
     est.currency = _currency(cfg, cells)
     return est
 
@@ -310,27 +322,14 @@ def _holdouts(prep, scenarios) -> dict[str, int]:
     return {spec: len(prep.scenario_splits(prep.scenario(spec)).get("holdout", ())) for spec in scenarios}
 
 
-def _in_driver(cfg: StudyConfig, cell: Cell) -> bool:
-    """Cells the executors keep in the driver process (executors.cell_on_driver: billed,
-    remote, journaled or confirmation-requiring target or surrogate)."""
-    def driver(name: str) -> bool:
-        prof = profile_of(name)
-        info = adapter_info(prof)
-        return bool(info.remote or info.billed or prof.requires_confirmation or info.journaled)
-
-    return driver(cell.backend) or driver(cfg.surrogates.get(cell.backend, cell.backend))
-
-
 def _batches(rows: int) -> int:
     """Requests ``predict_proba`` sends for ``rows`` rows (batches of 256; none when empty)."""
     return math.ceil(rows / EVAL_BATCH)
 
 
 def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shape: ModelShape, timing: dict,
-          epochs: int, measure_time: bool, progress: bool, progress_delay: float, *,
-          shared_refs: bool = False) -> Estimate:
-    """One pass over the study's cells, teachers and oracles with training loops at ``epochs``;
-    ``shared_refs``: teacher/oracle reference outputs shared by a group's cells (expected)."""
+          epochs: int, measure_time: bool, progress: bool, progress_delay: float) -> Estimate:
+    """One pass over the study's cells, teachers and oracles with training loops at ``epochs``."""
     from ..unlearning import method_cost, method_defaults
 
     circuit = shape.circuit
@@ -353,6 +352,7 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
     def add_row(row: dict, *parts: tuple) -> None:
         """``parts``: (work, profile, backend name) pairs priced and timed separately."""
         vals = dict.fromkeys(keys, 0.0)
+        spend = []  # per (backend, phase): what the task can charge each cap (leases.Meter.need)
         for work, prof, name, shots in parts:
             circ, subs, sh = work.total("circuits"), work.total("requests"), work.total("shots")
             tasks = _tasks(prof, circ, subs, shots)
@@ -367,6 +367,10 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
                 vals["wall_time_s"] += subs * o + circ * r
             for phase, v in work.shots.items():
                 phases[phase] += v
+                spend.append({"backend": prof.name, "phase": phase, "shots": v, "cost": 0.0})
+            # money is priced per part, not per phase (no cap is on cost per phase)
+            spend.append({"backend": prof.name, "phase": next(iter(work.circuits), "-"), "shots": 0,
+                          "cost": price(prof.cost, sh, tasks)})
             b = est.by_backend.setdefault(prof.name, {"shots": 0, "cost": 0.0, "tasks": 0.0,
                                                       "budget": dict(prof.budget)})
             b["shots"] += int(sh)
@@ -374,7 +378,8 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
             b["tasks"] += tasks
         row.update({"circuits": int(vals["circuits"]), "shots_total": int(vals["shots"]),
                     "submissions": int(vals["submissions"]), "tasks": int(vals["tasks"]),
-                    "qpu_seconds": vals["qpu_seconds"], "wall_time_s": vals["wall_time_s"], "cost": vals["cost"]})
+                    "qpu_seconds": vals["qpu_seconds"], "wall_time_s": vals["wall_time_s"], "cost": vals["cost"],
+                    "spend": spend})
         est.cells.append(row)
         for k in keys:
             totals[k] += vals[k]
@@ -395,15 +400,12 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
             work = _Work()
             _charge(work, f"unlearn/{cell.method}", mc, shape, cfg, cell.shots, backprop(work_prof, cell.shots))
             # Teacher and oracle outputs (exact and same-noise ensembles) are computed once per
-            # group of methods and shared.
-            # A process computes them for the first cell of a group it meets (runner.run_cell).
-            # Billed/journaled cells all run in the driver, one group after another: once per
-            # group. Other cells may run in any worker: the bound charges each of them (true
-            # for any executor); ``expected`` charges once per group.
+            # group of methods per study, by whichever cell of the group gets there first, in
+            # any executor (reference_outputs: a file next to the checkpoints): charged once.
             n_refs = len({exact_reference(cfg), same_noise_reference(cfg, cell.backend)})
             models = 1 + n_refs * max(cfg.n_oracles, 1)
             group = (cell.seed, cell.scenario, cell.backend, cell.shots)
-            share = 0 if group in ref_groups and (shared_refs or _in_driver(cfg, cell)) else models
+            share = 0 if group in ref_groups else models
             ref_groups.add(group)
             ref_parts = (s.retain, s.forget, s.test)
             own_parts = ref_parts + (s.pool, holdouts[cell.scenario])
@@ -412,6 +414,11 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
                       sum(map(_batches, own_parts)) + sum(map(_batches, ref_parts)) * share, cell.shots)
             row = {"cell": cell.label, "backend": cell.backend, "shots": cell.shots, "method": cell.method,
                    "scenario": cell.scenario, "seed": cell.seed, "task": ("cell", cell.label)}
+            if not share:
+                # Which cell of a group computes the shared outputs depends on the executor's order
+                # (or on a killed worker): the other cells' leases must be able to cover them too.
+                row["ref_spend"] = _ref_spend(prof, sum(ref_parts) * models,
+                                              sum(map(_batches, ref_parts)) * models, cell.shots)
             # Unlearning is paid on the surrogate when one is configured, evaluation on the target.
             add_row(row, (work, work_prof, work_name, cell.shots), (evals, prof, cell.backend, cell.shots))
             kinds["cell"] += 1
@@ -429,6 +436,13 @@ def _walk(cfg: StudyConfig, cells: list[Cell], sizes: dict, holdouts: dict, shap
     est.totals["cells"] = len(cells)
     est.phases = {p: int(v) for p, v in sorted(phases.items())}
     return est
+
+
+def _ref_spend(prof, circuits: int, requests: int, shots: int | None) -> list[dict]:
+    """The group's shared reference outputs as a ``spend`` list (see ``leases.Meter.need``)."""
+    sh = circuits * (shots or 0)
+    tasks = _tasks(prof, circuits, requests, shots)
+    return [{"backend": prof.name, "phase": "eval", "shots": sh, "cost": price(prof.cost, sh, tasks), "tasks": tasks}]
 
 
 def _add_teacher(cfg, seed: int, backend: str, shots: int | None, s: Sizes, val: int, shape: ModelShape,

@@ -37,9 +37,10 @@ from ..core.exceptions import (
     QmuHwError,
 )
 from ..core.ledger import LedgerEntry, ShotLedger
-from .accounting import Leases, charge_spend, spend_of
+from .accounting import charge_spend, spend_of
 from .executor_backends import MAX_RETRIES, InlineExecutor, LocalExecutor, RayExecutor  # noqa: F401  (re-exported)
 from .grid import Cell, profile_of
+from .leases import Leases, study_caps
 from .plan import StudyPlan
 
 EXECUTORS = ("local", "ray")
@@ -168,9 +169,9 @@ def _worker(cfg):
     return _STATE["runner"]
 
 
-def train_task(cfg, task, lease: int | None = None, *_prerequisites) -> dict:
+def train_task(cfg, task, lease: list | None = None, *_prerequisites) -> dict:
     """Train (or load) a teacher or an oracle ensemble; the checkpoints are the result.
-    ``lease``: the shots the driver granted this task (:class:`.accounting.Leases`)."""
+    ``lease``: the task's share of every cap, granted by the driver (:class:`.leases.Leases`)."""
     runner = _worker(cfg)
     mark, t0 = len(runner.ledger), time.perf_counter()
     runner.lease.hold(lease, mark)
@@ -184,7 +185,7 @@ def train_task(cfg, task, lease: int | None = None, *_prerequisites) -> dict:
             "wall_s": time.perf_counter() - t0}
 
 
-def cell_task(cfg, cell: Cell, lease: int | None = None, *_prerequisites) -> dict:
+def cell_task(cfg, cell: Cell, lease: list | None = None, *_prerequisites) -> dict:
     """One cell; never writes the store. A bug becomes a 'failed' outcome with its traceback;
     a budget refusal a 'budget' outcome (the cell is stored failed, the study goes on); any
     other qmu-hw error (unavailable backend) becomes 'stop', which ends the study."""
@@ -255,9 +256,9 @@ def run_tasks(runner, plan: StudyPlan, executor) -> RunSummary:
     res = task_resources(cfg)
     prog = _Progress(runner.progress, len(plan.cells))
     state = {"ran": 0, "failed": 0, "failures": [], "stop": None, "broken": {}, "tasks": Counter()}
-    # The driver is the one accountant: each worker task holds a lease (at most what is left of
-    # the study's cap, at most the task's upper bound), settled from what it returns.
-    leases = runner.leases = Leases(cfg.max_total_shots, runner.ledger.paid_shots())
+    # The driver is the one accountant: each worker task holds a lease on every cap (at most
+    # what is left of it, at most the task's upper bound), settled once its spending is recorded.
+    leases = runner.leases = Leases(study_caps(cfg, _profiles(plan)), runner.ledger)
     bounds = _task_bounds(runner.estimate)
     executor.start()
     try:
@@ -420,10 +421,19 @@ def _train_here(runner, plan: StudyPlan, task, state: dict) -> None:
 
 
 def _task_bounds(estimate) -> dict:
-    """Each task's upper bound in shots, keyed like the estimate's rows (``row["task"]``)."""
+    """Each task's row of the estimate (its upper bound, per phase and backend), keyed by
+    ``row["task"]``."""
     if estimate is None:
         return {}
-    return {row["task"]: int(row["shots_total"]) for row in estimate.cells if "task" in row}
+    return {row["task"]: row for row in estimate.cells if "task" in row}
+
+
+def _profiles(plan: StudyPlan) -> list:
+    """The profiles of every backend the plan's cells and tasks use (their ``[budget]`` caps)."""
+    names = {t.backend for t in plan.tasks}
+    for c in plan.cells:
+        names |= {c.backend, plan.config_of(c).surrogates.get(c.backend, c.backend)}
+    return [profile_of(n) for n in sorted(names)]
 
 
 def _bound_key(t) -> tuple:
@@ -438,16 +448,14 @@ def _charge(runner, out: dict, where: str, task=None, label: str = "-") -> None:
     if runner.record is not None:
         runner.record.task = label
     if "spend" in out:
-        paid = charge_spend(runner.ledger, out["spend"])
+        charge_spend(runner.ledger, out["spend"])
     else:
-        paid = 0
         for phase, s in out.get("phases", {}).items():
             runner.ledger.record(LedgerEntry(phase, where, "-", int(s["circuits"]), int(s["shots"]),
                                              int(s["submissions"]), s["wall_time_s"], s["cost"], s["shots"] == 0))
-            paid += int(s["shots"])
     leases = getattr(runner, "leases", None)
     if leases is not None and task is not None:
-        leases.settle(task, paid)
+        leases.settle(task)  # its spending is in the ledger now: the caps measure it there
 
 
 def _record_train(runner, task, handle, executor, state: dict) -> None:

@@ -15,6 +15,7 @@ import time
 import traceback
 from pathlib import Path
 
+from ..core.backend import adapter_info
 from ..core.exceptions import (
     BackendUnavailableError,
     BudgetExceededError,
@@ -160,7 +161,7 @@ class StudyRunner:
         capped = (cfg.max_total_shots is not None or cfg.max_cost is not None or cfg.per_phase
                   or any(profile_of(n).budget for n in names))
         try:
-            self.estimate = estimate_study(cfg, todo, measure_time=False, progress=False)
+            self.estimate = self._bound(todo)
         except (Exception, SystemExit) as exc:  # SystemExit: a user model factory calling sys.exit
             if capped:
                 # a cap that cannot be checked is not a cap: refuse rather than spend blind
@@ -174,6 +175,22 @@ class StudyRunner:
         reason = self.estimate.refusal(cfg, earlier)
         if reason:
             raise BudgetExceededError(f"refused before training: {reason}. See `qmu-hw estimate`.")
+
+    def _bound(self, todo: list[Cell]):
+        """The plan's upper bound for ``todo``. A study that touches a billed profile (money at
+        stake, and a hardware study is small) is checked by the dry run of its request schedule
+        (a few seconds for the hardware examples); any other by the analytic model (well under
+        a second, where the dry run of a large simulator study trains every model and takes
+        minutes: ``qmu-hw estimate`` shows the dry run). Both are upper bounds; the tests
+        hold the analytic model to be at least the dry run on every task."""
+        cfg = self.cfg
+        billed = any(adapter_info(profile_of(n)).billed for c in todo
+                     for n in (c.backend, cfg.surrogates.get(c.backend, c.backend)))
+        if billed:
+            from .dry_run import dry_run_estimate
+
+            return dry_run_estimate(cfg, todo, measure_time=False, progress=False)
+        return estimate_study(cfg, todo, measure_time=False, progress=False)
 
     def _discard_new_output(self) -> None:
         """A run refused before any work leaves no folder behind (if it created one)."""

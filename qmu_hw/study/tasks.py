@@ -12,8 +12,9 @@ from pathlib import Path
 from ..core.exceptions import CorruptCheckpointError
 from ..core.ledger import Budgets, ShotBudget, ShotLedger
 from ..models.training import load_checkpoint, save_checkpoint
-from .accounting import LeaseBudget
+from . import reference_outputs
 from .grid import Cell, profile_of
+from .leases import LeaseBudget
 from .plan import OracleTask, TeacherTask, method_hyperparameters, train_settings
 from .protocol import (
     Prepared,
@@ -38,7 +39,7 @@ class Backends:
     def __init__(self, cfg, journal=None) -> None:
         self.ledger = ShotLedger()
         self.budget = ShotBudget(total_shots=cfg.max_total_shots, per_phase=cfg.per_phase, max_cost=cfg.max_cost)
-        self.lease = LeaseBudget()  # in a worker: the task's share of the study's cap (accounting.Leases)
+        self.lease = LeaseBudget()  # in a worker: the task's share of every cap (leases.Leases)
         self.journal = journal
         self._made: dict = {}
 
@@ -70,6 +71,11 @@ def model_kw(cfg, backend, shots: int | None) -> dict:
         return {"gradient": "backprop", "shots": None}
     grad_shots = shots if cfg.grad_shots == "same" else cfg.grad_shots
     return {"gradient": cfg.gradient, "shots": shots, "grad_shots": grad_shots}
+
+
+def prep_seed(path: Path) -> str:
+    """The seed in a checkpoint's name (``teacher-seed3-...``; see ``TaskRunner._ckpt``)."""
+    return path.name.split("-seed", 1)[1].split("-", 1)[0]
 
 
 def _save_checkpoint(model, path: Path, extra: dict) -> None:
@@ -131,6 +137,9 @@ class TaskRunner:
         except CorruptCheckpointError as exc:
             self.log(f"{exc}; retraining it")
             for p in (path, Path(str(path) + ".json")):
+                p.unlink(missing_ok=True)
+            # reference outputs computed from the unreadable model are stale once it is retrained
+            for p in self.ckpt_dir.glob(f"reference-seed{prep_seed(path)}-*"):
                 p.unlink(missing_ok=True)
             return None
 
@@ -202,19 +211,27 @@ class TaskRunner:
         ref_key = (seed, cell.scenario, cell.backend, cell.shots, train_name)
         ref_from = ref_to = len(self.ledger)
         if ref_key not in self._reference:
-            T, O = reference_probs(transfer(teacher, prep, target, seed, **kw_eval),
-                                   [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)
-            OX = O if oracles_exact is oracles else oracle_probs(
-                [transfer(o, prep, target, seed, **kw_eval) for o in oracles_exact], parts)
-            self._reference = {ref_key: (T, O, OX)}
+            # Once per group per study, in whichever process gets there first (reference_outputs).
+            path = reference_outputs.path_for(self.ckpt_dir, ref_key, cfg.digest())
+            with reference_outputs.group_lock(path):
+                got = reference_outputs.load(path)
+                if got is None:
+                    T, O = reference_probs(transfer(teacher, prep, target, seed, **kw_eval),
+                                           [transfer(o, prep, target, seed, **kw_eval) for o in oracles], parts)
+                    OX = O if oracles_exact is oracles else oracle_probs(
+                        [transfer(o, prep, target, seed, **kw_eval) for o in oracles_exact], parts)
+                    reference_outputs.save(path, T, O, None if OX is O else OX)
+                    got = (T, O, OX)
+            self._reference = {ref_key: got}
             ref_to = len(self.ledger)
         T, O, OX = self._reference[ref_key]
         metrics = evaluate(model_e, T, O, parts, sc, seed, exact_oracles=OX)
         t_eval = time.perf_counter() - t1
         # The teacher/oracle reference outputs are shared by the cells of one (seed, scenario,
-        # backend) and computed by whichever cell of them runs first in a process: they are
-        # not this cell's evaluation, so its eval columns leave them out (else the columns
-        # depend on the executor's order: 165 vs 507 eval circuits, sequential vs Ray).
+        # backend) and computed by whichever cell of them runs first: they are not this cell's
+        # evaluation, so its eval columns leave them out (else the columns depend on the
+        # executor's order: 165 vs 507 eval circuits, sequential vs Ray). The study's ledger
+        # charges them once per group (reference_outputs), whatever the executor.
         entries = self.ledger.entries
         spent = ShotLedger()
         spent._entries = entries[mark:ref_from] + entries[ref_to:]

@@ -16,7 +16,7 @@ from ..core.exceptions import InvalidRequestError
 from ..core.names import unknown_name_message
 from ..data.tensors import Split
 from ..models.hybrid import HybridModel
-from ..models.training import batches, evaluate_accuracy
+from ..models.training import batches, early_stopping_on, evaluate_accuracy
 from .cost import CostContext, MethodCost
 
 _METHODS: dict[str, Callable] = {}
@@ -238,7 +238,7 @@ def train_epochs(
             best_acc, best_state, best_epoch, since = acc, copy.deepcopy(model.state_dict()), epoch, 0
         else:
             since += 1
-            if since >= patience:
+            if since >= patience and early_stopping_on():  # off in the study's dry run (a bound)
                 break
     if best_state is not None:
         model.load_state_dict(best_state)

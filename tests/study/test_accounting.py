@@ -5,12 +5,15 @@ import json
 import sqlite3
 import subprocess
 import sys
+import types
 
 import pytest
 
 from qmu_hw.core.exceptions import BudgetExceededError
 from qmu_hw.core.ledger import Budgets, LedgerEntry, ShotBudget, ShotLedger
 from qmu_hw.study.accounting import LeaseBudget, Leases, LedgerRecord, actual, carry_earlier
+from qmu_hw.study.config import parse_config
+from qmu_hw.study.leases import Meter, study_caps
 
 STUDY = """
 [study]
@@ -170,17 +173,61 @@ def test_earlier_runs_count_against_the_caps(tmp_path):
                                              "cost": pytest.approx(1.2), "replayed_shots": 600}
 
 
+def _row(spend, total=None):
+    """An estimate row's breakdown: (backend, phase, shots, cost) tuples."""
+    rows = [{"backend": b, "phase": p, "shots": s, "cost": c} for b, p, s, c in spend]
+    return {"spend": rows, "shots_total": total if total is not None else sum(r["shots"] for r in rows)}
+
+
 def test_leases_never_promise_more_than_is_left():
-    leases = Leases(cap=1000, spent=100)
-    assert leases.grant("a", 500) == 500 and leases.grant("b", 500) == 400 and leases.grant("c", 10) == 0
-    leases.settle("a", 300)
-    assert leases.remaining() == 1000 - 400 - 400
-    lease, led = LeaseBudget(), ShotLedger()
+    led = ShotLedger()
+    led.record(LedgerEntry("train", "x", "-", 1, 100, 1, 0.0, 0.0, False))  # spent before
+    leases = Leases({Meter("shots"): 1000}, led)
+    grant = [leases.grant(t, _row([("x", "eval", 500, 0.0)])) for t in "ab"] + [leases.grant("c", _row([("x", "eval", 10, 0.0)]))]
+    assert [g[0]["allow"] for g in grant] == [500, 400, 0]
+    led.record(LedgerEntry("eval", "x", "-", 1, 300, 1, 0.0, 0.0, False))  # a's spending, recorded
+    leases.settle("a")
+    assert leases.remaining(Meter("shots")) == 1000 - 400 - 400
+    lease = LeaseBudget()
     led.record(LedgerEntry("train", "x", "-", 1, 999, 1, 0.0, 0.0, False))  # an earlier task's spending
-    lease.hold(100, len(led))
+    lease.hold([{"what": "shots", "backend": None, "phase": None, "allow": 100}], len(led))
     lease.check(led, "train", 100)
     with pytest.raises(BudgetExceededError, match="lease"):
         lease.check(led, "train", 101)
+
+
+def test_a_lease_covers_per_phase_per_profile_and_cost_caps():
+    """Leases used to cover total shots only: a worker could cross a per-phase or profile cap."""
+    cfg = parse_config({"study": {"name": "t", "seeds": [0]}, "grid": {"backends": ["exact-shots"], "shots": [10]},
+                        "budget": {"per_phase": {"eval": 300}, "max_cost": 2.0}})
+    prof = types.SimpleNamespace(name="dm", budget={"total_shots": 250})
+    caps = study_caps(cfg, [prof])
+    assert caps == {Meter("cost"): 2.0, Meter("shots", None, "eval"): 300, Meter("shots", "dm"): 250}
+    led = ShotLedger()
+    leases = Leases(caps, led)
+    row = _row([("dm", "eval", 200, 0.0), ("dm", "unlearn/ga", 100, 0.0), ("other", "eval", 50, 1.5)])
+    first = {(m["what"], m["backend"], m["phase"]): m["allow"] for m in leases.grant("a", row)}
+    # need, capped by what is left: eval 250 of 300; dm 250 (needs 300); cost 1.5; plus the bound
+    assert first == {("cost", None, None): 1.5, ("shots", None, "eval"): 250, ("shots", "dm", None): 250,
+                     ("shots", None, None): 350}
+    second = {(m["what"], m["backend"], m["phase"]): m["allow"] for m in leases.grant("b", row)}
+    assert second[("shots", None, "eval")] == 50 and second[("shots", "dm", None)] == 0
+    assert second[("cost", None, None)] == pytest.approx(0.5)
+    lease = LeaseBudget()
+    lease.hold(leases.grant("c", None), 0)  # no row: what is left (nothing)
+    with pytest.raises(BudgetExceededError, match="phase 'eval'"):
+        lease.check(led, "eval", 1, backend="other")
+    lease.hold([{"what": "shots", "backend": None, "phase": "eval", "allow": 50},
+                {"what": "shots", "backend": "dm", "phase": None, "allow": 40},
+                {"what": "cost", "backend": None, "phase": None, "allow": 0.5}], 0)
+    lease.check(led, "unlearn/ga", 40, backend="dm")  # not eval: only dm's lease counts
+    with pytest.raises(BudgetExceededError, match="backend 'dm'"):
+        lease.check(led, "unlearn/ga", 41, backend="dm")
+    lease.check(led, "eval", 50, 0.5, backend="other")
+    with pytest.raises(BudgetExceededError, match="cost budget"):
+        lease.check(led, "train", 0, 0.6, backend="other")
+    leases.settle("a")
+    assert leases.remaining(Meter("shots", None, "eval")) == 300 - 50
 
 
 def test_run_yes_over_a_device_profile_cap_exits_3_without_connecting(tmp_path, monkeypatch):
@@ -207,3 +254,46 @@ def test_config_refuses_integers_that_are_not_int64_safe(tmp_path, change, messa
     path.write_text(write(tmp_path).read_text().replace(*change))
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+def test_a_worker_request_over_a_per_phase_cap_is_refused_and_the_study_finishes(tmp_path, monkeypatch):
+    """The up-front check is switched off (as if the estimate were too low): the workers' leases
+    alone keep the ``eval`` cap. Cells whose request would cross it are stored ``failed:
+    budget`` before submission, the others finish, none is left ``running``."""
+    from qmu_hw.study.config import load_config
+    from qmu_hw.study.estimate import Estimate
+    from qmu_hw.study.runner import StudyRunner
+
+    path = write(tmp_path, extra='\n[budget]\nper_phase = { eval = 14000 }\n')
+    monkeypatch.setattr(Estimate, "refusal", lambda self, cfg, spent=None: None)
+    runner = StudyRunner(load_config(path), log=lambda *_: None)
+    summary = runner.run(workers=2)
+    statuses = [r[0] for r in rows(tmp_path / "out" / "results.sqlite")]
+    assert "running" not in statuses and len(statuses) == 4
+    assert summary.failed >= 1 and summary.ran >= 1, summary.failures
+    failed = [r for r in rows(tmp_path / "out" / "results.sqlite") if r[0] == "failed"]
+    assert all(r[2].startswith("budget:") and "'eval'" in r[2] for r in failed), failed
+    doc = json.loads((tmp_path / "out" / "ledger.json").read_text())
+    assert doc["actual"]["eval"]["shots"] <= 14000  # the cap held across both workers
+
+
+def test_any_cell_of_a_group_may_compute_the_shared_reference_outputs_within_its_lease():
+    """The estimate counts a group's reference outputs once (on its first cell), but on Ray a
+    later cell may be the one to compute them (the first one's worker was killed, or simply
+    ran later): its lease covers them (a killed Ray worker's retry was refused for this)."""
+    cfg = parse_config({"study": {"name": "t", "seeds": [0]}, "data": {"dataset": "iris", "per_class": 12},
+                        "training": {"epochs": 2, "n_oracles": 1},
+                        "grid": {"scenarios": ["class:0"], "methods": ["identity", "ga"],
+                                 "backends": ["exact-shots"], "shots": [16]}})
+    from qmu_hw.study.estimate import estimate_study
+
+    rows = [r for r in estimate_study(cfg, measure_time=False, progress=False).cells if r["task"][0] == "cell"]
+    first, second = rows
+    assert "ref_spend" not in first and second["ref_spend"][0]["shots"] > 0
+    refs = second["ref_spend"][0]["shots"]
+    leases = Leases({}, ShotLedger())
+    lease = {m["phase"]: m["allow"] for m in leases.grant("ga", second)}
+    assert lease[None] == second["shots_total"] + refs
+    capped = Leases({Meter("shots", None, "eval"): 10**9}, ShotLedger())
+    eval_need = sum(s["shots"] for s in second["spend"] if s["phase"] == "eval")
+    assert {m["phase"]: m["allow"] for m in capped.grant("ga", second)}["eval"] == eval_need + refs

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qmu_hw.study.config import load_config
+from qmu_hw.study.dry_run import dry_run_estimate
 from qmu_hw.study.runner import StudyRunner
 
 TEMPLATE = """
@@ -69,13 +70,18 @@ def test_actual_spend_never_exceeds_the_bound(tmp_path_factory, study):
     out = tmp_path_factory.mktemp("prop")
     path = out / "study.toml"
     path.write_text(TEMPLATE.format(out=out / "run", **study))
-    runner = StudyRunner(load_config(path), log=lambda *_: None)
+    cfg = load_config(path)
+    dry = dry_run_estimate(cfg, measure_time=False, progress=False)  # what `qmu-hw estimate` shows
+    assert not dry.mismatches, dry.mismatches  # a cost model that undercounts its method: a bug
+    runner = StudyRunner(cfg, log=lambda *_: None)
     summary = runner.run()
     assert summary.failed == 0, summary.failures
     doc = json.loads((out / "run" / "ledger.json").read_text())
-    spent, bound = doc["actual"]["total"], doc["bound"]
+    spent, bound = doc["actual"]["total"], doc["bound"]  # ledger.json: the analytic bound `run` checked
     assert spent["shots"] <= bound["shots"], (study, spent, bound)
     assert spent["tasks"] <= bound["tasks"], (study, spent, bound)
+    assert spent["shots"] <= dry.bound()["shots"] <= bound["shots"], (study, spent, dry.bound())
+    assert spent["tasks"] <= dry.bound()["tasks"] <= bound["tasks"], (study, spent, dry.bound())
     assert doc["expected"]["shots"] <= bound["shots"]
     RATIOS.append(bound["shots"] / max(spent["shots"], 1))
     # Not loose: within 3x on most studies (early stopping, shared references), never wildly.

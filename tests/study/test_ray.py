@@ -76,6 +76,12 @@ def _ledger_columns(folder):
     return {cid: {k: v for k, v in json.loads(cost).items() if not k.endswith("_wall_s")} for cid, cost in rows}
 
 
+def _ledger_totals(folder):
+    """ledger.json's actual spending per phase and in total (seconds excepted: measured)."""
+    doc = json.loads((folder / "ledger.json").read_text())
+    return {p: {k: v for k, v in a.items() if k != "seconds"} for p, a in doc["actual"].items()}
+
+
 def _metrics(folder):
     return {r[0]: json.loads(r[2]) for r in _rows(folder) if r[1] == "done"}
 
@@ -149,8 +155,23 @@ def test_ray_gives_cell_for_cell_the_sequential_metrics(tmp_path, sequential):
     # The ledger columns too (the second cell of a scenario once recorded 165 eval circuits
     # sequentially and 507 on Ray: the shared reference outputs were charged to it).
     assert _ledger_columns(tmp_path / "ray") == _ledger_columns(sequential)
+    # ...and the study's totals: the reference outputs are charged once per group on Ray as
+    # sequentially (workers used to recompute them, once per worker process).
+    assert _ledger_totals(tmp_path / "ray") == _ledger_totals(sequential)
     again = _run("run", _write(tmp_path, "ray"), "--executor", "ray", "--workers", "2")
     assert again.returncode == 0 and f"0 cells run, {N_CELLS} skipped" in again.stdout
+
+
+def test_process_pool_charges_the_sequential_ledger(tmp_path, sequential):
+    """Two worker processes: the same per-cell columns and ledger.json totals as one process."""
+    res = _run("run", _write(tmp_path, "pool"), "--workers", "2")
+    assert res.returncode == 0, res.stderr
+    assert _metrics(tmp_path / "pool") == _metrics(sequential)
+    assert _ledger_columns(tmp_path / "pool") == _ledger_columns(sequential)
+    got, want = _ledger_totals(tmp_path / "pool"), _ledger_totals(sequential)
+    assert got == want and want["eval"]["shots"] > 0
+    refs = list((tmp_path / "pool" / "checkpoints").glob("reference-*.npz"))
+    assert len(refs) == 4  # one per (scenario, backend) group: 2 scenarios x 2 backends
 
 
 def _descendants(pid):

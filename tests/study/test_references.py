@@ -87,3 +87,39 @@ def test_study_writes_paired_effects(study, tmp_path):
     # with the gate opened (a threshold below chance) the same pairs are tested
     effects, _ = write_noise_effects(tmp_path, rows, analysis=AnalysisTable(min_teacher_accuracy=0.01))
     assert effects and all(e.valid and e.n_seeds == 2 for e in effects)
+
+
+def test_reference_outputs_round_trip_and_go_stale_with_their_models(tmp_path):
+    """The shared teacher/oracle outputs on disk (one file per group, read without pickle);
+    a checkpoint found unreadable (so retrained) takes its seed's reference files with it."""
+    import numpy as np
+
+    from qmu_hw.study import reference_outputs as ro
+    from qmu_hw.study.config import parse_config
+    from qmu_hw.study.tasks import Backends, TaskRunner
+
+    parts = ("retain", "forget", "test")
+    T = {n: np.full((2, 3), 0.5) for n in parts}
+    O = [{n: np.eye(3)[:2] * (k + 1) for n in parts} for k in range(2)]
+    path = ro.path_for(tmp_path, (0, "class:0", "exact", None, "exact"), "abcdef0123456789")
+    with ro.group_lock(path):
+        ro.save(path, T, O, None)
+    T2, O2, OX2 = ro.load(path)
+    assert OX2 is O2 and len(O2) == 2 and np.array_equal(O2[1]["test"], O[1]["test"])
+    ro.save(path, T, O, O[:1])
+    assert len(ro.load(path)[2]) == 1
+    path.write_bytes(b"not an npz")
+    assert ro.load(path) is None  # recomputed, never trusted
+
+    cfg = parse_config({"study": {"name": "r", "seeds": [0], "output": str(tmp_path / "out")},
+                        "data": {"dataset": "iris", "per_class": 10}})
+    runner = TaskRunner(cfg, Backends(cfg), log=lambda *_: None)
+    runner.ckpt_dir.mkdir(parents=True)
+    ref = ro.path_for(runner.ckpt_dir, (0, "class:0", "exact", None, "exact"), cfg.digest())
+    ro.save(ref, T, O, None)
+    other = ro.path_for(runner.ckpt_dir, (1, "class:0", "exact", None, "exact"), cfg.digest())
+    ro.save(other, T, O, None)
+    bad = runner._ckpt("teacher", 0, "exact@None")
+    bad.write_bytes(b"garbage")
+    assert runner._load(runner.prep(0), bad, runner.backend("exact", None, 0), None) is None
+    assert not ref.exists() and other.exists()

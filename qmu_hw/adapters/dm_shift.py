@@ -1,0 +1,146 @@
+"""Parameter-shift requests on the density-matrix engine: exact, from one sweep per base row.
+
+:func:`qmu_hw.autograd.shift.shift_plan` sends, per input row, ``2G'`` rows that equal the
+row's angles except at one slot. :func:`.sv_shift.shift_rows` recognises that structure from
+the angles alone (verified exactly; any other request returns ``None`` and takes the general
+path). Each compiled group then runs one forward and one adjoint sweep per base row
+(:mod:`.dm_sweep`), which gives, for every slot of every cone, the value as an exact
+function of that slot's angle; each shifted row's value is that function at the row's own
+angle (so values are those of the rows sent, to rounding: ~1e-15). Cones that do not read a
+row's shifted slot give the base row's value.
+
+Memory: the forward sweep keeps the state before every single-qubit layer of each row and
+cone, the adjoint sweep one vector per observable of the cone (plus a few temporaries).
+Rows (then members) are chunked to stay within the backend's memory limit; when a single
+row of a single cone does not fit, :func:`shift_expectations` returns ``None`` and the
+request takes the general path (whose plan ``check_plan`` has checked).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..core.circuit import Circuit
+from ..core.observables import PauliTerm
+from .dm_compile import Group, expectation_groups
+from .dm_sweep import sweep
+from .ptm_noise import PTMNoise
+from .sv_shift import shift_rows
+
+CHUNK_BYTES = 64 * 2**20  # working set per pass: larger chunks only add memory, not speed
+_TEMP_VECTORS = 4  # per row and member: the unit partials' working copies and einsum temporaries
+_OUTPUT_VECTORS = 4  # per output: the adjoint vector, its next value and the environment's copies
+
+
+def sweep_row_bytes(group: Group, members: int | None = None) -> int:
+    """Working memory of one row of the sweep over ``members`` (default all) of ``group``."""
+    M = group.members if members is None else members
+    outputs = _outputs_per_member(group)
+    n1 = sum(layer[0] == "1" for layer in group.layers)
+    units = (group.k + 1) // 2
+    return 8 * 4**group.k * M * (n1 + units + _TEMP_VECTORS + _OUTPUT_VECTORS * outputs)
+
+
+def _outputs_per_member(group: Group) -> int:
+    mem, _, _, obs = group.readout
+    if len(obs) == 0:
+        return 1
+    return max(len(np.unique(obs[mem == m])) for m in range(group.members))
+
+
+def fits(groups: list[Group], memory_limit: int) -> bool:
+    """Whether one row of one member of every group fits the limit (the sweep's smallest chunk)."""
+    return all(sweep_row_bytes(g, 1) <= memory_limit for g in groups)
+
+
+def _readin(group: Group, M_sel: np.ndarray, dtype) -> tuple[torch.Tensor, np.ndarray]:
+    """Readout functionals ``(M', J, 4^k)`` of the selected members' observables and their
+    observable indices ``(M', J)`` (-1: padding)."""
+    mem, idx, w, obs = group.readout
+    J = _outputs_per_member(group)
+    out = torch.zeros(len(M_sel), J, 4**group.k, dtype=dtype)
+    out_obs = -np.ones((len(M_sel), J), dtype=np.int64)
+    for i, m in enumerate(M_sel):
+        here = mem == m
+        for j, o in enumerate(np.unique(obs[here])):
+            out_obs[i, j] = o
+            sel = here & (obs == o)
+            out[i, j].index_add_(0, torch.as_tensor(idx[sel]), torch.as_tensor(w[sel], dtype=dtype))
+    return out, out_obs
+
+
+def _sub_group(group: Group, sel: np.ndarray) -> Group:
+    """The members ``sel`` of a group (when all of them at once exceed the memory limit)."""
+    t = torch.as_tensor(sel)
+    layers = []
+    for layer in group.layers:
+        kind = layer[0]
+        if kind == "1":
+            layers.append((kind,) + tuple(x[t] for x in layer[1:]))
+        elif kind == "2d":
+            layers.append((kind, layer[1][t]))
+        elif kind == "2m":
+            layers.append((kind, layer[1][t], layer[2][t]))
+        else:
+            layers.append((kind, [layer[1][i] for i in sel]))
+    return Group(group.k, layers, len(sel), group.readout, [group.member_slots[i] for i in sel])
+
+
+def shift_expectations(circuit: Circuit, angles: np.ndarray, terms: tuple[PauliTerm, ...], noise: PTMNoise,
+                       memory_limit: int) -> tuple[np.ndarray, int] | None:
+    """``(B, O)`` exact noisy expectations of a parameter-shift request and its number of base
+    rows, or ``None`` when the rows have no single-slot structure or a sweep row does not fit."""
+    flat = np.asarray(angles, dtype=np.float64)
+    sr = shift_rows(flat)
+    if sr is None:
+        return None
+    labels = tuple(t.label for t in terms)
+    groups, constant = expectation_groups(circuit, noise, labels)
+    if not fits(groups, memory_limit):
+        return None
+    R, G = flat.shape
+    Bb = sr.base.shape[0]
+    base_ang = torch.as_tensor(np.concatenate([sr.base, np.zeros((Bb, 1))], axis=1))
+    # each row's own angle at its slot (the base's where it has none: slot -1 reads column G)
+    slot = np.where(sr.slot >= 0, sr.slot, G)
+    theta = torch.as_tensor(np.concatenate([flat, np.zeros((R, 1))], axis=1)[np.arange(R), slot])
+    s, c = torch.sin(theta), 1 - torch.cos(theta)
+    block = torch.as_tensor(sr.block)
+    vals = torch.zeros(R, len(terms), dtype=torch.float64)
+    with torch.no_grad():
+        for g in groups:
+            for members, rows in _chunks(g, Bb, memory_limit):
+                sub = g if len(members) == g.members else _sub_group(g, members)
+                readin, out_obs = _readin(g, members, torch.float64)
+                M = len(members)
+                for r0 in range(0, Bb, rows):
+                    ang = base_ang[r0 : r0 + rows, None, :].expand(-1, M, -1)
+                    base, coef = sweep(sub, ang, readin)
+                    in_chunk = (sr.block >= r0) & (sr.block < r0 + rows)
+                    r_idx = np.flatnonzero(in_chunk)
+                    b = block[r_idx] - r0
+                    sl = torch.as_tensor(slot[r_idx])
+                    reads = torch.zeros(M, G + 1, dtype=torch.bool)
+                    for i, m in enumerate(members):
+                        reads[i, torch.as_tensor(g.member_slots[m])] = True
+                    cf = coef[b, :, sl]  # (r, M, J, 3)
+                    shifted = cf[..., 0] + s[r_idx, None, None] * cf[..., 1] + c[r_idx, None, None] * cf[..., 2]
+                    row_vals = torch.where(reads[:, sl].T[:, :, None], shifted, base[b])  # (r, M, J)
+                    ok = out_obs >= 0
+                    vals[torch.as_tensor(r_idx)[:, None], torch.as_tensor(out_obs[ok])[None, :]] += row_vals[:, ok]
+    if constant:
+        vals[:, constant] = 1.0
+    coeffs = torch.tensor([t.coeff for t in terms], dtype=torch.float64)
+    return (vals * coeffs).numpy(), Bb
+
+
+def _chunks(group: Group, rows: int, memory_limit: int):
+    """``(member indices, rows per pass)``: all members at once when a row of them fits the
+    working-set size, else fewer members (one at least), rows sized to the working set."""
+    budget = min(CHUNK_BYTES, memory_limit)
+    per_member = sweep_row_bytes(group, 1)
+    M = max(1, min(group.members, budget // per_member))
+    for m0 in range(0, group.members, M):
+        members = np.arange(m0, min(m0 + M, group.members))
+        yield members, max(1, min(rows, budget // sweep_row_bytes(group, len(members))))

@@ -29,7 +29,9 @@ from .ptm_noise import PTMNoise
 from .sv_shift import ShiftRows, shift_rows
 
 MIN_CONE = 5  # below, the general path is as fast (everything is milliseconds)
-CHUNK_BYTES = 64 * 2**20  # working set per pass: larger chunks only add memory, not speed
+# Working set per pass: the passes are memory-bound, so a row's vectors should stay in cache
+# (8 qubits × 6 layers, 8 rows: 1.0 s with 4 MiB passes, 1.4 s with 64 MiB, 2.1 s with 256 MiB).
+CHUNK_BYTES = 8 * 2**20
 _TEMP_VECTORS = 4  # per row and member: the unit partials' working copies and einsum temporaries
 _OUTPUT_VECTORS = 4  # per output: the adjoint vector, its next value and the environment's copies
 

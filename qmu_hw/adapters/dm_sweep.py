@@ -39,36 +39,32 @@ def _unit_matrix(mats: torch.Tensor, q: int, w: int) -> torch.Tensor:
     return torch.einsum("rmij,rmkl->rmikjl", mats[:, :, q], mats[:, :, q + 1]).reshape(R, M, 16, 16)
 
 
-# The unit passes are compute-bound (16 multiply-adds per number for a pair); which torch
-# call is fastest depends on the unit's position. Measured at 8 qubits, 2 rows × 8 outputs
-# (ms per pass): broadcast matmul 2.3 / 3.8 / 8.2 and einsum 8.6 / 4.4 / 6.9 for the pair at
-# qubit 0 / 2 / 4, einsum 5.5 vs matmul 8.4 for the last pair; the environment's einsum
-# 2.9 / 5.9 / 5.7 and 6.5 vs a plain matmul 4.9 for the last pair.
-_MATMUL_MIN_TAIL = 256
-
-
+# Which torch call is fastest depends on the unit's position (the tail ``c`` behind it).
+# Measured at 10 qubits, 10 outputs (ms per pass; a plain copy of the vectors: 54): a
+# broadcast matmul 67 / 57 / 66 / 92 and einsum 175 / 166 / 179 / 210 for the pair at qubit
+# 0 / 2 / 4 / 6; for the last pair (c = 1) one flat matmul 91, einsum 136.
 def _forward_unit(state: torch.Tensor, U: torch.Tensor, q: int, w: int, k: int) -> torch.Tensor:
     """``U`` on the unit's qubits of ``state (R, M, 4^k)``."""
     R, M = state.shape[:2]
     c = 4 ** (k - q - w)
-    s = state.reshape(R, M, 4**q, 4**w, c)
-    if c >= _MATMUL_MIN_TAIL:
-        return (U[:, :, None] @ s).reshape(R, M, -1)
-    return torch.einsum("rmij,rmajc->rmaic", U, s).reshape(R, M, -1)
+    if c == 1:
+        return (state.reshape(R, M, -1, 4**w) @ U.mT).reshape(R, M, -1)
+    return (U[:, :, None] @ state.reshape(R, M, 4**q, 4**w, c)).reshape(R, M, -1)
 
 
 def _adjoint_unit(Y: torch.Tensor, U: torch.Tensor, q: int, w: int, k: int) -> torch.Tensor:
     """``Uᵀ`` on the unit's qubits of the adjoint vectors ``Y (R, M, J, 4^k)``."""
     R, M, J = Y.shape[:3]
     c = 4 ** (k - q - w)
-    y = Y.reshape(R, M, J, 4**q, 4**w, c)
-    if c >= _MATMUL_MIN_TAIL:
-        return (U.mT[:, :, None, None] @ y).reshape(R, M, J, -1)
-    return torch.einsum("rmij,rmnaic->rmnajc", U, y).reshape(R, M, J, -1)
+    if c == 1:
+        return (Y.reshape(R, M, -1, 4**w) @ U).reshape(R, M, J, -1)
+    return (U.mT[:, :, None, None] @ Y.reshape(R, M, J, 4**q, 4**w, c)).reshape(R, M, J, -1)
 
 
 def _environment(Y: torch.Tensor, X: torch.Tensor, q: int, w: int, k: int) -> torch.Tensor:
-    """``(R, M, J, 4^w, 4^w)``: ``E[i, j] = Σ_{a,c} Y[a, i, c] X[a, j, c]``."""
+    """``(R, M, J, 4^w, 4^w)``: ``E[i, j] = Σ_{a,c} Y[a, i, c] X[a, j, c]`` (10 qubits, 10
+    outputs: einsum 23 / 85 / 89 / 85 ms for the pair at qubit 0 / 2 / 4 / 6; for the last
+    pair one matmul 35 ms, einsum 120)."""
     R, M, J = Y.shape[:3]
     a, c = 4**q, 4 ** (k - q - w)
     if c == 1:  # contract a inside one matmul

@@ -137,6 +137,43 @@ def _compose(m: torch.Tensor) -> torch.Tensor:
     return mats
 
 
+def forward(group: Group, ang: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    """The state before every single-qubit layer (the adjoint sweep needs them) and the final
+    state, ``(R, M, 4^k)`` each."""
+    state = _zero_state(ang.shape[0], group.members, group.k, ang.dtype)
+    before: dict[int, torch.Tensor] = {}
+    for li, layer in enumerate(group.layers):
+        if layer[0] == "1":
+            before[li] = state
+            mats = _compose(_position_mats(layer, ang))
+            for q, w in _units(group.k):
+                state = _forward_unit(state, _unit_matrix(mats, q, w), q, w, group.k)
+        else:
+            state = _forward_fixed(state, layer, group.k)
+    return before, state
+
+
+def unit_partials(before: torch.Tensor, mats: torch.Tensor, k: int) -> list[torch.Tensor]:
+    """The state before each unit of a single-qubit layer (units before it applied)."""
+    units = _units(k)
+    xs, X = [], before
+    for q, w in units:
+        xs.append(X)
+        if (q, w) != units[-1]:
+            X = _forward_unit(X, _unit_matrix(mats, q, w), q, w, k)
+    return xs
+
+
+def pair_environments(E: torch.Tensor, mats: torch.Tensor, q: int, w: int) -> dict:
+    """Each qubit's 4×4 environment from a unit's ``E`` (a pair: the other qubit's map
+    contracted in; ``E[(a b), (c d)]``, a and c on qubit q)."""
+    if w == 1:
+        return {q: E}
+    E4 = E.reshape(E.shape[:3] + (4, 4, 4, 4))
+    return {q: torch.einsum("rmnabcd,rmbd->rmnac", E4, mats[:, :, q + 1]),
+            q + 1: torch.einsum("rmnabcd,rmac->rmnbd", E4, mats[:, :, q])}
+
+
 def sweep(group: Group, ang: torch.Tensor, readin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Base values and every slot's shift coefficients for rows ``ang (R, M, G+1)`` (last
     column 0) and the outputs' readout functionals ``readin (M, J, 4^k)``.
@@ -147,17 +184,7 @@ def sweep(group: Group, ang: torch.Tensor, readin: torch.Tensor) -> tuple[torch.
     positions without a slot and is meaningless)."""
     R, M, k = ang.shape[0], group.members, group.k
     G1 = ang.shape[2]
-    # forward: the state before every single-qubit layer (the adjoint sweep needs it)
-    state = _zero_state(R, M, k, ang.dtype)
-    before: dict[int, torch.Tensor] = {}
-    for li, layer in enumerate(group.layers):
-        if layer[0] == "1":
-            before[li] = state
-            mats = _compose(_position_mats(layer, ang))
-            for q, w in _units(k):
-                state = _forward_unit(state, _unit_matrix(mats, q, w), q, w, k)
-        else:
-            state = _forward_fixed(state, layer, k)
+    before, state = forward(group, ang)
     base = torch.einsum("rmd,mnd->rmn", state, readin)
     coef = ang.new_zeros(R, M, G1, readin.shape[1], 3)
     Y = readin.expand(R, -1, -1, -1)
@@ -171,22 +198,11 @@ def sweep(group: Group, ang: torch.Tensor, readin: torch.Tensor) -> tuple[torch.
         pos = _position_mats(layer, ang)  # (R, M, P, k, 4, 4)
         mats = _compose(pos)
         units = _units(k)
-        xs, X = [], before[li]
-        for q, w in units:  # the state before each unit (units before it applied)
-            xs.append(X)
-            if (q, w) != units[-1]:
-                X = _forward_unit(X, _unit_matrix(mats, q, w), q, w, k)
+        xs = unit_partials(before[li], mats, k)
         for (q, w), X in zip(reversed(units), reversed(xs), strict=True):
             E = _environment(Y, X, q, w, k)
-            U = _unit_matrix(mats, q, w)
-            Y = _adjoint_unit(Y, U, q, w, k)
-            if w == 1:
-                envs = {q: E}
-            else:
-                E4 = E.reshape(E.shape[:3] + (4, 4, 4, 4))  # (a b), (c d): a, c on q; b, d on q+1
-                envs = {q: torch.einsum("rmnabcd,rmbd->rmnac", E4, mats[:, :, q + 1]),
-                        q + 1: torch.einsum("rmnabcd,rmac->rmnbd", E4, mats[:, :, q])}
-            for qq, Eq in envs.items():
+            Y = _adjoint_unit(Y, _unit_matrix(mats, q, w), q, w, k)
+            for qq, Eq in pair_environments(E, mats, q, w).items():
                 _peel_positions(coef, Eq, pos[:, :, :, qq], slots[:, :, qq], (c0[:, :, qq], c1[:, :, qq],
                                                                               c2[:, :, qq]), member)
     return base, coef

@@ -23,6 +23,14 @@ PER_QUBIT = PTMNoise(p1=(0.01, 0.02, 0.0, 0.005, 0.01, 0.03, 0.02), p2_default=0
                               (0.01, 0.0)))
 
 
+@pytest.fixture(params=["batched", "supports"])
+def sweep_mode(request, monkeypatch):
+    """Both sweeps: batched over observables on full registers, and each observable on its
+    support (every group whose two-qubit layers are gathers)."""
+    monkeypatch.setattr(dm_shift, "SUPPORT_MAX_WORK", 0.0 if request.param == "batched" else 1.0)
+    return request.param
+
+
 def _affine(n, layers, rng):
     """Rotations with coefficients and offsets, constant rotations, fixed gates and CNOTs."""
     gates, p = [], 0
@@ -63,19 +71,19 @@ def _check(circuit, noise, labels, B=2, seed=0, slots=None):
 
 @pytest.mark.parametrize("entangler", ["ring", "linear", "all"])
 @pytest.mark.parametrize("layers", [1, 2, 4, 6])
-def test_hqml_shift_rows_equal_row_by_row(entangler, layers):
+def test_hqml_shift_rows_equal_row_by_row(entangler, layers, sweep_mode):
     n = 5 if entangler == "all" or layers == 6 else 6
     _check(hqml(n, layers, entangler), DEPOL, _labels(n, np.random.default_rng(layers)), seed=layers)
 
 
 @pytest.mark.parametrize("noise", [DEPOL, THERMAL, PER_QUBIT], ids=["depol", "thermal", "per-qubit"])
 @pytest.mark.parametrize("n", [4, 7])
-def test_affine_constant_angles_and_noise_kinds(noise, n):
+def test_affine_constant_angles_and_noise_kinds(noise, n, sweep_mode):
     rng = np.random.default_rng(n)
     _check(_affine(n, 2, rng), noise, _labels(n, rng), seed=n)
 
 
-def test_calibrated_device_noise():
+def test_calibrated_device_noise(sweep_mode):
     pytest.importorskip("qiskit_ibm_runtime")
     from qmu_hw.adapters.aer import fake_device
     from qmu_hw.adapters.device_calibration import calibrated_noise
@@ -89,7 +97,7 @@ def test_subset_of_slots_and_several_blocks():
     _check(c, THERMAL, _labels(6, np.random.default_rng(3)), B=5, slots=c.weight_slots[::3])
 
 
-def test_member_chunks_when_a_row_of_all_members_exceeds_the_working_set(monkeypatch):
+def test_member_chunks_when_a_row_of_all_members_exceeds_the_working_set(monkeypatch, sweep_mode):
     monkeypatch.setattr(dm_shift, "CHUNK_BYTES", 1)  # one member and one row per pass
     _check(hqml(7, 2, "ring"), DEPOL, _labels(7, np.random.default_rng(0)), B=3)
 
@@ -159,3 +167,23 @@ def test_parameter_shift_gradient_equals_backprop(monkeypatch):
     for a, b_ in zip(*grads, strict=True):
         np.testing.assert_allclose(a.numpy(), b_.numpy(), atol=1e-8)
     assert [t is not None for t in taken] == [False, True]  # the forward request, then the shifted rows
+
+
+def test_supports_shrink_toward_the_readout_and_are_used(monkeypatch):
+    from qmu_hw.adapters.dm_compile import expectation_groups
+    from qmu_hw.adapters.dm_support import output_plans
+    from qmu_hw.adapters.dm_sweep import adjoint_layers
+
+    c = hqml(7, 3, "ring").slot_circuit
+    labels = tuple("I" * q + "Z" + "I" * (6 - q) for q in range(7))
+    groups, _ = expectation_groups(c, DEPOL, labels)
+    g = max(groups, key=lambda x: x.k)
+    plans = output_plans(g, adjoint_layers(g))
+    sizes = [len(S) for S in plans[0].after]
+    assert sizes[-1] == 1 and sizes[0] == g.k and sizes == sorted(sizes, reverse=True)
+    calls = []
+    real = dm_shift.sweep_outputs
+    monkeypatch.setattr(dm_shift, "sweep_outputs", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(dm_shift, "SUPPORT_MAX_WORK", 1.0)
+    _check(hqml(7, 3, "ring"), DEPOL, list(labels))
+    assert calls

@@ -117,7 +117,10 @@ class DensityMatrixBackend(BaseBackend):
 
     def check_plan(self, circuit, observables, sampled: bool, rows: int = 1) -> None:
         """Refuse, before anything runs, a register too large for the memory limit
-        (``rows``: rows held in memory at once)."""
+        (``rows``: rows held in memory at once). A parameter-shift request may run on the
+        sweep of :mod:`.dm_shift` instead, which plans its own memory against the same limit
+        and, when one row of one cone does not fit, leaves the request to the general path
+        checked here."""
         noise = self.noise_for(circuit.n_qubits)
         labels = tuple(t.label for t in observables)
         what = f"backend {self.name!r}, circuit {circuit.name!r}"

@@ -36,10 +36,10 @@ MIN_CONE = 5  # below, the general path is as fast (everything is milliseconds)
 # (8 qubits × 6 layers, 8 rows: 1.0 s with 4 MiB passes, 1.4 s with 64 MiB, 2.1 s with 256 MiB).
 CHUNK_BYTES = 8 * 2**20
 # Sweep each observable on its support (:mod:`.dm_sweep_outputs`) when that touches at most
-# this fraction of the batched sweep's numbers: one by one, observables cost more calls
-# (hqml 8q×6L ring: fraction 0.54, 1.46 s against 0.96 s batched; 10q×6L: 0.38, 1.41 s
-# against 4.72 s per base row).
-SUPPORT_MAX_WORK = 0.5
+# this fraction of the batched sweep's numbers; near 1 the batched sweep saves the stacking
+# (hqml 8q×6L ring: fraction 0.54, 1.29 s against 1.49 s batched for 8 base rows; 10q×6L:
+# 0.38, 1.54 s against 4.64 s per base row).
+SUPPORT_MAX_WORK = 0.8
 _TEMP_VECTORS = 6  # per row and member: unit partials, einsum temporaries (measured: 587 MiB peak at 10 qubits for 600 planned)
 _OUTPUT_VECTORS = 6  # per output: the adjoint vector, its next value, the environment's copies
 

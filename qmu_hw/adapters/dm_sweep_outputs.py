@@ -29,7 +29,6 @@ from .dm_sweep import (
     unit_partials,
 )
 
-
 # Observables batched per pass up to this many bytes of adjoint vectors: the passes are
 # memory-bound, and a batch that leaves the cache is slower than one observable at a time
 # (hqml 10q×6L, 10 observables of 8 MiB each: 2.2 s batched, 1.4 s one by one per base row).

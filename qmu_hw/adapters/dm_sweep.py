@@ -198,33 +198,33 @@ def sweep(group: Group, ang: torch.Tensor, readin: torch.Tensor) -> tuple[torch.
         pos = _position_mats(layer, ang)  # (R, M, P, k, 4, 4)
         mats = _compose(pos)
         units = _units(k)
+        Cs = torch.stack((c0, c1, c2), dim=3)  # (M, P, k, 3, 4, 4)
         xs = unit_partials(before[li], mats, k)
         for (q, w), X in zip(reversed(units), reversed(xs), strict=True):
             E = _environment(Y, X, q, w, k)
             Y = _adjoint_unit(Y, _unit_matrix(mats, q, w), q, w, k)
             for qq, Eq in pair_environments(E, mats, q, w).items():
-                _peel_positions(coef, Eq, pos[:, :, :, qq], slots[:, :, qq], (c0[:, :, qq], c1[:, :, qq],
-                                                                              c2[:, :, qq]), member)
+                _peel_positions(coef, Eq, pos[:, :, :, qq], slots[:, :, qq], Cs[:, :, qq], member)
     return base, coef
 
 
-def _peel_positions(coef, E, pos, slots, cs, member) -> None:
+def _peel_positions(coef, E, pos, slots, C, member) -> None:
     """Write each position's three coefficients: ``M_q = A M_p B`` so the value at angle θ' of
-    position p is ``Σ (Aᵀ E Bᵀ) ⊙ (C0 + sinθ' C1 + (1 − cosθ') C2)``.
-    ``E (R, M, J, 4, 4)``, ``pos (R, M, P, 4, 4)``, ``slots (M, P)``, ``cs`` three ``(M, P, 4, 4)``."""
+    position p is ``Σ (Aᵀ E Bᵀ) ⊙ (C0 + sinθ' C1 + (1 − cosθ') C2)``. All positions at once (a
+    call per position and coefficient was a third of the 8-qubit sweep).
+    ``E (R, M, J, 4, 4)``, ``pos (R, M, P, 4, 4)``, ``slots (M, P)``, ``C (M, P, 3, 4, 4)``."""
     P = pos.shape[2]
-    suffix = [None] * P  # A_p = M_{P-1} ⋯ M_{p+1}
-    acc = None
+    eye = torch.eye(4, dtype=pos.dtype).expand(pos.shape[:2] + (4, 4))
+    suffix, acc = [None] * P, eye  # A_p = M_{P-1} ⋯ M_{p+1}
     for p in range(P - 1, -1, -1):
         suffix[p] = acc
-        acc = pos[:, :, p] if acc is None else acc @ pos[:, :, p]
-    prefix = None  # B_p = M_{p-1} ⋯ M_0
+        acc = acc @ pos[:, :, p]
+    prefix, acc = [], eye  # B_p = M_{p-1} ⋯ M_0
     for p in range(P):
-        Ep = E
-        if suffix[p] is not None:
-            Ep = torch.einsum("rmia,rmnib->rmnab", suffix[p], Ep)  # Aᵀ E
-        if prefix is not None:
-            Ep = torch.einsum("rmnai,rmbi->rmnab", Ep, prefix)  # E Bᵀ
-        vals = torch.stack([torch.einsum("rmnab,mab->rmn", Ep, c[:, p]) for c in cs], dim=-1)  # (R, M, J, 3)
-        coef[:, member, slots[:, p]] = vals
-        prefix = pos[:, :, p] if prefix is None else pos[:, :, p] @ prefix
+        prefix.append(acc)
+        acc = pos[:, :, p] @ acc
+    A, B = torch.stack(suffix, dim=2), torch.stack(prefix, dim=2)  # (R, M, P, 4, 4)
+    Ep = A.mT[:, :, None] @ E[:, :, :, None] @ B.mT[:, :, None]  # Aᵀ E Bᵀ: (R, M, J, P, 4, 4)
+    R, M, J = E.shape[:3]
+    vals = torch.einsum("rmnpx,mpcx->rmpnc", Ep.reshape(R, M, J, P, 16), C.reshape(M, P, 3, 16))  # (R, M, P, J, 3)
+    coef[:, member[:, None], slots] = vals

@@ -73,6 +73,7 @@ def sweep_outputs(group: Group, ang: torch.Tensor, plans: list[OutputPlan]) -> l
         _, slots, c0, c1, c2 = layer
         pos = _position_mats(layer, ang)
         mats = _compose(pos)
+        Cs = torch.stack((c0, c1, c2), dim=3)  # (M, P, k, 3, 4, 4)
         xs = unit_partials(before[li], mats, k)
         for m, S, idx in _batches(plans, li, R):
             Y = torch.stack([Ys[i] for i in idx], dim=1)[:, None]  # (R, 1, J', 4^|S|)
@@ -93,7 +94,7 @@ def sweep_outputs(group: Group, ang: torch.Tensor, plans: list[OutputPlan]) -> l
                 for j, Eq in pair_environments(E, sub, 0, w2).items():
                     qq = qs[j]
                     _peel_positions(coef, Eq, pos[:, m : m + 1, :, qq], slots[m : m + 1, :, qq],
-                                    (c0[m : m + 1, :, qq], c1[m : m + 1, :, qq], c2[m : m + 1, :, qq]), one)
+                                    Cs[m : m + 1, :, qq], one)
             if len(idx) > 1:  # back to each observable, on the slots of this layer's qubits in S only
                 written = slots[m][:, list(S)].reshape(-1)
                 for j, i in enumerate(idx):

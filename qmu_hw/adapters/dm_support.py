@@ -99,17 +99,23 @@ def _plan(group: Group, adjoint: list, m: int, o: int) -> OutputPlan:
     readin.index_add_(0, torch.as_tensor(_positions(_embed(S, k), idx[sel], table)), torch.as_tensor(w[sel], dtype=torch.float64))
     after: list = [None] * len(group.layers)
     gathers: dict = {}
+    # Where the adjoint may be nonzero: the readout's own indices at first (Z_q: I and Z on q,
+    # which a CZ maps to themselves, so the last CZ layer does not widen the support), then,
+    # once a single-qubit layer has mixed the letters, every index of the support (None).
+    nz = idx[sel]
     for li in range(len(group.layers) - 1, -1, -1):
         after[li] = S
         adj = adjoint[li]
         if adj is None:
+            nz = None
             continue
-        if len(S) == k:  # full register on both sides: the adjoint gather itself
+        if len(S) == k and nz is None:  # full register on both sides: the adjoint gather itself
             gathers[li] = (adj[1][m], adj[2][m])
             continue
         src = group.layers[li][1][m].numpy()  # forward: out[i] = scale[i] · in[src[i]]
         emb_out = _embed(S, k)
-        S_in = _letters_support(src[emb_out], k) or (0,)
+        nz = src[emb_out if nz is None else nz]
+        S_in = _letters_support(nz, k) or (0,)
         emb_in = _embed(S_in, k)
         inv, scale = adj[1][m].numpy(), adj[2][m].numpy()  # adjoint: Y_in[j] = scale[j] · Y_out[inv[j]]
         r = _positions(emb_out, inv[emb_in], table)

@@ -187,3 +187,16 @@ def test_supports_shrink_toward_the_readout_and_are_used(monkeypatch):
     monkeypatch.setattr(dm_shift, "SUPPORT_MAX_WORK", 1.0)
     _check(hqml(7, 3, "ring"), DEPOL, list(labels))
     assert calls
+
+
+def test_auto_falls_back_to_the_sweep_when_pauli_propagation_is_over_tolerance():
+    c = hqml(7, 4, "ring")  # cones of 7 qubits: auto tries Pauli propagation first
+    plan = shift_plan(c, np.random.default_rng(2).uniform(-3, 3, (1, c.n_params)))
+    b = get_backend("dm-depol-0.01", pauli_max_weight=2, pauli_tolerance=1e-6)
+    res = b.estimate(EstimateRequest(c.slot_circuit, plan.rows))
+    raw = res.metadata["raw"]
+    assert raw["method"] == "ptm" and "pauli_fallback" in raw and raw["shift_base_rows"] == 1
+    terms = tuple(as_observables(None, 7))
+    with torch.no_grad():
+        ref = dm.noisy_expectations(c.slot_circuit, torch.as_tensor(plan.rows), terms, b.noise_for(7)).numpy()
+    np.testing.assert_allclose(res.values, ref, atol=1e-10)

@@ -7,7 +7,8 @@ path). Each compiled group then runs one forward and one adjoint sweep per base 
 (:mod:`.dm_sweep`), which gives, for every slot of every cone, the value as an exact
 function of that slot's angle; each shifted row's value is that function at the row's own
 angle (so values are those of the rows sent, to rounding: ~1e-15). Cones that do not read a
-row's shifted slot give the base row's value.
+row's shifted slot give the base row's value. Where an observable's adjoint is the identity
+on much of its cone near the readout, it runs on its support (:mod:`.dm_sweep_outputs`).
 
 Memory: the forward sweep keeps the state before every single-qubit layer of each row and
 cone, the adjoint sweep one vector per observable of the cone (plus a few temporaries).
@@ -37,8 +38,8 @@ MIN_CONE = 5  # below, the general path is as fast (everything is milliseconds)
 CHUNK_BYTES = 8 * 2**20
 # Sweep each observable on its support (:mod:`.dm_sweep_outputs`) when that touches at most
 # this fraction of the batched sweep's numbers; near 1 the batched sweep saves the stacking
-# (hqml 8q×6L ring: fraction 0.54, 1.29 s against 1.49 s batched for 8 base rows; 10q×6L:
-# 0.38, 1.54 s against 4.64 s per base row).
+# (hqml ring, 6 layers: 8 qubits, fraction 0.38, 0.75 s against 0.97 s batched for 8 base
+# rows; 10 qubits, fraction 0.21, 1.1 s against 4.6 s per base row).
 SUPPORT_MAX_WORK = 0.8
 _TEMP_VECTORS = 6  # per row and member: unit partials, einsum temporaries (measured: 587 MiB peak at 10 qubits for 600 planned)
 _OUTPUT_VECTORS = 6  # per output: the adjoint vector, its next value, the environment's copies

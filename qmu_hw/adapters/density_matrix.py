@@ -26,6 +26,7 @@ from ..core.exceptions import ProfileError
 from ..core.observables import PauliTerm, measurement_groups
 from ..core.profiles import Profile
 from . import dm_engine as dm
+from . import dm_shift
 from .pauli_mode import PauliChooser, PauliSettings
 from .ptm_noise import PTMNoise, parametric_noise
 from .registry import register_adapter
@@ -116,7 +117,10 @@ class DensityMatrixBackend(BaseBackend):
 
     def check_plan(self, circuit, observables, sampled: bool, rows: int = 1) -> None:
         """Refuse, before anything runs, a register too large for the memory limit
-        (``rows``: rows held in memory at once)."""
+        (``rows``: rows held in memory at once). A parameter-shift request may run on the
+        sweep of :mod:`.dm_shift` instead, which plans its own memory against the same limit
+        and, when one row of one cone does not fit, leaves the request to the general path
+        checked here."""
         noise = self.noise_for(circuit.n_qubits)
         labels = tuple(t.label for t in observables)
         what = f"backend {self.name!r}, circuit {circuit.name!r}"
@@ -191,6 +195,11 @@ class DensityMatrixBackend(BaseBackend):
             if vals is not None:  # some rows over the tolerance: those exactly
                 exact = dm.noisy_expectations(circuit, angles[redo], observables, noise, self.memory_limit)
                 return vals.index_put((redo,), exact), raw
+        if not angles.requires_grad:  # a parameter-shift request: one sweep per base row
+            fast = dm_shift.shift_expectations(circuit, angles.numpy(), observables, noise, self.memory_limit)
+            if fast is not None:
+                raw = dict(raw, shift_base_rows=fast[1])
+                return torch.as_tensor(fast[0]), raw
         return dm.noisy_expectations(circuit, angles, observables, noise, self.memory_limit), raw
 
     # -- differentiable path (the Differentiable contract of the exact engines) -----------

@@ -97,14 +97,15 @@ class StudyRunner:
         journaled backends stay in this process); a cell's result does not depend on the
         order or process it runs in: every model and request is seeded from the cell."""
         cfg = self.cfg
-        if workers < 1:
-            raise InvalidRequestError(f"workers must be >= 1, got {workers}")
-        if max_cells is not None and (isinstance(max_cells, bool) or not isinstance(max_cells, int) or max_cells < 1):
-            # todo[:-1] would silently drop the last cell; 0 would look like a finished run
-            raise InvalidRequestError(f"max_cells must be an integer >= 1 or None (all), got {max_cells!r}; "
-                                      "use dry_run=True to run no cells")
         t0 = time.perf_counter()
         try:
+            if workers < 1:
+                raise InvalidRequestError(f"workers must be >= 1, got {workers}")
+            if max_cells is not None and (isinstance(max_cells, bool) or not isinstance(max_cells, int)
+                                          or max_cells < 1):
+                # todo[:-1] would silently drop the last cell; 0 would look like a finished run
+                raise InvalidRequestError(f"max_cells must be an integer >= 1 or None (all), got {max_cells!r}; "
+                                          "use dry_run=True to run no cells")
             pool = make_executor(executor, workers, address)  # the name, Ray installed, the head reachable
             plan = self.plan()
             cells, ids = plan.cells, plan.ids

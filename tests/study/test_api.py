@@ -154,6 +154,7 @@ def test_custom_noise_models_cannot_be_named_in_a_study(tmp_path):
 
 
 @pytest.mark.ray
+@pytest.mark.slow  # tests/study/test_ray.py compares Ray with one process cell for cell in the default run
 def test_ray_executor_gives_the_local_numbers(tmp_path):
     pytest.importorskip("ray")
     local = study.run(tiny(tmp_path / "local")).dataframe()

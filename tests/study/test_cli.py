@@ -225,6 +225,7 @@ def test_max_cells_then_resume(tmp_path):
     assert sum(r[1] == "done" for r in cells(db)) == 12
 
 
+@pytest.mark.slow  # test_ray's process-pool test checks the same (metrics, ledger) in the default run
 def test_workers_give_the_same_cells_as_one_process(tmp_path):
     text = TINY.replace("seeds = [0, 1]", "seeds = [0]")
     one = write(tmp_path, text, "one.toml", out=tmp_path / "one")
@@ -239,8 +240,13 @@ def test_workers_give_the_same_cells_as_one_process(tmp_path):
 
     a, b = metrics(tmp_path / "one"), metrics(tmp_path / "two")
     assert len(a) == 12 and a == b  # every cell is seeded from itself, not from run order
+
+
+def test_zero_workers_is_a_config_error(tmp_path):
+    one = write(tmp_path, TINY, "one.toml", out=tmp_path / "one")
     bad = qmu("run", one, "--workers", "0")
     assert bad.returncode == 2 and "workers must be >= 1" in bad.stderr
+    assert not (tmp_path / "one" / "results.sqlite").exists()
 
 
 def test_help_lists_every_exit_code_and_version_exists():

@@ -115,8 +115,8 @@ def make_step(engine, n, L, x):
     if engine.startswith("qmu"):
         if engine.startswith("qmu dm") and n > DM_MAX_QUBITS:
             return None  # beyond the engine's register limit
-        if engine.startswith("qmu dm") and "pauli" not in engine and L > 2 and n > 8:
-            return None  # minutes per step (deep cones, 4^k)
+        if engine == "qmu dm bp" and L > 2 and n > 8:
+            return None  # refused: autograd keeps every layer's 4^n cone vectors (> the 4 GiB default)
         return qmu_step(n, L, engine, x)
     try:
         if engine == "PennyLane default.qubit bp":
@@ -292,7 +292,7 @@ def main() -> None:
             f"{where}.\n\nOne quantum-layer step (forward + backward of the summed ⟨Z_q⟩, float64) of "
             "hqml(n, L, ring); B = 32 at depth 2, 8 at depth 6; `torch.set_num_threads(1)`; repeats interleaved "
             "across engines, median of n (n = 1: only the warm-up, over the budget). dm = dm-depol-0.01 "
-            f"(≤ {DM_MAX_QUBITS} qubits; depth 6 only at 8 qubits), sampled = 1,024 shots. Aer: forward only "
+            f"(≤ {DM_MAX_QUBITS} qubits; dm bp at depth 6 only at 8 qubits: at 10 its autograd plan exceeds the default 4 GiB and is refused), sampled = 1,024 shots. Aer: forward only "
             "(exact expectations of the B rows through qmu's aer-ideal). \"–\": not run (limit, budget, "
             f"or missing package).\n\nCommand: `python benchmarks/bench_engines.py{' --quick' if args.quick else ''}`"
             f"\n\n{table}",

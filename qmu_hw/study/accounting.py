@@ -219,3 +219,19 @@ def write_ledger_json(output: str | Path, record: LedgerRecord, estimate=None) -
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def charge_worker(runner, out: dict, where: str, task=None, label: str = "-") -> None:
+    """A worker's spending, added to the study's ledger (budget, phase times and the ledger
+    of record, under its own backend) and its lease settled."""
+    if runner.record is not None:
+        runner.record.task = label
+    if "spend" in out:
+        charge_spend(runner.ledger, out["spend"])
+    else:
+        for phase, s in out.get("phases", {}).items():
+            runner.ledger.record(LedgerEntry(phase, where, "-", int(s["circuits"]), int(s["shots"]),
+                                             int(s["submissions"]), s["wall_time_s"], s["cost"], s["shots"] == 0))
+    leases = getattr(runner, "leases", None)
+    if leases is not None and task is not None:
+        leases.settle(task)  # its spending is in the ledger now: the caps measure it there

@@ -17,7 +17,9 @@ budget stay in one place, and such cells wait on the provider, not on local CPUs
 The executors themselves are in :mod:`.executor_backends`; this module holds the worker-side
 task functions, :func:`make_executor` and the driver loop :func:`run_tasks`.
 
-Hook points: a worker's spending is added to the study's ledger in :func:`_charge`; a
+Hook points: a worker's spending is added to the study's ledger by
+:func:`.accounting.charge_worker`; population models are the driver's
+:class:`.population_driver.PopulationDriver`; a
 cell's row is written in :func:`_record_cell` (pool) and ``StudyRunner.attempt`` (here).
 """
 
@@ -36,12 +38,13 @@ from ..core.exceptions import (
     MissingDependencyError,
     QmuHwError,
 )
-from ..core.ledger import LedgerEntry, ShotLedger
-from .accounting import charge_spend, spend_of
+from ..core.ledger import ShotLedger
+from .accounting import charge_worker, spend_of
 from .executor_backends import MAX_RETRIES, InlineExecutor, LocalExecutor, RayExecutor  # noqa: F401  (re-exported)
 from .grid import Cell, profile_of
 from .leases import Leases, study_caps
 from .plan import StudyPlan
+from .population_driver import PopulationDriver, teacher_state
 
 EXECUTORS = ("local", "ray")
 
@@ -209,21 +212,13 @@ def cell_task(cfg, cell: Cell, lease: list | None = None, *_prerequisites) -> di
     return out
 
 
-def _teacher_state(runner, teacher) -> dict | None:
-    """The weights of a population's teacher (its checkpoint, written by the teacher task)."""
-    if teacher is None:
-        return None
-    model = runner.teacher(runner.prep(teacher.seed), teacher.seed, teacher.backend, teacher.shots)
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
 def population_task(cfg, task, teacher, *_prerequisites) -> dict:
     """One model of a population (:func:`.populations.run_model_task`) from its teacher's
     checkpoint; returns its per-example outputs as a plain record (the driver stores it)."""
     from .populations import run_model_task
 
     runner = _worker(cfg)
-    return run_model_task(task, _teacher_state(runner, teacher)).as_record()
+    return run_model_task(task, teacher_state(runner, teacher)).as_record()
 
 
 # -- choosing an executor (the classes are in executor_backends) ---------------------------
@@ -269,7 +264,7 @@ def run_tasks(runner, plan: StudyPlan, executor) -> RunSummary:
         cells = {executor.submit(cell_task, (plan.config_of(c), c, leases.grant(c, bounds.get(("cell", c.label)))),
                                  [train[d] for d in plan.needs[c]], res): c
                  for c in theirs}
-        pops = _PopulationDriver(runner, plan, state)
+        pops = PopulationDriver(runner, plan, state)
         popped = {} if executor.inline else {
             executor.submit(population_task, (plan.config_of(plan.population_owner[t.key]), t, pops.teacher(t)),
                             [train[d] for d in (pops.teacher(t),) if d in train], res): t for t in pops.todo}
@@ -327,78 +322,6 @@ def run_tasks(runner, plan: StudyPlan, executor) -> RunSummary:
                       tasks={k: state["tasks"][k] for k in kinds})
 
 
-class _PopulationDriver:
-    """The driver's side of ``[evaluation.per_example]``: which population models are still to
-    train (stored keys are skipped, so a killed run resumes without training a model twice),
-    storing each model's outputs as it arrives, and a cell's population metrics and
-    per-example ε once its population pair is complete."""
-
-    def __init__(self, runner, plan: StudyPlan, state: dict) -> None:
-        self.runner, self.plan, self.state = runner, plan, state
-        if not plan.population_tasks:
-            self.todo, self.waiting = [], {}
-            return
-        stored = runner.store.population_keys()
-        self.todo = [t for t in plan.population_tasks if t.key not in stored]
-        self.waiting = {c: set(plan.population_keys(c)) - stored for c in plan.population_cells}
-        for c in [c for c, keys in self.waiting.items() if not keys]:  # complete, but not summarised yet
-            self._finish(c)
-
-    def teacher(self, task):
-        return self.plan.population_needs[task.key]
-
-    def run_here(self, task) -> None:
-        """A population model in the driver (the inline executor)."""
-        from .populations import run_model_task
-
-        cell = self.plan.population_owner[task.key]
-        try:
-            work = self.runner.work(cell)
-            rec = run_model_task(task, _teacher_state(work, self.teacher(task))).as_record()
-        except QmuHwError:
-            raise
-        except Exception as exc:
-            self._failed(task, f"{type(exc).__name__}: {exc}")
-            return
-        self._stored(task, rec, "inline")
-
-    def record(self, task, handle, executor) -> None:
-        try:
-            rec = executor.result(handle)
-        except Exception as exc:
-            self._failed(task, f"{type(exc).__name__}: {exc}")
-            return
-        self._stored(task, rec, executor.name)
-
-    def _failed(self, task, why: str) -> None:
-        self.state["failures"].append((task.label, why))
-        self.runner.log(f"population model failed: {task.label}: {why} (rerun to retry it)")
-
-    def _stored(self, task, rec: dict, where: str) -> None:
-        _charge(self.runner, {"phases": rec.get("phases", {})}, where, label=task.label)
-        self.runner.store.put_population_output(rec)
-        self.state["tasks"]["population"] += 1
-        for c, keys in self.waiting.items():
-            if task.key in keys:
-                keys.discard(task.key)
-                if not keys:
-                    self._finish(c)
-
-    def _finish(self, cell) -> None:
-        """Stack a complete population pair, compute its metrics and store them with the cell."""
-        from .per_example_effect import per_example_rows
-        from .populations import ModelOutputs, collect, population_metrics
-
-        keys = self.plan.population_keys(cell)
-        recs = self.runner.store.population_outputs(keys)
-        pops = collect([ModelOutputs.from_record(recs[k]) for k in keys])
-        metrics, eps = population_metrics(pops, seed=cell.seed)
-        n = self.plan.config_of(cell).per_example.n_models
-        rows = per_example_rows(cell.scenario, cell.method, cell.backend, cell.shots, cell.seed, pops.forget_ids, eps, n)
-        self.runner.store.put_population(self.plan.ids[cell], metrics, rows, dict(cell.axes) or None)
-
-
-
 def _train_here(runner, plan: StudyPlan, task, state: dict) -> None:
     """A teacher or oracle task in the driver, on the study's own backends. A qmu-hw error
     (budget, unavailable backend) stops the study as in any sequential run; a bug marks the
@@ -442,22 +365,6 @@ def _bound_key(t) -> tuple:
                                                                                  t.backend)
 
 
-def _charge(runner, out: dict, where: str, task=None, label: str = "-") -> None:
-    """A worker's spending, added to the study's ledger (budget, phase times and the ledger
-    of record, under its own backend) and its lease settled."""
-    if runner.record is not None:
-        runner.record.task = label
-    if "spend" in out:
-        charge_spend(runner.ledger, out["spend"])
-    else:
-        for phase, s in out.get("phases", {}).items():
-            runner.ledger.record(LedgerEntry(phase, where, "-", int(s["circuits"]), int(s["shots"]),
-                                             int(s["submissions"]), s["wall_time_s"], s["cost"], s["shots"] == 0))
-    leases = getattr(runner, "leases", None)
-    if leases is not None and task is not None:
-        leases.settle(task)  # its spending is in the ledger now: the caps measure it there
-
-
 def _record_train(runner, task, handle, executor, state: dict) -> None:
     """A worker's teacher or oracle task. If it raised, its cells fail with its error (Ray)
     or meet the same error themselves (local pool), and are recorded failed."""
@@ -467,7 +374,7 @@ def _record_train(runner, task, handle, executor, state: dict) -> None:
         state["broken"][task] = f"{type(exc).__name__}: {exc}"
         runner.log(f"{task.label} failed: {type(exc).__name__}: {exc}")
         return
-    _charge(runner, out, executor.name, task, task.label)
+    charge_worker(runner, out, executor.name, task, task.label)
     state["tasks"][task.kind] += 1
     runner.log(f"{task.label} ready ({out['wall_s']:.1f}s)")
 
@@ -491,7 +398,7 @@ def _record_cell(runner, plan: StudyPlan, cell: Cell, handle, executor, state: d
         if broken:
             why = f"prerequisite {', '.join(broken)} failed: {why}"
         out = {"status": "failed", "error": why, "short": why, "phases": {}}
-    _charge(runner, out, executor.name, cell, cell.label)
+    charge_worker(runner, out, executor.name, cell, cell.label)
     store.start(cell_id, digest, cell.key())
     state["tasks"]["cell"] += 1
     if out["status"] == "done":

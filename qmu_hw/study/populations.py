@@ -25,7 +25,7 @@ the driver's resume ("done" = the key is in the store).
 
 Integration: with ``[evaluation.per_example]`` the study's plan (:mod:`.plan`,
 ``population_spec``) holds one spec per cell and the distinct tasks; the executors
-(:mod:`.executors`, ``population_task`` and ``_PopulationDriver``) run ``run_model_task``
+(:mod:`.executors`' ``population_task`` and :class:`.population_driver.PopulationDriver`) run ``run_model_task``
 for the keys not yet in the results store (``population_outputs``), with the cell's teacher
 checkpoint as ``teacher_state``, store each output as it arrives and, once a cell's pair is
 complete, :func:`collect` and :func:`population_metrics` into the ``populations`` and
